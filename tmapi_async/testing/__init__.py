@@ -1,0 +1,47 @@
+"""A faithful, fast simulator of TMAPI's ``GET /1688/shop/items/v2`` for tests, demos and
+benchmarks — run your crawler against it without spending money (like stripe-mock or moto).
+
+``async with SimulatedTmapi(fault_rate=0.1, seed=7) as sim:`` serves on ``sim.url``; shops are
+deterministic in their URL's name (``shop_catalogue`` gives the expected items); tokens,
+quotas, concurrency and rate limits, seeded faults and listing drift are configurable through
+:class:`SimulatorConfig`. Pytest fixtures:
+``pytest_plugins = ["tmapi_async.testing.pytest_plugin"]``.
+Command line: ``python -m tmapi_async.testing --help``.
+"""
+
+from ._app import ENDPOINT, create_app
+from ._catalogue import (
+    SORTS,
+    Category,
+    Item,
+    SaleInfo,
+    shop_catalogue,
+    shop_categories,
+    shop_name_from_url,
+)
+from ._config import DEFAULT_FAULT_KINDS, SimulatorConfig, sizes_between
+from ._faults import DEFAULT_FAULT_CODES, ERROR_MESSAGES, FaultKind
+from ._log import RequestLog, RequestRecord, fingerprint
+from ._server import SimulatedTmapi
+
+__all__ = [
+    "DEFAULT_FAULT_CODES",
+    "DEFAULT_FAULT_KINDS",
+    "ENDPOINT",
+    "ERROR_MESSAGES",
+    "SORTS",
+    "Category",
+    "FaultKind",
+    "Item",
+    "RequestLog",
+    "RequestRecord",
+    "SaleInfo",
+    "SimulatedTmapi",
+    "SimulatorConfig",
+    "create_app",
+    "fingerprint",
+    "shop_catalogue",
+    "shop_categories",
+    "shop_name_from_url",
+    "sizes_between",
+]

@@ -1,0 +1,330 @@
+"""The aiohttp application serving ``GET /1688/shop/items/v2`` like TMAPI does."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import socket
+import struct
+from collections import Counter, OrderedDict, deque
+from typing import Final
+
+import msgspec
+from aiohttp import web
+
+from ._catalogue import SORTS, ShopCatalogue, shop_name_from_url
+from ._config import SimulatorConfig
+from ._faults import (
+    ERROR_MESSAGES,
+    HTML_200_BODY,
+    HTML_502_BODY,
+    Fault,
+    FaultKind,
+    decide_fault,
+    latency_seconds,
+)
+from ._log import RequestLog, RequestRecord, fingerprint
+
+__all__ = ["ENDPOINT", "SIMULATOR_KEY", "Simulator", "create_app"]
+
+#: Path of the simulated endpoint.
+ENDPOINT: Final = "/1688/shop/items/v2"
+
+_JSON: Final = "application/json"
+_REASONS: Final = {439: "Insufficient Balance", 499: "Client Closed Request"}
+_SORTS: Final = frozenset(SORTS)
+_CATALOGUE_CACHE: Final = 512  # shops kept generated; a shop is ~10 ms per 1,000 items to build
+_TOKEN_FP_CACHE: Final = 4096
+
+
+class _Data(msgspec.Struct):
+    page: int
+    page_size: int
+    total_count: int
+    cat_id: str
+    sort: str
+    items: msgspec.Raw
+
+
+class _Envelope(msgspec.Struct):
+    code: int
+    msg: str
+    data: _Data | None
+
+
+_encode = msgspec.json.Encoder().encode
+
+
+def _error_body(code: int) -> bytes:
+    return _encode(_Envelope(code=code, msg=ERROR_MESSAGES.get(code, "error"), data=None))
+
+
+def _int_param(raw: str | None, default: int) -> int | None:
+    """``default`` when absent or empty, the value when a plain integer >= 1, else ``None``."""
+    if not raw:
+        return default
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
+        return None
+    value = int(raw)
+    return value if value >= 1 else None
+
+
+class _Reject(Exception):
+    def __init__(self, response: web.Response, outcome: str) -> None:
+        self.response = response
+        self.outcome = outcome
+
+
+class Simulator:
+    """The state behind one simulated endpoint: config, catalogues, accounts, drift, log.
+
+    ``config`` may be replaced between requests; caches key on everything they depend on.
+    """
+
+    def __init__(self, config: SimulatorConfig | None = None) -> None:
+        self.config = config if config is not None else SimulatorConfig()
+        self.log = RequestLog(self.config.log_max_records)
+        self.closing = asyncio.Event()
+        self._catalogues: OrderedDict[tuple[str, int], ShopCatalogue] = OrderedDict()
+        self._pages: OrderedDict[tuple[object, ...], bytes] = OrderedDict()
+        self._error_bodies: dict[int, bytes] = {}
+        self._fps: dict[str, str] = {}
+        self._admitted: Counter[str] = Counter()
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the log, quotas spent, rate windows, attempt numbers and drift."""
+        self.log.reset()
+        self._attempts: Counter[tuple[object, ...]] = Counter()
+        self._quota_used: Counter[str] = Counter()
+        self._rate_windows: dict[str, deque[float]] = {}
+        self._shop_requests: Counter[str] = Counter()
+        self._drift: Counter[str] = Counter()
+
+    def drift(self, name: str) -> int:
+        """Drift items inserted so far in shop ``name``."""
+        return self._drift[name]
+
+    def catalogue(self, name: str, size: int) -> ShopCatalogue:
+        """The (cached) catalogue of shop ``name`` with ``size`` base items."""
+        key = (name, size)
+        cat = self._catalogues.get(key)
+        if cat is None:
+            cat = self._catalogues[key] = ShopCatalogue(name, size)
+            if len(self._catalogues) > _CATALOGUE_CACHE:
+                self._catalogues.popitem(last=False)
+        return cat
+
+    # -- responses ---------------------------------------------------------------------------
+    def _error(self, status: int, code: int | None = None) -> web.Response:
+        code = status if code is None else code
+        body = self._error_bodies.get(code)
+        if body is None:
+            body = self._error_bodies[code] = _error_body(code)
+        return web.Response(
+            body=body, status=status, reason=_REASONS.get(status), content_type=_JSON
+        )
+
+    def _page_body(
+        self,
+        name: str,
+        size: int,
+        drift: int,
+        sort: str,
+        cat: str | None,
+        cat_type: str | None,
+        page: int,
+        page_size: int,
+    ) -> bytes:
+        key = (name, size, drift, sort, cat, cat_type, page, page_size)
+        body = self._pages.get(key)
+        if body is not None:
+            return body
+        listing = self.catalogue(name, size).listing(sort, cat, cat_type, drift)
+        start = (page - 1) * page_size
+        items = msgspec.Raw(b"[" + b",".join(listing[start : start + page_size]) + b"]")
+        data = _Data(page, page_size, len(listing), cat or "", sort, items)
+        body = _encode(_Envelope(code=200, msg="success", data=data))
+        self._pages[key] = body
+        if len(self._pages) > self.config.page_cache_size:
+            self._pages.popitem(last=False)
+        return body
+
+    # -- request handling --------------------------------------------------------------------
+    def _fingerprint(self, token: str) -> str:
+        fp = self._fps.get(token)
+        if fp is None:
+            if len(self._fps) > _TOKEN_FP_CACHE:
+                self._fps.clear()
+            fp = self._fps[token] = fingerprint(token)
+        return fp
+
+    def _admit(self, token: str | None, fp: str, now: float) -> None:
+        """Apply the account rules in the order a billing proxy would; raise ``_Reject``."""
+        cfg = self.config
+        if not token or (cfg.tokens is not None and token not in cfg.tokens):
+            raise _Reject(self._error(401), "unauthorized")
+        quota = cfg.quotas.get(token, cfg.quota)
+        if quota is not None and self._quota_used[fp] >= quota:
+            raise _Reject(self._error(439), "quota_exceeded")
+        window = None
+        if cfg.rate_limit is not None:
+            window = self._rate_windows.setdefault(fp, deque())
+            while window and window[0] <= now - 1.0:
+                window.popleft()
+            if len(window) >= cfg.rate_limit:
+                resp = self._error(429)
+                if cfg.retry_after:
+                    wait = window[0] + 1.0 - now if window else 1.0
+                    resp.headers["Retry-After"] = str(max(1, math.ceil(wait)))
+                raise _Reject(resp, "rate_limited")
+        if cfg.concurrency_limit is not None and self._admitted[fp] >= cfg.concurrency_limit:
+            raise _Reject(self._error(503), "concurrency_limited")
+        # Admitted: billed, counted in the rate window and in flight.
+        self._quota_used[fp] += 1
+        if window is not None:
+            window.append(now)
+
+    async def _sleep(self, seconds: float) -> None:
+        """Sleep, but wake at once when the server is closing (so shutdown never waits)."""
+        if seconds <= 0 or self.closing.is_set():
+            return
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await self.closing.wait()
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        """aiohttp handler for :data:`ENDPOINT`."""
+        cfg = self.config
+        token = request.query.get("apiToken")
+        fp = self._fingerprint(token) if token else ""
+        rec = self.log.begin(cfg.clock(), fp)
+        try:
+            try:
+                self._admit(token, fp, rec.arrived)
+            except _Reject as reject:
+                rec.outcome = reject.outcome
+                rec.status = rec.code = reject.response.status
+                return reject.response
+            self._admitted[fp] += 1
+            try:
+                return await self._serve(request, rec)
+            finally:
+                self._admitted[fp] -= 1
+        finally:
+            self.log.end(rec, cfg.clock())
+
+    async def _serve(self, request: web.Request, rec: RequestRecord) -> web.StreamResponse:
+        cfg = self.config
+        q = request.query
+        name = shop_name_from_url(q.get("shop_url") or "")
+        page = _int_param(q.get("page"), 1)
+        page_size = _int_param(q.get("page_size"), 20)
+        sort = q.get("sort") or "default"
+        cat = q.get("cat") or None
+        cat_type = q.get("cat_type") or None
+        ok = sort in _SORTS and cat_type in (None, "0", "1")
+        params = (name, page, page_size) if ok and name and page and page_size else None
+        key: tuple[object, ...] = ()
+        if params is not None:
+            rec.shop, rec.page, rec.page_size, rec.sort = name, page, page_size, sort
+            rec.cat, rec.cat_type = cat, cat_type
+            key = (name, page, page_size, sort, cat, cat_type)
+            self._attempts[key] += 1
+            rec.attempt = self._attempts[key]
+            if cfg.latency_ms[1] > 0:
+                await self._sleep(latency_seconds(cfg.seed, key, rec.attempt, *cfg.latency_ms))
+        if cfg.on_request is not None:
+            await cfg.on_request(rec)
+        if params is None:
+            rec.outcome, rec.status, rec.code = "bad_parameter", 422, 422
+            return self._error(422)
+        name, page, page_size = params
+
+        if cfg.drift_every:
+            n = self._shop_requests[name] = self._shop_requests[name] + 1
+            if n % cfg.drift_every == 0:
+                self._drift[name] = min(cfg.drift_max, self._drift[name] + cfg.drift_items)
+        rec.drift = drift = self._drift[name]
+        body = self._page_body(
+            name,
+            cfg.shop_size(name),
+            drift,
+            sort,
+            cat,
+            cat_type if cat else None,
+            page,
+            min(page_size, cfg.page_size_max),
+        )
+        fault = None
+        if cfg.fault_rate > 0:
+            fault = decide_fault(
+                cfg.seed, key, rec.attempt, cfg.fault_rate, cfg.fault_kinds, cfg.fault_codes
+            )
+        if fault is None:
+            rec.outcome, rec.status, rec.code = "ok", 200, 200
+            return web.Response(body=body, content_type=_JSON)
+        return await self._fault(request, rec, fault, body)
+
+    async def _fault(
+        self, request: web.Request, rec: RequestRecord, fault: Fault, body: bytes
+    ) -> web.StreamResponse:
+        kind = fault.kind
+        rec.outcome = f"fault_{kind.value}"
+        if kind is FaultKind.STATUS:
+            rec.status = rec.code = fault.code
+            return self._error(fault.code)
+        if kind is FaultKind.ENVELOPE:
+            rec.status, rec.code = 200, fault.code
+            return self._error(200, fault.code)
+        if kind is FaultKind.TRUNCATED:
+            rec.status, rec.code = 200, None
+            cut = 1 + int(fault.cut * (len(body) - 2))  # never empty, never whole
+            return web.Response(body=body[:cut], content_type=_JSON)
+        if kind is FaultKind.HTML_502:
+            rec.status, rec.code = 502, None
+            return web.Response(body=HTML_502_BODY, status=502, content_type="text/html")
+        if kind is FaultKind.HTML_200:
+            rec.status, rec.code = 200, None
+            return web.Response(body=HTML_200_BODY, content_type="text/html")
+        if kind is FaultKind.HANG:
+            await self._sleep(self.config.hang_seconds)
+            rec.status, rec.code = 200, 200
+            return web.Response(body=body, content_type=_JSON)
+        # RESET: abort with SO_LINGER 0 so the peer gets an RST, not a clean EOF.
+        rec.status, rec.code = 0, None
+        transport = request.transport
+        if transport is not None:
+            sock = transport.get_extra_info("socket")
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            transport.abort()
+        raise _ConnectionDropped
+
+
+class _ConnectionDropped(web.HTTPException):
+    # Raised after aborting the transport: aiohttp then has nothing to write and logs nothing.
+    status_code = 500
+
+
+SIMULATOR_KEY: Final = web.AppKey("tmapi_simulator", Simulator)
+
+
+async def _on_shutdown(app: web.Application) -> None:
+    app[SIMULATOR_KEY].closing.set()
+
+
+def create_app(config: SimulatorConfig | None = None) -> web.Application:
+    """Build the aiohttp application of a simulated TMAPI endpoint.
+
+    The :class:`Simulator` state is at ``app[SIMULATOR_KEY]``; serve it with any aiohttp runner
+    (``SimulatedTmapi`` does it for you).
+    """
+    app = web.Application()
+    sim = Simulator(config)
+    app[SIMULATOR_KEY] = sim
+    app.router.add_get(ENDPOINT, sim.handle)
+    app.on_shutdown.append(_on_shutdown)
+    return app

@@ -1,0 +1,386 @@
+"""Deterministic synthetic shop catalogues.
+
+A shop's whole catalogue follows from its name (the ``NAME`` in ``https://NAME.1688.com``) and
+its size, so tests can compute the expected items without talking to the simulator. Item ``i``
+does not depend on the catalogue size (a catalogue of size n is a prefix of one of size n+1),
+which keeps the catalogue stable when a test grows a shop between runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import re
+from collections.abc import Sequence
+from typing import Final
+from urllib.parse import urlsplit
+
+import msgspec
+
+__all__ = [
+    "SORTS",
+    "Category",
+    "Item",
+    "SaleInfo",
+    "ShopCatalogue",
+    "shop_catalogue",
+    "shop_categories",
+    "shop_name_from_url",
+]
+
+#: The six ``sort`` values the endpoint accepts.
+SORTS: Final[tuple[str, ...]] = (
+    "default",
+    "sales",
+    "price_up",
+    "price_down",
+    "time_up",
+    "time_down",
+)
+
+_NAME_RE: Final = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+
+
+def shop_name_from_url(url: str) -> str | None:
+    """Return ``NAME`` of ``http(s)://NAME.1688.com[/...]``, or ``None`` if the URL is malformed.
+
+    The name is lower-cased (hosts are case-insensitive) and is the catalogue's seed.
+    """
+    try:
+        parts = urlsplit(url.strip())
+        host = parts.hostname
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or not host:
+        return None
+    labels = host.split(".")
+    if len(labels) != 3 or labels[1:] != ["1688", "com"]:
+        return None
+    name = labels[0]
+    return name if _NAME_RE.match(name) else None
+
+
+class SaleInfo(msgspec.Struct, frozen=True):
+    """``sale_info`` of an item, as the endpoint gives it."""
+
+    sale_quantity: int
+    sale_amount: int
+
+
+class Item(msgspec.Struct, frozen=True):
+    """One item exactly as it appears in ``data.items`` (field order and types included)."""
+
+    item_id: str
+    title: str
+    img: str
+    category_path: list[str]
+    category_name: str
+    price: str
+    quantity: int | None
+    sale_info: SaleInfo
+
+
+class Category(msgspec.Struct, frozen=True):
+    """A shop category. ``cat_type="1"`` selects a top-level group (``parent_id`` is ``""``),
+    ``cat_type="0"`` (the default when ``cat`` is given) a leaf category."""
+
+    cat_id: str
+    name: str
+    parent_id: str
+
+
+# Word lists for Chinese-ish titles; a shop picks one theme from its name so titles look like
+# a real single-trade 1688 factory shop.
+_THEMES: Final[tuple[tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]], ...]] = (
+    (
+        ("美发剪刀", "牙剪", "平剪", "打薄剪", "理发推子", "梳子", "发夹", "围布"),
+        ("专业", "左手", "CNC", "不锈钢", "日本440C", "无痕", "6寸", "6.5寸", "7寸"),
+        ("发型师用", "理发店", "家用", "套装", "精修"),
+    ),
+    (
+        ("宠物剪刀", "狗狗牵引绳", "猫抓板", "宠物梳", "猫砂盆", "狗窝", "宠物衣服", "逗猫棒"),
+        ("彩色", "双尾", "加厚", "可折叠", "耐咬", "透气", "四季通用", "小型犬"),
+        ("美容", "泰迪", "猫咪", "大型犬", "跨境"),
+    ),
+    (
+        ("保温杯", "炒锅", "砧板", "收纳盒", "饭盒", "汤勺", "刀具套装", "调料瓶"),
+        ("304不锈钢", "食品级", "加厚", "大容量", "防烫", "日式", "北欧风", "密封"),
+        ("家用", "厨房", "学生", "办公室", "礼品"),
+    ),
+    (
+        ("T恤", "连衣裙", "卫衣", "牛仔裤", "衬衫", "针织开衫", "运动裤", "羽绒服"),
+        ("纯棉", "宽松", "韩版", "显瘦", "高腰", "加绒", "冰丝", "复古"),
+        ("女装", "男装", "春秋款", "夏季", "ins风"),
+    ),
+    (
+        ("螺丝刀", "扳手", "电钻", "卷尺", "水平仪", "工具箱", "老虎钳", "美工刀"),
+        ("多功能", "家用", "工业级", "加长", "磁性", "充电式", "镀铬", "防滑"),
+        ("五金", "维修", "套装", "电工", "汽修"),
+    ),
+    (
+        ("积木", "毛绒玩具", "遥控车", "拼图", "泡泡机", "过家家", "益智玩具", "水枪"),
+        ("儿童", "创意", "卡通", "大号", "发光", "益智", "早教", "网红"),
+        ("男孩", "女孩", "宝宝", "幼儿园", "生日礼物"),
+    ),
+)
+_SUFFIXES: Final = (
+    "厂家直销",
+    "批发",
+    "一件代发",
+    "跨境专供",
+    "现货",
+    "源头工厂",
+    "亚马逊爆款",
+    "",
+    "",
+)
+_CAT_NAMES: Final = ("热销", "新品", "特价", "精品", "爆款", "定制", "清仓", "礼盒", "经典")
+_ALNUM: Final = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+# Listing times: base items are spread over ~4 years before this instant; drift items come after.
+_EPOCH: Final = 1_700_000_000
+
+
+def _digest(*parts: object) -> int:
+    data = "\x1f".join(str(p) for p in parts).encode()
+    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "big")
+
+
+def _item_id(name: str, stream: str, index: int, salt: int) -> str:
+    # 12 digits, never starting with 0, like real 1688 offer ids.
+    return str(100_000_000_000 + _digest("item", name, stream, index, salt) % 900_000_000_000)
+
+
+def shop_categories(name: str) -> list[Category]:
+    """The category tree of shop ``name``: 2-4 groups, each with 1-3 leaves (flattened, groups
+    first then leaves). Ids are 9-digit strings unique to the shop."""
+    rng = random.Random(f"tmapi-sim/categories/{name}")
+    groups: list[Category] = []
+    leaves: list[Category] = []
+    names = list(_CAT_NAMES)
+    rng.shuffle(names)
+    used: set[str] = set()
+
+    def new_id() -> str:
+        while True:
+            cid = str(rng.randrange(100_000_000, 1_000_000_000))
+            if cid not in used:
+                used.add(cid)
+                return cid
+
+    for g in range(rng.randint(2, 4)):
+        group = Category(cat_id=new_id(), name=names[g], parent_id="")
+        groups.append(group)
+        for k in range(rng.randint(1, 3)):
+            leaves.append(
+                Category(cat_id=new_id(), name=f"{group.name}{k + 1}区", parent_id=group.cat_id)
+            )
+    return groups + leaves
+
+
+class _Entry(msgspec.Struct, frozen=True):
+    """An item plus the hidden attributes the server sorts and filters by."""
+
+    item: Item
+    leaf: str
+    group: str
+    price_key: float  # lowest price; ``inf`` when the price is ""
+    listed_at: int
+
+
+class _Generator:
+    """Sequential item stream for one shop (``base`` or ``drift``)."""
+
+    def __init__(self, name: str, stream: str, leaves: Sequence[Category]) -> None:
+        self.name = name
+        self.stream = stream
+        self.leaves = leaves
+        self.rng = random.Random(f"tmapi-sim/{stream}/{name}")
+        theme = _THEMES[_digest("theme", name) % len(_THEMES)]
+        self.nouns, self.mods, self.uses = theme
+        self.member = str(1_000_000_000 + _digest("member", name) % 9_000_000_000)
+        self.ids: set[str] = set()
+        self.entries: list[_Entry] = []
+
+    def take(self, n: int, taken_ids: set[str]) -> list[_Entry]:
+        while len(self.entries) < n:
+            self.entries.append(self._one(len(self.entries), taken_ids))
+        return self.entries[:n]
+
+    def _one(self, index: int, taken_ids: set[str]) -> _Entry:
+        rng = self.rng
+        salt = 0
+        item_id = _item_id(self.name, self.stream, index, salt)
+        while item_id in self.ids or item_id in taken_ids:  # keep ids unique within the shop
+            salt += 1
+            item_id = _item_id(self.name, self.stream, index, salt)
+        self.ids.add(item_id)
+
+        title = "".join(
+            (
+                *rng.sample(self.mods, 2),
+                rng.choice(self.nouns),
+                rng.choice(self.uses),
+                " " if rng.random() < 0.5 else "",
+                rng.choice(self.nouns),
+                rng.choice(_SUFFIXES),
+            )
+        )
+        if rng.random() < 0.9:  # the v2 endpoint's odd four-slash form
+            key = "".join(rng.choice(_ALNUM) for _ in range(22))
+            img = f"https:////cbu01.alicdn.com/img/ibank/O1CN01{key}_!!{self.member}-0-cib.jpg"
+        else:  # the protocol-relative form other endpoints use
+            a, b, c = rng.randrange(2015, 2025), rng.randrange(1000), rng.randrange(1000)
+            d, e = rng.randrange(10**10, 10**11), rng.randrange(10**8, 10**9)
+            img = f"//cbu01.alicdn.com/img/ibank/{a}/{b:03d}/{c:03d}/{d}_{e}.jpg"
+
+        cents = int(rng.lognormvariate(8.5, 1.1)) + 50  # mostly a few yuan to a few hundred
+        roll = rng.random()
+        if roll < 0.04:
+            price, price_key = "", float("inf")
+        elif roll < 0.16:
+            high = cents + rng.randrange(10, max(11, cents // 2))
+            price, price_key = f"{cents / 100:.2f}-{high / 100:.2f}", cents / 100
+        else:
+            price, price_key = f"{cents / 100:.2f}", cents / 100
+
+        sold = 0 if rng.random() < 0.3 else int(rng.paretovariate(0.9))
+        amount = 0 if rng.random() < 0.9 or not price else sold * cents // 100
+        quantity = None if rng.random() < 0.9 else rng.randrange(0, 100_000)
+        leaf = rng.choice(self.leaves)
+        if rng.random() < 0.3:
+            path, cat_name = [leaf.parent_id, leaf.cat_id], leaf.name
+        else:
+            path, cat_name = [], ""
+        base = _EPOCH if self.stream == "drift" else _EPOCH - 126_000_000
+        listed_at = base + index * 600 + rng.randrange(600)  # drift items are the newest
+        item = Item(
+            item_id=item_id,
+            title=title,
+            img=img,
+            category_path=path,
+            category_name=cat_name,
+            price=price,
+            quantity=quantity,
+            sale_info=SaleInfo(sale_quantity=sold, sale_amount=amount),
+        )
+        return _Entry(item, leaf.cat_id, leaf.parent_id, price_key, listed_at)
+
+
+def _order(entries: Sequence[_Entry], sort: str) -> list[int]:
+    idx = range(len(entries))
+    if sort == "default":
+        return list(idx)
+    if sort == "sales":
+        return sorted(idx, key=lambda i: (-entries[i].item.sale_info.sale_quantity, i))
+    if sort == "price_up":
+        return sorted(idx, key=lambda i: (entries[i].price_key, i))
+    if sort == "price_down":
+        # Items without a price go last in both price orders.
+        return sorted(
+            idx, key=lambda i: (entries[i].price_key == float("inf"), -entries[i].price_key, i)
+        )
+    if sort == "time_up":
+        return sorted(idx, key=lambda i: (entries[i].listed_at, i))
+    if sort == "time_down":
+        return sorted(idx, key=lambda i: (-entries[i].listed_at, i))
+    raise ValueError(f"unknown sort {sort!r}")
+
+
+def _selects(entry: _Entry, cat: str | None, cat_type: str | None) -> bool:
+    if not cat:
+        return True
+    return (entry.group if cat_type == "1" else entry.leaf) == cat
+
+
+_encode = msgspec.json.Encoder().encode
+
+
+class ShopCatalogue:
+    """The catalogue of one shop: ``size`` base items plus up to any number of drift items.
+
+    Listings are cached per (sort, cat, cat_type, drift) as lists of pre-encoded item JSON, so a
+    page body is a join of slices.
+    """
+
+    def __init__(self, name: str, size: int) -> None:
+        self.name = name
+        self.size = size
+        self.categories = shop_categories(name)
+        leaves = [c for c in self.categories if c.parent_id]
+        self._base = _Generator(name, "base", leaves).take(size, set())
+        self._base_ids = {e.item.item_id for e in self._base}
+        self._drift_gen = _Generator(name, "drift", leaves)
+        self._encoded = [_encode(e.item) for e in self._base]
+        self._drift_encoded: list[bytes] = []
+        self._orders: dict[str, list[int]] = {}
+        self._listings: dict[tuple[str, str | None, str | None, int], list[bytes]] = {}
+
+    def _drift(self, n: int) -> list[_Entry]:
+        entries = self._drift_gen.take(n, self._base_ids)
+        while len(self._drift_encoded) < n:
+            self._drift_encoded.append(_encode(entries[len(self._drift_encoded)].item))
+        return entries
+
+    def _indices(
+        self, sort: str, cat: str | None, cat_type: str | None, drift: int
+    ) -> tuple[list[int], list[int]]:
+        """(drift indices newest first, base indices in ``sort`` order), both filtered."""
+        order = self._orders.get(sort)
+        if order is None:
+            order = self._orders[sort] = _order(self._base, sort)
+        d_entries = self._drift(drift)
+        d_idx = [j for j in range(drift - 1, -1, -1) if _selects(d_entries[j], cat, cat_type)]
+        if cat:
+            order = [i for i in order if _selects(self._base[i], cat, cat_type)]
+        return d_idx, order
+
+    def listing(
+        self,
+        sort: str = "default",
+        cat: str | None = None,
+        cat_type: str | None = None,
+        drift: int = 0,
+    ) -> list[bytes]:
+        """Encoded items of the listing, in served order (drift items first, newest first)."""
+        key = (sort, cat or None, cat_type if cat else None, drift)
+        cached = self._listings.get(key)
+        if cached is None:
+            d_idx, order = self._indices(sort, cat, cat_type, drift)
+            cached = [self._drift_encoded[j] for j in d_idx] + [self._encoded[i] for i in order]
+            if len(self._listings) > 64:  # drift makes many generations; keep memory bounded
+                self._listings.clear()
+            self._listings[key] = cached
+        return cached
+
+    def items(
+        self,
+        sort: str = "default",
+        cat: str | None = None,
+        cat_type: str | None = None,
+        drift: int = 0,
+    ) -> list[Item]:
+        """Decoded items of the listing, in served order."""
+        d_idx, order = self._indices(sort, cat, cat_type, drift)
+        d_entries = self._drift(drift)
+        return [d_entries[j].item for j in d_idx] + [self._base[i].item for i in order]
+
+
+def shop_catalogue(
+    name: str,
+    size: int,
+    *,
+    sort: str = "default",
+    cat: str | None = None,
+    cat_type: str | None = None,
+    drift: int = 0,
+) -> list[Item]:
+    """The items of shop ``name`` with ``size`` base items, exactly as the simulator lists them.
+
+    ``sort`` is one of :data:`SORTS`; ``cat``/``cat_type`` select a category subset (leaf for
+    ``"0"``/``None``, group for ``"1"``); ``drift`` is the number of items inserted since the
+    listing started (they come first, newest first, in every sort order). The item-id set of
+    ``shop_catalogue(name, size)`` is the full expected set of a simulator shop of that size.
+    """
+    if sort not in SORTS:
+        raise ValueError(f"unknown sort {sort!r}")
+    return ShopCatalogue(name, size).items(sort, cat, cat_type, drift)
