@@ -1,0 +1,320 @@
+"""``Client``: one token, one session, one throttle; a page, a shop, many shops."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterable, AsyncIterator, Iterable
+from dataclasses import replace
+from types import TracebackType
+from typing import Protocol, Self
+from urllib.parse import urlsplit
+
+from ._errors import (
+    AuthenticationError,
+    FatalError,
+    InvalidParameterError,
+    RateLimitError,
+    TransientError,
+)
+from ._harvest import Harvest
+from ._journal import Journal
+from ._models import ShopItem, ShopItemsPage, Sort
+from ._protocol import DEFAULT_BASE_URL, ShopQuery, decipher, validate_page
+from ._retry import RetryPolicy, retry_transient
+from ._shop import ShopResult
+from ._throttle import Throttle
+from ._transport import Transport
+
+
+class _Tally(Protocol):
+    requests: int
+
+
+def _base_url(base_url: str | None) -> str:
+    url = (base_url or os.environ.get("TMAPI_BASE_URL") or DEFAULT_BASE_URL).strip()
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query:
+        raise InvalidParameterError(
+            f"base_url must be like https://api.tmapi.io (no query), got {url!r}"
+        )
+    return url.rstrip("/")
+
+
+class Client:
+    """An async client of TMAPI's ``/1688/shop/items/v2`` for one token.
+
+    Every request it sends, retries included, passes one shared throttle: a token
+    bucket of ``rate`` requests/s with capacity ``burst``, and at most
+    ``concurrency`` requests in flight (halved on a concurrency refusal, regrown on
+    success). Transient failures are retried with exponential backoff and jitter;
+    an authentication or balance error stops the client at once.
+
+    Args:
+        token: the apiToken; defaults to the ``TMAPI_TOKEN`` environment variable.
+        base_url: defaults to ``TMAPI_BASE_URL``, then ``https://api.tmapi.io``.
+        rate: requests per second, sustained.
+        burst: requests that may leave at once after idle; default about rate/20.
+        concurrency: the most requests in flight at once.
+        timeout: seconds for one request, from send to the last byte (TMAPI
+            advises 60).
+        max_requests: a budget of requests (each is billed); once spent, requests
+            raise :class:`~tmapi_async.RequestBudgetExhausted`.
+        retry: how transient failures are retried.
+
+    Use it as an async context manager::
+
+        async with Client() as client:
+            shop = await client.fetch_shop("https://xldjjg.1688.com/")
+    """
+
+    def __init__(
+        self,
+        token: str | None = None,
+        *,
+        base_url: str | None = None,
+        rate: float = 10.0,
+        burst: int | None = None,
+        concurrency: int = 8,
+        timeout: float = 60.0,
+        max_requests: int | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        token = token if token is not None else os.environ.get("TMAPI_TOKEN")
+        if not token or not token.strip():
+            raise AuthenticationError("no API token: pass token=... or set TMAPI_TOKEN")
+        if not timeout > 0:
+            raise InvalidParameterError(f"timeout must be > 0 seconds, got {timeout!r}")
+        try:
+            self._throttle = Throttle(
+                rate=rate, burst=burst, concurrency=concurrency, max_requests=max_requests
+            )
+        except ValueError as exc:
+            raise InvalidParameterError(str(exc)) from None
+        self._transport = Transport(
+            base_url=_base_url(base_url),
+            token=token.strip(),
+            timeout=timeout,
+            connections=concurrency,
+        )
+        policy = retry or RetryPolicy()
+        # Backoffs end at once when the client is stopped, like every other wait.
+        self._retry = replace(policy, sleep=lambda s: self._throttle.interruptible(policy.sleep(s)))
+        self._entered = False
+        self._closed = False
+        self.retries = 0  #: requests that were retries of a failed one
+
+    def __repr__(self) -> str:
+        t = self._throttle
+        return (
+            f"Client(base_url={self.base_url!r}, rate={t.rate:g}, burst={t.burst}, "
+            f"concurrency={t.concurrency})"
+        )
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        if self._closed:
+            raise RuntimeError("a closed Client cannot be reopened: create a new one")
+        await self._transport.open()
+        self._entered = True
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the HTTP session; the client cannot be used afterwards."""
+        self._closed = True
+        await self._transport.close()
+
+    # -- observation -------------------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        """The API's base URL this client sends to."""
+        return self._transport.base_url
+
+    @property
+    def requests(self) -> int:
+        """Requests sent so far, retries included: each one is billed."""
+        return self._throttle.sent
+
+    @property
+    def throttle(self) -> Throttle:
+        """The gates every request passes (rate, burst, in-flight limit)."""
+        return self._throttle
+
+    # -- one page ----------------------------------------------------------------------
+
+    async def get_shop_items(
+        self,
+        shop_url: str,
+        page: int = 1,
+        page_size: int = 20,
+        sort: str | Sort = "default",
+        cat: str | None = None,
+        cat_type: str | None = None,
+    ) -> ShopItemsPage:
+        """Fetch one page of a shop's listing, retrying transient failures.
+
+        Raises:
+            InvalidParameterError: a bad argument (nothing is sent) or a 422.
+            FatalError: authentication, balance or budget: the client is stopped.
+            TransientError: the failure persisted through every retry.
+        """
+        query = ShopQuery.build(
+            shop_url, page_size=page_size, sort=sort, cat=cat, cat_type=cat_type
+        )
+        return await self.fetch_page(query, validate_page(page))
+
+    async def fetch_page(
+        self, query: ShopQuery, page: int, tally: _Tally | None = None
+    ) -> ShopItemsPage:
+        """Fetch page ``page`` of a validated query; ``tally.requests`` counts the sends."""
+        encoded = f"{query.query}&page={page}"
+        try:
+            return await self._attempt(encoded, tally)
+        except TransientError as error:
+            return await retry_transient(
+                error, lambda: self._attempt(encoded, tally), self._retry, self._count_retry
+            )
+
+    def _count_retry(self, _error: TransientError) -> None:
+        self.retries += 1
+
+    async def _attempt(self, encoded: str, tally: _Tally | None) -> ShopItemsPage:
+        # The success path: one admission, one send, one decode.
+        if not self._entered:
+            raise RuntimeError("the client is not open: use `async with Client(...)`")
+        ticket = await self._throttle.acquire()
+        if tally is not None:
+            tally.requests += 1
+        try:
+            status, headers, body = await self._transport.get(encoded)
+        finally:
+            self._throttle.release()
+        try:
+            page = decipher(status, headers, body)
+        except TransientError as error:
+            if isinstance(error, RateLimitError):
+                self._throttle.congested(ticket)
+            if error.retry_after:
+                self._throttle.pause(error.retry_after)
+            raise
+        except FatalError as error:
+            self._throttle.fail(error)
+            raise
+        self._throttle.succeeded()
+        return page
+
+    # -- one shop ----------------------------------------------------------------------
+
+    async def iter_shop_items(
+        self,
+        shop_url: str,
+        *,
+        page_size: int = 20,
+        sort: str | Sort = "default",
+        cat: str | None = None,
+        cat_type: str | None = None,
+    ) -> AsyncIterator[ShopItem]:
+        """Yield every product of a shop once, in page order, while later pages load.
+
+        Raises (after yielding what could be read): the error that left the shop
+        partial or failed; at once: bad arguments and fatal errors.
+        """
+        query = ShopQuery.build(
+            shop_url, page_size=page_size, sort=sort, cat=cat, cat_type=cat_type
+        )
+        waiting: dict[int, list[ShopItem]] = {}
+        next_page = 1
+        result: ShopResult | None = None
+        async for event in Harvest(self, [query], keep_items=False).events():
+            if isinstance(event, ShopResult):
+                result = event
+                continue
+            if event.page < next_page:  # a page fetched again after drift
+                for item in event.items:
+                    yield item
+                continue
+            waiting[event.page] = event.items
+            while next_page in waiting:
+                for item in waiting.pop(next_page):
+                    yield item
+                next_page += 1
+        for page in sorted(waiting):  # after a short page ended the listing early
+            for item in waiting[page]:
+                yield item
+        if result is not None and result.error is not None:
+            raise result.error
+
+    async def fetch_shop(
+        self,
+        shop_url: str,
+        *,
+        page_size: int = 20,
+        sort: str | Sort = "default",
+        cat: str | None = None,
+        cat_type: str | None = None,
+    ) -> ShopResult:
+        """Fetch every product of a shop: page 1, then the other pages concurrently.
+
+        A shop-level failure does not raise: the result's ``status`` is ``"failed"``
+        or ``"partial"`` with ``error`` set.
+
+        Raises:
+            InvalidParameterError: a bad argument, the shop URL included.
+            FatalError: authentication, balance or budget.
+        """
+        query = ShopQuery.build(
+            shop_url, page_size=page_size, sort=sort, cat=cat, cat_type=cat_type
+        )
+        async for result in Harvest(self, [query]):
+            return result
+        raise AssertionError("a harvest of one shop yields one result")  # pragma: no cover
+
+    # -- many shops --------------------------------------------------------------------
+
+    def harvest(
+        self,
+        shop_urls: Iterable[str] | AsyncIterable[str],
+        *,
+        page_size: int = 20,
+        sort: str | Sort = "default",
+        cat: str | None = None,
+        cat_type: str | None = None,
+        journal: Journal | None = None,
+        keep_items: bool = True,
+        max_open_shops: int | None = None,
+    ) -> Harvest:
+        """Harvest many shops; iterate the result for a :class:`ShopResult` per shop.
+
+        ``shop_urls`` is consumed lazily. Pages of shops already started go before new
+        shops are opened, so memory stays bounded; a shop that fails is reported and
+        the harvest goes on; a fatal error stops it and is raised.
+
+        Args:
+            journal: records progress for resuming (see :class:`Journal`).
+            keep_items: keep each shop's items in its result; pass ``False`` when a
+                journal streams them to a file, so memory does not grow with items.
+            max_open_shops: shops harvested at once; default ``2 * concurrency``.
+
+        Raises:
+            InvalidParameterError: a bad ``page_size``, ``sort``, ``cat`` or ``cat_type``.
+        """
+        return Harvest(
+            self,
+            shop_urls,
+            page_size=page_size,
+            sort=sort,
+            cat=cat,
+            cat_type=cat_type,
+            journal=journal,
+            keep_items=keep_items,
+            max_open_shops=max_open_shops,
+        )

@@ -1,0 +1,105 @@
+"""The exception tree of tmapi-async.
+
+Every exception the public API raises is a :class:`TmapiError`::
+
+    TmapiError
+    ├── InvalidParameterError (also ValueError)  bad argument or 422: permanent for the request
+    ├── FatalError                               stops the whole client: nothing more is sent
+    │   ├── AuthenticationError                  401/403: token not authorised or expired
+    │   ├── BalanceError                         439: subscription expired or balance spent
+    │   ├── RequestBudgetExhausted               the client's own ``max_requests`` is spent
+    │   └── HarvestStopped                       stopped on request (Ctrl-C, ``Harvest.stop()``)
+    └── TransientError                           worth retrying, with backoff
+        ├── RateLimitError                       429, or 503 "concurrency limit exceeded"
+        ├── UpstreamError                        417, 499, 500, 502, 504 (and 503 without that text)
+        ├── TransportError                       connection refused/reset, timeout
+        └── DecodeError                          body not JSON or not the expected shape
+
+The token is never part of a message: errors are built from the API's ``msg`` and
+from messages the transport has already scrubbed.
+"""
+
+from __future__ import annotations
+
+
+class TmapiError(Exception):
+    """Base of every error tmapi-async raises.
+
+    Attributes:
+        code: the API's ``code`` (from the body, or the HTTP status) when known.
+        status: the HTTP status when a response arrived.
+        message: the API's ``msg`` or a description of what went wrong.
+    """
+
+    def __init__(self, message: str, *, code: int | None = None, status: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        self.status = status
+
+    def __str__(self) -> str:
+        if self.code is None:
+            return self.message
+        return f"{self.message} (code {self.code})"
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.message!r}, code={self.code}, status={self.status})"
+
+
+class InvalidParameterError(TmapiError, ValueError):
+    """A parameter was refused: by validation before sending, or by the API (422)."""
+
+
+class FatalError(TmapiError):
+    """An error after which the client sends nothing more with its token."""
+
+
+class AuthenticationError(FatalError):
+    """The token is missing, not authorised or expired (401/403)."""
+
+
+class BalanceError(FatalError):
+    """The subscription expired or the balance is spent (439)."""
+
+
+class RequestBudgetExhausted(FatalError):
+    """The client's ``max_requests`` budget is spent; a later run can go on."""
+
+
+class TransientError(TmapiError):
+    """A failure that may pass: retried with backoff.
+
+    Attributes:
+        retry_after: seconds the server asked to wait (``Retry-After``), if it did.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: int | None = None,
+        status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message, code=code, status=status)
+        self.retry_after = retry_after
+
+
+class RateLimitError(TransientError):
+    """The token sent too many requests at once or per second (429, 503)."""
+
+
+class UpstreamError(TransientError):
+    """TMAPI or 1688 failed to produce the page this time (417, 499, 5xx)."""
+
+
+class TransportError(TransientError):
+    """No answer arrived: connection refused or reset, or the timeout passed."""
+
+
+class DecodeError(TransientError):
+    """The answer was not JSON, or not shaped like a shop-items page."""
+
+
+class HarvestStopped(FatalError):
+    """The harvest was stopped on request (``Harvest.stop()``, Ctrl-C); it can resume."""

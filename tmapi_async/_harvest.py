@@ -1,0 +1,293 @@
+"""Many shops through one client: a bounded scheduler of (shop, page) work.
+
+``concurrency`` workers take work from one heap ordered by (shop opening order,
+page), so pages of shops already started go first and the number of open shops, and
+with it memory, stays bounded. A worker opens the next shop from the input only when
+the heap is empty, which keeps page-1 discovery filling the pipe as shops finish.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+from collections.abc import AsyncIterable, AsyncIterator, Iterable
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
+
+from ._errors import FatalError, HarvestStopped, InvalidParameterError, TmapiError
+from ._journal import Journal
+from ._models import ShopItem, Sort
+from ._protocol import ShopQuery, normalise_shop_url
+from ._shop import ShopCheckpoint, ShopCrawl, ShopResult
+from ._stats import HarvestProgress
+
+if TYPE_CHECKING:
+    from ._client import Client
+
+
+@dataclass(frozen=True, slots=True)
+class PageEvent:
+    """A page answered (or failed for good, with no items) during a harvest."""
+
+    shop_url: str
+    page: int
+    items: list[ShopItem]
+
+
+_Event = ShopResult | PageEvent | None  # None: every worker has finished
+
+
+ShopSource = Iterable[str | ShopQuery] | AsyncIterable[str | ShopQuery]
+
+
+async def _aiter(source: ShopSource) -> AsyncIterator[str | ShopQuery]:
+    if isinstance(source, AsyncIterable):
+        async for entry in source:
+            yield entry
+    else:
+        for entry in source:
+            yield entry
+
+
+def _resumed(shop_url: str, checkpoint: ShopCheckpoint) -> ShopResult:
+    return ShopResult(
+        shop_url=shop_url,
+        total_count=max(checkpoint.pages.values(), default=0),
+        pages=len(checkpoint.pages),
+        status="complete",
+        item_count=len(checkpoint.seen),
+    )
+
+
+class Harvest:
+    """A running harvest: an async iterator of :class:`ShopResult`, one per shop.
+
+    Attributes:
+        progress: live counters, for progress displays.
+    """
+
+    def __init__(
+        self,
+        client: Client,
+        shops: ShopSource,
+        *,
+        page_size: int = 20,
+        sort: str | Sort = "default",
+        cat: str | None = None,
+        cat_type: str | None = None,
+        journal: Journal | None = None,
+        keep_items: bool = True,
+        max_open_shops: int | None = None,
+    ) -> None:
+        # The shared options are validated once; each shop only swaps in its URL.
+        self._template = ShopQuery.build(
+            "https://shop.1688.com/", page_size=page_size, sort=sort, cat=cat, cat_type=cat_type
+        )
+        self._client = client
+        self._input = _aiter(shops)
+        self._journal = journal
+        self._keep_items = keep_items
+        self._workers = client.throttle.concurrency
+        self._max_open = max_open_shops or 2 * self._workers
+        if self._max_open < 1:
+            raise InvalidParameterError(f"max_open_shops must be >= 1, got {max_open_shops!r}")
+        self.progress = HarvestProgress()
+        self._heap: list[tuple[int, int, ShopCrawl]] = []
+        self._harvested: set[str] = set()
+        self._seq = itertools.count()
+        self._open = 0  # shops opened and not finished
+        self._busy = 0  # workers holding work or opening a shop
+        self._opening = False
+        self._input_done = False
+        self._error: BaseException | None = None
+        self._page_events = False
+        self._events: asyncio.Queue[_Event] | None = None
+        self._wake: asyncio.Future[None] | None = None
+        self._started = False
+
+    def __aiter__(self) -> AsyncIterator[ShopResult]:
+        return self._results()
+
+    async def _results(self) -> AsyncIterator[ShopResult]:
+        async for event in self.events():
+            if isinstance(event, ShopResult):
+                yield event
+
+    def stop(self) -> None:
+        """Stop gracefully: send nothing more; answers in flight are still recorded.
+
+        Iteration then ends by raising :class:`HarvestStopped`. The client is stopped
+        with it (create a new one to go on).
+        """
+        self._client.throttle.fail(HarvestStopped("harvest stopped on request"))
+        self._notify()
+
+    async def events(self) -> AsyncIterator[ShopResult | PageEvent]:
+        """Every page as it is answered and every shop as it finishes."""
+        if self._started:
+            raise RuntimeError("a Harvest can be iterated once")
+        self._started = True
+        self._page_events = True
+        loop = asyncio.get_running_loop()
+        self._events = asyncio.Queue(maxsize=4 * self._workers)
+        self._wake = loop.create_future()
+        workers = [asyncio.create_task(self._worker()) for _ in range(self._workers)]
+        try:
+            while (event := await self._events.get()) is not None:
+                yield event
+            if self._error is not None:
+                raise self._error
+        finally:
+            for task in workers:
+                task.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+
+    # -- workers -----------------------------------------------------------------------
+
+    async def _worker(self) -> None:
+        assert self._events is not None
+        try:
+            while (work := await self._next_work()) is not None:
+                await self._fetch(*work)
+        except FatalError as error:
+            self._fail(error)
+        except Exception as error:  # a journal that cannot write: stop, do not lose pages
+            self._fail(error)
+        finally:
+            self._workers -= 1
+            self._notify()
+            if self._workers == 0:
+                await self._events.put(None)
+
+    def _fail(self, error: BaseException) -> None:
+        if self._error is None:
+            self._error = error
+        self._notify()
+
+    def _notify(self) -> None:
+        if self._wake is not None and not self._wake.done():
+            self._wake.set_result(None)
+
+    async def _changed(self) -> None:
+        assert self._wake is not None
+        if self._wake.done():
+            self._wake = asyncio.get_running_loop().create_future()
+        await self._wake
+
+    async def _next_work(self) -> tuple[ShopCrawl, int] | None:
+        while True:
+            if self._error is not None or self._client.throttle.fatal is not None:
+                return None
+            if self._heap:
+                _, page, crawl = heapq.heappop(self._heap)
+                self._busy += 1
+                return crawl, page
+            if not self._input_done and not self._opening and self._open < self._max_open:
+                await self._open_next_shop()
+                continue
+            if self._busy == 0 and self._input_done and not self._opening:
+                return None
+            await self._changed()
+
+    async def _fetch(self, crawl: ShopCrawl, page: int) -> None:
+        try:
+            try:
+                answer = await self._client.fetch_page(crawl.query, page, crawl)
+            except FatalError:
+                raise  # the page stays unrecorded: a rerun asks for it
+            except TmapiError as error:
+                crawl.reject(page, error)
+                fresh: list[ShopItem] = []
+            else:
+                fresh = crawl.accept(page, answer)
+                if self._journal is not None:
+                    self._journal.record_page(crawl.query.shop_url, page, answer, fresh)
+                self.progress.pages_done += 1
+                self.progress.items += len(fresh)
+            if self._page_events:
+                await self._emit(PageEvent(crawl.query.shop_url, page, fresh))
+            self._schedule(crawl)
+            if crawl.finished:
+                await self._finish(crawl)
+        finally:
+            self.progress.requests = self._client.requests
+            self.progress.retries = self._client.retries
+            self._busy -= 1
+            self._notify()
+
+    def _schedule(self, crawl: ShopCrawl) -> None:
+        pages = crawl.take_pages()
+        self.progress.pages_planned += len(pages)
+        for page in pages:
+            heapq.heappush(self._heap, (crawl.seq, page, crawl))
+        if pages:
+            self._notify()
+
+    async def _finish(self, crawl: ShopCrawl) -> None:
+        self._open -= 1
+        result = crawl.result()
+        if self._journal is not None:
+            self._journal.record_shop(result)
+        await self._emit(result)
+
+    async def _emit(self, event: ShopResult | PageEvent) -> None:
+        assert self._events is not None
+        if isinstance(event, ShopResult):
+            progress = self.progress
+            progress.shops_done += 1
+            if event.status == "complete":
+                progress.shops_complete += 1
+            elif event.status == "partial":
+                progress.shops_partial += 1
+            else:
+                progress.shops_failed += 1
+        await self._events.put(event)
+
+    # -- opening shops -----------------------------------------------------------------
+
+    async def _open_next_shop(self) -> None:
+        self._opening = True
+        self._busy += 1
+        try:
+            try:
+                entry = await anext(self._input)
+            except StopAsyncIteration:
+                self._input_done = self.progress.input_exhausted = True
+                return
+            self.progress.shops_seen += 1
+            await self._open_shop(entry)
+        finally:
+            self._opening = False
+            self._busy -= 1
+            self._notify()
+
+    async def _open_shop(self, entry: str | ShopQuery) -> None:
+        try:
+            query = (
+                entry
+                if isinstance(entry, ShopQuery)
+                else replace(self._template, shop_url=normalise_shop_url(entry))
+            )
+        except InvalidParameterError as error:
+            result = ShopResult(shop_url=str(entry), status="failed", error=error)
+            if self._journal is not None:
+                self._journal.record_shop(result)
+            await self._emit(result)
+            return
+        if query.shop_url in self._harvested:
+            self.progress.duplicates += 1
+            return
+        self._harvested.add(query.shop_url)
+        checkpoint = self._journal.open_shop(query.shop_url) if self._journal else None
+        if checkpoint is not None and checkpoint.status == "complete":
+            self.progress.shops_resumed += 1
+            await self._emit(_resumed(query.shop_url, checkpoint))
+            return
+        crawl = ShopCrawl(
+            query, seq=next(self._seq), keep_items=self._keep_items, checkpoint=checkpoint
+        )
+        self._open += 1
+        self._schedule(crawl)
+        if crawl.finished:  # a checkpoint with nothing left to fetch
+            await self._finish(crawl)

@@ -1,0 +1,127 @@
+"""Typed shapes of the shop-items answer, decoded with msgspec.
+
+The API is loose (facts.md, "Data quirks"), so the models are tolerant where it is:
+``item_id`` string or int, ``total_count`` int or numeric string, ``quantity`` null,
+unknown fields ignored. Normalisation happens once, at decode time.
+"""
+
+from __future__ import annotations
+
+import enum
+from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+__all__ = ["Envelope", "SaleInfo", "ShopItem", "ShopItemsPage", "Sort", "normalise_image_url"]
+
+
+class Sort(enum.StrEnum):
+    """The orders the endpoint can list a shop in."""
+
+    DEFAULT = "default"
+    SALES = "sales"
+    PRICE_UP = "price_up"
+    PRICE_DOWN = "price_down"
+    TIME_UP = "time_up"
+    TIME_DOWN = "time_down"
+
+
+def normalise_image_url(url: str) -> str:
+    """Give ``https://host/x`` for ``https:////host/x``, ``//host/x`` and ``http://host/x``."""
+    if url.startswith("https://") and not url.startswith("https:///"):
+        return url  # the common, already clean case
+    rest = url.partition(":")[2] if url.startswith(("http:", "https:")) else url
+    if not rest.startswith("/"):
+        return url  # relative or empty: nothing to repair
+    return "https://" + rest.lstrip("/")
+
+
+def _price_bounds(price: str) -> tuple[Decimal | None, Decimal | None]:
+    low, _, high = price.partition("-")
+    try:
+        lo = Decimal(low.strip()) if low.strip() else None
+        hi = Decimal(high.strip()) if high.strip() else lo
+    except InvalidOperation:
+        return None, None
+    return lo, hi
+
+
+class SaleInfo(msgspec.Struct, gc=False):
+    """How much of an item was sold, as 1688 reports it."""
+
+    sale_quantity: int | None = None
+    sale_amount: int | float | None = None
+
+
+class ShopItem(msgspec.Struct, gc=False):
+    """One product of a shop.
+
+    ``item_id`` is always a string (search endpoints send ints: they are converted).
+    ``img`` is normalised to ``https://host/path``. ``price`` keeps the API's string
+    (``"298.00"``, a range ``"25.90-29.89"`` or ``""``); :attr:`price_min` and
+    :attr:`price_max` read it as :class:`~decimal.Decimal`.
+    """
+
+    # The wire may carry an int; __post_init__ makes it a str, which is what readers see.
+    if TYPE_CHECKING:
+        item_id: str
+    else:
+        item_id: str | int
+    title: str = ""
+    img: str = ""
+    category_path: list[Any] = msgspec.field(default_factory=list)
+    category_name: str = ""
+    price: str = ""
+    quantity: int | None = None
+    sale_info: SaleInfo | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.item_id, str):
+            self.item_id = str(self.item_id)
+        if self.img:
+            self.img = normalise_image_url(self.img)
+
+    @property
+    def price_min(self) -> Decimal | None:
+        """The price, or the low end of a price range; ``None`` when there is none."""
+        return _price_bounds(self.price)[0]
+
+    @property
+    def price_max(self) -> Decimal | None:
+        """The price, or the high end of a price range; ``None`` when there is none."""
+        return _price_bounds(self.price)[1]
+
+
+class ShopItemsPage(msgspec.Struct, gc=False):
+    """One page of a shop's listing, as the server answered it.
+
+    ``page_size`` is the size the server *used*, which may be less than asked for.
+    """
+
+    page: int = 1
+    page_size: int = 0
+    total_count: int = 0
+    cat_id: str | int | None = ""
+    sort: str = ""
+    items: list[ShopItem] = msgspec.field(default_factory=list)
+
+
+class Envelope(msgspec.Struct, gc=False):
+    """The wrapper every answer comes in: ``{"code", "msg", "data"}``."""
+
+    code: int
+    msg: str = ""
+    data: ShopItemsPage | None = None
+
+
+class ErrorEnvelope(msgspec.Struct, gc=False):
+    """The wrapper of an error answer, whose ``data`` may be anything."""
+
+    code: int | None = None
+    msg: str | None = ""
+
+
+# Built once: decoding is on the hot path. strict=False accepts "162" for ints.
+page_decoder = msgspec.json.Decoder(Envelope, strict=False)
+error_decoder = msgspec.json.Decoder(ErrorEnvelope, strict=False)

@@ -1,0 +1,207 @@
+"""The endpoint's protocol, free of I/O: what to send, and what an answer means.
+
+``ShopQuery`` validates a request before anything is sent; ``decipher`` is the one
+place that turns ``(status, headers, body)`` into a page or the most specific error.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import re
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from urllib.parse import quote, urlsplit
+
+import msgspec
+
+from ._errors import (
+    AuthenticationError,
+    BalanceError,
+    DecodeError,
+    InvalidParameterError,
+    RateLimitError,
+    TmapiError,
+    TransientError,
+    UpstreamError,
+)
+from ._models import ShopItemsPage, Sort, error_decoder, page_decoder
+
+ENDPOINT_PATH = "/1688/shop/items/v2"
+DEFAULT_BASE_URL = "https://api.tmapi.io"
+
+_SHOP_NAME = re.compile(r"[a-z0-9][a-z0-9-]*")
+_NOT_SHOPS = frozenset({"www", "detail", "s", "login"})  # 1688 hosts that are no shop
+_SORTS = frozenset(s.value for s in Sort)
+
+
+def normalise_shop_url(shop_url: str) -> str:
+    """Return the shop's home page ``https://NAME.1688.com/`` or raise.
+
+    Accepts any http(s) URL on the shop's host (a product or category page of the
+    shop too), with surrounding spaces.
+
+    Raises:
+        InvalidParameterError: not an http(s) URL whose host is ``NAME.1688.com``.
+    """
+    text = shop_url.strip() if isinstance(shop_url, str) else ""
+    try:
+        parts = urlsplit(text)
+        host = (parts.hostname or "").lower()
+    except ValueError:
+        parts, host = None, ""
+    name, dot, domain = host.partition(".")
+    if (
+        parts is None
+        or parts.scheme.lower() not in ("http", "https")
+        or domain != "1688.com"
+        or not dot
+        or not _SHOP_NAME.fullmatch(name)
+        or name in _NOT_SHOPS
+    ):
+        raise InvalidParameterError(
+            f"shop_url must be a 1688 shop URL like https://NAME.1688.com/, got {shop_url!r}"
+        )
+    return f"https://{name}.1688.com/"
+
+
+def validate_page(page: int) -> int:
+    """Return ``page`` if it is an int ≥ 1, or raise :class:`InvalidParameterError`."""
+    if isinstance(page, bool) or not isinstance(page, int) or page < 1:
+        raise InvalidParameterError(f"page must be an integer >= 1, got {page!r}")
+    return page
+
+
+@dataclass(frozen=True, slots=True)
+class ShopQuery:
+    """A validated request for one shop's listing, minus the page number.
+
+    ``query`` is the encoded query string without token or page, built once so that
+    each page costs one string concatenation.
+    """
+
+    shop_url: str
+    page_size: int = 20
+    sort: str = "default"
+    cat: str | None = None
+    cat_type: str | None = None
+
+    @classmethod
+    def build(
+        cls,
+        shop_url: str,
+        *,
+        page_size: int = 20,
+        sort: str | Sort = "default",
+        cat: str | int | None = None,
+        cat_type: str | int | None = None,
+    ) -> ShopQuery:
+        """Validate every parameter; raise :class:`InvalidParameterError` naming the bad one."""
+        if isinstance(page_size, bool) or not isinstance(page_size, int) or page_size < 1:
+            raise InvalidParameterError(f"page_size must be an integer >= 1, got {page_size!r}")
+        sort_value = sort.value if isinstance(sort, Sort) else sort
+        if sort_value not in _SORTS:
+            raise InvalidParameterError(
+                f"sort must be one of {', '.join(s.value for s in Sort)}; got {sort!r}"
+            )
+        if cat_type is not None and str(cat_type) not in ("0", "1"):
+            raise InvalidParameterError(f'cat_type must be "0" or "1", got {cat_type!r}')
+        if cat is not None and not str(cat).strip():
+            raise InvalidParameterError(f"cat must be a category id, got {cat!r}")
+        return cls(
+            normalise_shop_url(shop_url),
+            page_size,
+            sort_value,
+            None if cat is None else str(cat).strip(),
+            None if cat_type is None else str(cat_type),
+        )
+
+    @property
+    def query(self) -> str:
+        """The encoded query string of everything but the token and the page."""
+        parts = [
+            f"shop_url={quote(self.shop_url, safe='')}",
+            f"page_size={self.page_size}",
+            f"sort={self.sort}",
+        ]
+        if self.cat is not None:
+            parts.append(f"cat={quote(self.cat, safe='')}")
+        if self.cat_type is not None:
+            parts.append(f"cat_type={self.cat_type}")
+        return "&".join(parts)
+
+
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP-date)."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+_CONCURRENCY_HINT = "concurrency"
+
+
+def error_for(
+    code: int, message: str, *, status: int | None, retry_after: float | None = None
+) -> TmapiError:
+    """The most specific error for an API code (HTTP status or envelope ``code``)."""
+    if code in (401, 403):
+        return AuthenticationError(message or "token not authorised", code=code, status=status)
+    if code == 439:
+        return BalanceError(message or "insufficient balance", code=code, status=status)
+    if code in (400, 404, 422):
+        return InvalidParameterError(message or "parameter error", code=code, status=status)
+    if code == 429 or (code == 503 and _CONCURRENCY_HINT in message.lower()):
+        return RateLimitError(
+            message or "too many requests", code=code, status=status, retry_after=retry_after
+        )
+    if code in (417, 499) or code >= 500:
+        return UpstreamError(
+            message or "upstream error", code=code, status=status, retry_after=retry_after
+        )
+    # An unknown code: retrying a few times is cheaper than losing the page.
+    return TransientError(
+        message or "unexpected answer", code=code, status=status, retry_after=retry_after
+    )
+
+
+def _error_message(body: bytes) -> tuple[int | None, str]:
+    try:
+        head = error_decoder.decode(body)
+    except msgspec.DecodeError:
+        return None, ""
+    return head.code, (head.msg or "").strip()
+
+
+def decipher(status: int, headers: Mapping[str, str], body: bytes) -> ShopItemsPage:
+    """Turn one HTTP answer into a page, or raise the most specific :class:`TmapiError`."""
+    if status == 200:
+        try:
+            envelope = page_decoder.decode(body)
+        except msgspec.ValidationError:
+            envelope = None  # an error envelope whose data is not a page: read below
+        except msgspec.DecodeError as exc:
+            raise DecodeError(f"answer is not valid JSON: {exc}", status=status) from exc
+        if envelope is not None and envelope.code == 200:
+            if envelope.data is None:
+                raise DecodeError("answer has code 200 but no data", code=200, status=status)
+            return envelope.data
+    code, message = _error_message(body)
+    if status == 200 and code in (None, 200):
+        raise DecodeError("answer is not shaped like a shop-items page", status=status)
+    retry_after = parse_retry_after(headers.get("Retry-After"))
+    if status != 200:
+        code = status  # the HTTP status is the stronger signal
+        if not message:
+            message = f"HTTP {status}"
+    assert code is not None
+    raise error_for(code, message, status=status, retry_after=retry_after)

@@ -1,0 +1,232 @@
+"""Admission control for every request one client sends.
+
+Four gates, in this order, so that a request leaves the moment it passes the last:
+
+1. fatal: after an auth/balance error (or a spent budget) nothing more is admitted;
+2. in-flight: at most ``limit`` requests on the wire. ``limit`` starts at
+   ``concurrency``, halves on a concurrency refusal and grows back by about one per
+   round trip of successes (AIMD), because TMAPI limits requests in flight per token;
+3. pause: a ``Retry-After`` stops the whole client, not just the task that saw it;
+4. token bucket (aiolimiter): capacity ``burst`` refilled at ``rate`` per second, so
+   any window of T seconds admits at most ``burst + rate * T`` requests.
+
+The in-flight gate is taken before the bucket: a request that holds a token leaves at
+once, so departures cannot bunch up behind a slot and exceed the window bound.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections import deque
+from collections.abc import Awaitable
+
+from aiolimiter import AsyncLimiter
+
+from ._errors import FatalError, RequestBudgetExhausted
+
+
+def default_burst(rate: float) -> int:
+    """About 1/20 s worth of requests, at least one: smooth, yet fast at high rates."""
+    return max(1, round(rate / 20))
+
+
+class Throttle:
+    """Gates shared by all requests of one client; see the module docstring.
+
+    Use as::
+
+        ticket = await throttle.acquire()
+        try:
+            ...send...
+        finally:
+            throttle.release()
+    """
+
+    __slots__ = (
+        "_bucket",
+        "_cut_after",
+        "_fatal",
+        "_in_flight",
+        "_limit",
+        "_loop",
+        "_resume_at",
+        "_slot_waiters",
+        "_waiting",
+        "burst",
+        "concurrency",
+        "max_requests",
+        "rate",
+        "sent",
+    )
+
+    rate: float  #: requests per second the bucket refills at
+    burst: int  #: bucket capacity: requests that may leave at once after idle
+    concurrency: int  #: the most requests in flight; the adaptive limit never exceeds it
+    max_requests: int | None  #: budget of requests to send in all; None for no limit
+    sent: int  #: requests admitted so far (each is billed)
+
+    def __init__(
+        self,
+        *,
+        rate: float,
+        burst: int | None = None,
+        concurrency: int,
+        max_requests: int | None = None,
+    ) -> None:
+        if not rate > 0 or math.isinf(rate):
+            raise ValueError(f"rate must be a positive number of requests/s, got {rate!r}")
+        burst = default_burst(rate) if burst is None else burst
+        if burst < 1:
+            raise ValueError(f"burst must be >= 1, got {burst!r}")
+        if concurrency < 1:
+            raise ValueError(f"concurrency must be >= 1, got {concurrency!r}")
+        if max_requests is not None and max_requests < 0:
+            raise ValueError(f"max_requests must be >= 0, got {max_requests!r}")
+        self.rate, self.burst, self.concurrency = rate, burst, concurrency
+        self.max_requests = max_requests
+        self.sent = 0
+        # AsyncLimiter(R, 1) would admit R at once; capacity `burst` over burst/R seconds
+        # is the token bucket we promise. It binds to the running loop on first use.
+        self._bucket = AsyncLimiter(burst, burst / rate)
+        self._limit = float(concurrency)
+        self._in_flight = 0
+        self._slot_waiters: deque[asyncio.Future[None]] = deque()
+        self._waiting: set[asyncio.Task[object]] = set()
+        self._cut_after = 0  # tickets up to this were sent before the last cut
+        self._resume_at = 0.0
+        self._fatal: FatalError | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    # -- observation -------------------------------------------------------------------
+
+    @property
+    def limit(self) -> int:
+        """The in-flight limit in force now (adapted to refusals)."""
+        return max(1, int(self._limit))
+
+    @property
+    def in_flight(self) -> int:
+        """Requests admitted and not yet released."""
+        return self._in_flight
+
+    @property
+    def fatal(self) -> FatalError | None:
+        """The error that stopped the client, if one did."""
+        return self._fatal
+
+    # -- the gates ---------------------------------------------------------------------
+
+    async def acquire(self) -> int:
+        """Wait until a request may leave; return its ticket (a sequence number).
+
+        Raises:
+            FatalError: the client was stopped, before or while waiting.
+        """
+        if self._fatal is not None:
+            raise self._fatal
+        if self._in_flight >= self.limit or self._slot_waiters:
+            await self._wait_for_slot()
+        self._in_flight += 1
+        try:
+            loop = self._loop or self._bind()
+            while self._resume_at > loop.time():
+                await self.interruptible(asyncio.sleep(self._resume_at - loop.time()))
+            if self._bucket.has_capacity():
+                await self._bucket.acquire()  # immediate: no need to be interruptible
+            else:
+                await self.interruptible(self._bucket.acquire())
+            if self.max_requests is not None and self.sent >= self.max_requests:
+                self.fail(RequestBudgetExhausted(f"max_requests={self.max_requests} spent"))
+            if self._fatal is not None:
+                raise self._fatal
+        except BaseException:
+            self.release()
+            raise
+        self.sent += 1
+        return self.sent
+
+    def release(self) -> None:
+        """Give back the in-flight slot taken by :meth:`acquire`."""
+        self._in_flight -= 1
+        self._wake_slot_waiter()
+
+    def _bind(self) -> asyncio.AbstractEventLoop:
+        self._loop = asyncio.get_running_loop()
+        return self._loop
+
+    async def _wait_for_slot(self) -> None:
+        loop = self._loop or self._bind()
+        while self._in_flight >= self.limit:
+            waiter: asyncio.Future[None] = loop.create_future()
+            self._slot_waiters.append(waiter)
+            try:
+                await waiter
+            except BaseException:
+                if waiter.done() and not waiter.cancelled():
+                    self._wake_slot_waiter()  # we were woken but leave: pass it on
+                raise
+            finally:
+                if waiter in self._slot_waiters:
+                    self._slot_waiters.remove(waiter)
+            if self._fatal is not None:
+                raise self._fatal
+
+    def _wake_slot_waiter(self) -> None:
+        free = self.limit - self._in_flight
+        for waiter in self._slot_waiters:
+            if free <= 0:
+                break
+            if not waiter.done():
+                waiter.set_result(None)
+                free -= 1
+
+    async def interruptible(self, wait: Awaitable[object]) -> None:
+        """Await ``wait`` (a backoff, say), but raise at once if the client is stopped."""
+        task = asyncio.current_task()
+        assert task is not None
+        self._waiting.add(task)
+        try:
+            await wait
+        except asyncio.CancelledError:
+            # fail() cancels these waits so they stop at once; a cancel of its making
+            # becomes the fatal error, anyone else's stays a cancel.
+            if self._fatal is not None and task.uncancel() == 0:
+                raise self._fatal from None
+            raise
+        finally:
+            self._waiting.discard(task)
+
+    # -- feedback from answers ---------------------------------------------------------
+
+    def congested(self, ticket: int) -> None:
+        """A request refused for concurrency or rate: halve the in-flight limit.
+
+        Only requests sent after the previous cut count, so one burst of refusals
+        from the same cohort cuts once.
+        """
+        if ticket > self._cut_after:
+            self._limit = max(1.0, self._limit / 2)
+            self._cut_after = self.sent
+
+    def succeeded(self) -> None:
+        """A request succeeded: grow the limit back by about one per round trip."""
+        if self._limit < self.concurrency:
+            self._limit = min(float(self.concurrency), self._limit + 1 / self._limit)
+            self._wake_slot_waiter()
+
+    def pause(self, seconds: float) -> None:
+        """Hold every request that has not left yet for ``seconds`` (Retry-After)."""
+        loop = self._loop or self._bind()
+        self._resume_at = max(self._resume_at, loop.time() + seconds)
+
+    def fail(self, error: FatalError) -> None:
+        """Stop the client: waiting and future requests raise ``error`` at once."""
+        if self._fatal is not None:
+            return
+        self._fatal = error
+        for waiter in self._slot_waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+        for task in self._waiting:
+            task.cancel()
