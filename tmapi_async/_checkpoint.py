@@ -1,0 +1,301 @@
+"""The SQLite journal that makes a harvest resumable after any stop, ``kill -9`` included.
+
+One state file per export. For every answered page, :meth:`CheckpointJournal.record_page`
+first appends the page's new items to the export (flushed to the OS), then commits in
+one transaction: the page, the ``item_id`` of its new items and the export's byte
+position. A run killed between the two steps left bytes in the export that no committed
+page accounts for; the next :meth:`CheckpointJournal.open` cuts the export back to the
+committed position, so every item is in the export exactly once and every committed
+page is never requested again.
+
+The database runs in WAL mode with ``synchronous=NORMAL``: a commit reaches the OS
+before ``record_page`` returns (safe against a killed process; a power cut may lose
+the last pages, which are then fetched again). The token is never stored: only the
+base URL (without query), the export's path and format, and the harvest parameters,
+which a resumed run must repeat.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+from urllib.parse import urlsplit, urlunsplit
+
+from ._models import ShopItem, ShopItemsPage
+from ._shop import ShopCheckpoint, ShopResult, ShopStatus
+from ._sinks import ExportFormat, Sink, SinkError, open_sink
+
+__all__ = ["CheckpointJournal", "StateError", "StateSummary", "default_state_path"]
+
+SCHEMA_VERSION: Final = 1
+
+_SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS shops (
+    id INTEGER PRIMARY KEY,
+    url TEXT NOT NULL UNIQUE,
+    page_size INTEGER NOT NULL DEFAULT 0,
+    status TEXT,                  -- complete | partial | failed; NULL while in progress
+    error TEXT,
+    total_count INTEGER NOT NULL DEFAULT 0,
+    items INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS pages (
+    shop_id INTEGER NOT NULL,
+    page INTEGER NOT NULL,
+    total_count INTEGER NOT NULL,
+    items INTEGER NOT NULL,
+    PRIMARY KEY (shop_id, page)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS seen (
+    shop_id INTEGER NOT NULL,
+    item_id TEXT NOT NULL,
+    PRIMARY KEY (shop_id, item_id)
+) WITHOUT ROWID;
+"""
+
+
+class StateError(Exception):
+    """The state file cannot be used for this harvest (a message for the user)."""
+
+
+def default_state_path(output: Path) -> Path:
+    """The state file beside ``output``, so that a plain rerun finds it."""
+    return output.with_name(output.name + ".state.db")
+
+
+def public_base_url(url: str) -> str:
+    """``url`` without credentials, query or fragment: safe to store and print."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+@dataclass(frozen=True, slots=True)
+class StateSummary:
+    """What the state file holds over all runs so far."""
+
+    shops: int  #: shops with a record
+    complete: int  #: shops finished complete
+    pages: int  #: pages answered
+    items: int  #: items in the export
+
+
+class CheckpointJournal:
+    """A :class:`~tmapi_async._journal.Journal` on SQLite, owning the export's sink.
+
+    Open it with :meth:`open`; hand it to ``client.harvest(..., journal=journal)``;
+    :meth:`close` it when the harvest ends (also after a stop: state is kept).
+    """
+
+    def __init__(
+        self, db: sqlite3.Connection, sink: Sink, state_path: Path, *, page_size: int = 20
+    ) -> None:
+        self._db = db
+        self._asked_page_size = page_size  # fallback if an answer does not say its size
+        self.sink = sink  #: the export this journal writes
+        self.state_path = state_path  #: the SQLite file
+        self._shop_ids: dict[str, int] = {}  # open shops only: forgotten when finished
+        self.resumed_position = sink.position  #: export bytes kept from earlier runs
+
+    # -- opening ----------------------------------------------------------------------
+
+    @classmethod
+    def open(
+        cls,
+        state_path: Path,
+        output: Path,
+        fmt: ExportFormat,
+        *,
+        params: Mapping[str, object],
+        base_url: str,
+    ) -> CheckpointJournal:
+        """Open (or create) the state for exporting to ``output``; reopen the export.
+
+        ``params`` are the harvest's parameters (page size, sort, category): a resumed
+        run must pass the same, or its pages would not fit the ones already exported.
+
+        Raises:
+            StateError: the state belongs to another export, format or parameters, or
+                is not a tmapi-async state file.
+            SinkError: the export cannot be reopened at the committed position.
+        """
+        fresh = not state_path.exists()
+        if fresh and output.exists():
+            raise StateError(
+                f"{output} already exists and has no state file ({state_path}): "
+                "remove it or choose another --output (nothing was overwritten)"
+            )
+        try:
+            db = sqlite3.connect(state_path, isolation_level=None)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.executescript(_SCHEMA)
+            meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
+        except sqlite3.DatabaseError as exc:
+            raise StateError(f"{state_path} is not a usable state file: {exc}") from exc
+        wanted = {
+            "version": str(SCHEMA_VERSION),
+            "output": str(output.resolve()),
+            "format": fmt,
+            "params": json.dumps(dict(params), sort_keys=True),
+        }
+        if meta:
+            for key, value in wanted.items():
+                if meta.get(key) != value:
+                    db.close()
+                    raise StateError(_mismatch(state_path, key, meta.get(key), value))
+        position = int(meta.get("position", "0"))
+        try:
+            sink = open_sink(output, fmt, resume_at=position)
+        except SinkError:
+            db.close()
+            raise
+        rows = {
+            **wanted,
+            "base_url": public_base_url(base_url),
+            "position": str(sink.position),  # a new CSV starts after its header
+            "updated": str(int(time.time())),
+        }
+        if not meta:
+            rows["created"] = rows["updated"]
+        db.execute("BEGIN IMMEDIATE")
+        db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", rows.items())
+        db.execute("COMMIT")
+        page_size = params.get("page_size")
+        return cls(db, sink, state_path, page_size=page_size if isinstance(page_size, int) else 20)
+
+    # -- the Journal protocol ----------------------------------------------------------
+
+    def open_shop(self, shop_url: str) -> ShopCheckpoint | None:
+        """What earlier runs harvested of ``shop_url`` (``None`` if nothing)."""
+        row = self._db.execute(
+            "SELECT id, page_size, status, error FROM shops WHERE url = ?", (shop_url,)
+        ).fetchone()
+        if row is None:
+            return None
+        shop_id, page_size, status, error = row
+        pages = dict(
+            self._db.execute("SELECT page, total_count FROM pages WHERE shop_id = ?", (shop_id,))
+        )
+        if status == "complete":
+            # Not fetched again: the seen ids are not needed, skip loading them.
+            return ShopCheckpoint(pages=pages, page_size=page_size, status="complete")
+        if not pages:
+            return None
+        self._shop_ids[shop_url] = shop_id
+        seen = {
+            r[0] for r in self._db.execute("SELECT item_id FROM seen WHERE shop_id = ?", (shop_id,))
+        }
+        return ShopCheckpoint(
+            pages=pages, page_size=page_size, seen=seen, status=status, error=error
+        )
+
+    def record_page(
+        self, shop_url: str, page: int, answer: ShopItemsPage, new_items: Sequence[ShopItem]
+    ) -> None:
+        """Export ``new_items``, then commit the page, their ids and the export position."""
+        self.sink.write(shop_url, new_items)
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            shop_id = self._shop_id(shop_url)
+            # The plan of a resumed shop is built on the size page 1 was answered with.
+            size = answer.page_size or self._asked_page_size
+            db.execute(
+                "UPDATE shops SET page_size = ? WHERE id = ? AND (page_size = 0 OR ?)",
+                (size, shop_id, page == 1),
+            )
+            db.execute(
+                "INSERT OR REPLACE INTO pages VALUES (?, ?, ?, ?)",
+                (shop_id, page, answer.total_count, len(new_items)),
+            )
+            if new_items:
+                db.executemany(
+                    "INSERT OR IGNORE INTO seen VALUES (?, ?)",
+                    [(shop_id, item.item_id) for item in new_items],
+                )
+            db.execute(
+                "UPDATE meta SET value = ? WHERE key = 'position'", (str(self.sink.position),)
+            )
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    def record_shop(self, result: ShopResult) -> None:
+        """Commit that a shop is finished, with its status and first error."""
+        shop_id = self._shop_ids.pop(result.shop_url, None)
+        if shop_id is None:
+            shop_id = self._shop_id(result.shop_url)
+            self._shop_ids.pop(result.shop_url, None)
+        error = None if result.error is None else str(result.error)
+        self._db.execute(
+            "UPDATE shops SET status = ?, error = ?, total_count = ?,"
+            " items = (SELECT COALESCE(SUM(items), 0) FROM pages WHERE shop_id = ?)"
+            " WHERE id = ?",
+            (result.status, error, result.total_count, shop_id, shop_id),
+        )
+
+    # -- reading back ------------------------------------------------------------------
+
+    def shop_status(self, shop_url: str) -> ShopStatus | None:
+        """The recorded status of a shop (``None``: unknown or not finished)."""
+        row = self._db.execute("SELECT status FROM shops WHERE url = ?", (shop_url,)).fetchone()
+        return None if row is None else row[0]
+
+    def summary(self) -> StateSummary:
+        """Totals over every run recorded in this state file."""
+        shops, complete = self._db.execute(
+            "SELECT COUNT(*), COALESCE(SUM(status = 'complete'), 0) FROM shops"
+        ).fetchone()
+        pages, items = self._db.execute(
+            "SELECT COUNT(*), COALESCE(SUM(items), 0) FROM pages"
+        ).fetchone()
+        return StateSummary(shops=shops, complete=complete, pages=pages, items=items)
+
+    def close(self) -> None:
+        """Finish the export (Parquet: write the file) and close the state file."""
+        try:
+            self.sink.close()
+        finally:
+            try:
+                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            finally:
+                self._db.close()
+
+    def __enter__(self) -> CheckpointJournal:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- helpers -----------------------------------------------------------------------
+
+    def _shop_id(self, shop_url: str) -> int:
+        shop_id = self._shop_ids.get(shop_url)
+        if shop_id is None:
+            self._db.execute("INSERT OR IGNORE INTO shops (url) VALUES (?)", (shop_url,))
+            row = self._db.execute("SELECT id FROM shops WHERE url = ?", (shop_url,)).fetchone()
+            shop_id = int(row[0])
+            self._shop_ids[shop_url] = shop_id
+        return shop_id
+
+
+def _mismatch(state_path: Path, key: str, had: str | None, want: str) -> str:
+    if key == "version":
+        return f"{state_path} was written by another version of tmapi-async (schema {had})"
+    if key == "output":
+        return f"{state_path} is the state of the export {had}, not {want}"
+    if key == "format":
+        return f"{state_path} belongs to a --format {had} export; rerun with --format {had}"
+    return (
+        f"{state_path} was written by a harvest with other parameters ({had}); rerun with "
+        "the same --page-size, --sort, --cat and --cat-type, or use another --output"
+    )

@@ -1,0 +1,344 @@
+"""Export writers: one row per item (the item's fields plus ``shop_url``), streamed.
+
+Every sink appends pages as they complete and knows its :attr:`~Sink.position`: the
+bytes of the export written and flushed to the OS so far. The journal commits that
+position with each page, and a resumed run reopens the sink at the last committed
+position, cutting off a page that was half written when the process died.
+
+* **JSON Lines** (``jsonl``, the default): one JSON object per line, encoded by msgspec.
+* **CSV** (``csv``): a header, then one row per item; ``sale_info`` flattened into
+  ``sale_info.sale_quantity`` and ``sale_info.sale_amount``, ``category_path`` as JSON.
+* **Parquet** (``parquet``, needs ``pip install 'tmapi-async[parquet]'``): a Parquet file
+  cannot be appended to or cut back, so rows go to a JSON Lines *spool* beside it
+  (``OUTPUT.spool.jsonl``), which is what the journal tracks; :meth:`Sink.close` writes
+  the ``.parquet`` from the whole spool into a temporary file and renames it into place.
+  A run killed before that leaves the spool intact and the next run writes the file.
+  The spool is kept so later runs can add shops; delete it once the harvest is final.
+
+Memory does not grow with the number of items: each page is encoded and written at
+once, and the Parquet file is written from the spool in bounded batches.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, Final, Literal, Protocol
+
+import msgspec
+
+from ._models import ShopItem
+
+__all__ = [
+    "FORMATS",
+    "CsvSink",
+    "ExportFormat",
+    "JsonlSink",
+    "ParquetSink",
+    "Sink",
+    "SinkError",
+    "open_sink",
+    "spool_path",
+]
+
+ExportFormat = Literal["jsonl", "csv", "parquet"]
+
+#: The export formats, the default first.
+FORMATS: Final[tuple[ExportFormat, ...]] = ("jsonl", "csv", "parquet")
+
+#: CSV columns, in order: the item's fields with ``sale_info`` flattened, then the shop.
+CSV_COLUMNS: Final[tuple[str, ...]] = (
+    "item_id",
+    "title",
+    "img",
+    "category_path",
+    "category_name",
+    "price",
+    "quantity",
+    "sale_info.sale_quantity",
+    "sale_info.sale_amount",
+    "shop_url",
+)
+
+_PARQUET_BATCH = 20_000  # rows per row group: bounds the memory of writing the file
+_PARQUET_META_KEY = b"tmapi_async.spool_bytes"
+
+
+class SinkError(Exception):
+    """The export cannot be opened or written as asked (a message for the user)."""
+
+
+class Sink(Protocol):
+    """Where a harvest's items go. Methods are synchronous and called from one thread."""
+
+    path: Path  #: the export file the user asked for
+
+    @property
+    def position(self) -> int:
+        """Bytes written and flushed so far: what a resumed run reopens at."""
+
+    def write(self, shop_url: str, items: Sequence[ShopItem]) -> None:
+        """Append one row per item and flush it to the OS (not fsync: kill -9 safe)."""
+
+    def close(self) -> None:
+        """Finish the export (Parquet: write the file) and release it."""
+
+
+class _AppendFile:
+    """An export file opened for appending at a known position, cut back on reopen."""
+
+    def __init__(self, path: Path, resume_at: int) -> None:
+        self.path = path
+        try:
+            size = path.stat().st_size if path.exists() else 0
+            if resume_at > size:
+                raise SinkError(
+                    f"{path} holds {size} bytes but the state file recorded {resume_at}: "
+                    "the export was cut or replaced since the last run. Move the state "
+                    "file away to start over."
+                )
+            self._file = open(path, "r+b" if path.exists() else "w+b")  # noqa: SIM115
+            # Drop whatever a killed run wrote after its last committed page.
+            self._file.truncate(resume_at)
+            self._file.seek(resume_at)
+        except OSError as exc:
+            raise SinkError(f"cannot open {path} for writing: {exc.strerror or exc}") from exc
+        self._position = resume_at
+
+    @property
+    def position(self) -> int:
+        return self._position
+
+    def append(self, data: bytes) -> None:
+        if data:
+            self._file.write(data)
+            self._file.flush()  # to the OS: survives kill -9 (not a power cut)
+            self._position += len(data)
+
+    def close(self) -> None:
+        if not self._file.closed:
+            self._file.flush()
+            os.fsync(self._file.fileno())  # a finished run is durable
+            self._file.close()
+
+
+class JsonlSink:
+    """JSON Lines: ``{...item fields..., "shop_url": "..."}`` per line."""
+
+    def __init__(self, path: Path, *, resume_at: int = 0) -> None:
+        self.path = path
+        self._out = _AppendFile(path, resume_at)
+        self._encoder = msgspec.json.Encoder()
+        self._buffer = bytearray()
+
+    @property
+    def position(self) -> int:
+        """Bytes written and flushed so far."""
+        return self._out.position
+
+    def write(self, shop_url: str, items: Sequence[ShopItem]) -> None:
+        """Append one line per item."""
+        if not items:
+            return
+        buf = self._buffer
+        buf.clear()
+        # Encode the Struct as is, then swap its closing brace for the shop's field:
+        # no per-item dict or copy, which keeps the hot path at msgspec speed.
+        tail = b',"shop_url":' + self._encoder.encode(shop_url) + b"}\n"
+        for item in items:
+            self._encoder.encode_into(item, buf, len(buf))
+            buf[-1:] = tail
+        self._out.append(bytes(buf))
+        if len(buf) > 1 << 20:
+            self._buffer = bytearray()  # do not keep one huge page's buffer forever
+
+    def close(self) -> None:
+        """Flush, fsync and close the file."""
+        self._out.close()
+
+
+def _csv_row(shop_url: str, item: ShopItem, encode: Any) -> list[object]:
+    sale = item.sale_info
+    return [
+        item.item_id,
+        item.title,
+        item.img,
+        encode(item.category_path).decode() if item.category_path else "[]",
+        item.category_name,
+        item.price,
+        "" if item.quantity is None else item.quantity,
+        "" if sale is None or sale.sale_quantity is None else sale.sale_quantity,
+        "" if sale is None or sale.sale_amount is None else sale.sale_amount,
+        shop_url,
+    ]
+
+
+class CsvSink:
+    """CSV with a header row; nested fields flattened (see :data:`CSV_COLUMNS`)."""
+
+    def __init__(self, path: Path, *, resume_at: int = 0) -> None:
+        self.path = path
+        self._out = _AppendFile(path, resume_at)
+        self._encode = msgspec.json.Encoder().encode
+        self._text = io.StringIO()
+        self._writer = csv.writer(self._text, lineterminator="\n")
+        if resume_at == 0:
+            self._writer.writerow(CSV_COLUMNS)
+            self._drain()
+
+    @property
+    def position(self) -> int:
+        """Bytes written and flushed so far (the header included)."""
+        return self._out.position
+
+    def _drain(self) -> None:
+        self._out.append(self._text.getvalue().encode())
+        self._text.seek(0)
+        self._text.truncate()
+
+    def write(self, shop_url: str, items: Sequence[ShopItem]) -> None:
+        """Append one row per item."""
+        if items:
+            self._writer.writerows(_csv_row(shop_url, item, self._encode) for item in items)
+            self._drain()
+
+    def close(self) -> None:
+        """Flush, fsync and close the file."""
+        self._out.close()
+
+
+def spool_path(path: Path) -> Path:
+    """Where the Parquet sink spools rows until it writes ``path``."""
+    return path.with_name(path.name + ".spool.jsonl")
+
+
+def _import_pyarrow() -> tuple[Any, Any]:
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError as exc:
+        raise SinkError(
+            "Parquet export needs pyarrow: pip install 'tmapi-async[parquet]' "
+            "(or choose --format jsonl or csv)"
+        ) from exc
+    return pa, pq
+
+
+class _SpoolRow(msgspec.Struct, gc=False):
+    """A spooled row read back: the item's fields plus its shop."""
+
+    item_id: str
+    shop_url: str
+    title: str = ""
+    img: str = ""
+    category_path: list[Any] = msgspec.field(default_factory=list)
+    category_name: str = ""
+    price: str = ""
+    quantity: int | None = None
+    sale_info: dict[str, Any] | None = None
+
+
+class ParquetSink:
+    """Parquet, written at :meth:`close` from a crash-safe JSON Lines spool."""
+
+    def __init__(self, path: Path, *, resume_at: int = 0) -> None:
+        self._pa, self._pq = _import_pyarrow()  # fail before any request is sent
+        self.path = path
+        self.spool = spool_path(path)
+        self._jsonl = JsonlSink(self.spool, resume_at=resume_at)
+
+    @property
+    def position(self) -> int:
+        """Bytes of the spool written and flushed so far."""
+        return self._jsonl.position
+
+    def write(self, shop_url: str, items: Sequence[ShopItem]) -> None:
+        """Append the rows to the spool."""
+        self._jsonl.write(shop_url, items)
+
+    def close(self) -> None:
+        """Close the spool and (re)write the Parquet file from it, atomically."""
+        self._jsonl.close()
+        size = self.spool.stat().st_size
+        if self._written_from() == size:
+            return  # the file already holds exactly this spool
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        schema = self._schema().with_metadata({_PARQUET_META_KEY: str(size).encode()})
+        with self._pq.ParquetWriter(tmp, schema) as writer:
+            for rows in self._spooled_batches():
+                writer.write_table(self._pa.Table.from_pylist(rows, schema=schema))
+        with open(tmp, "rb") as done:
+            os.fsync(done.fileno())
+        os.replace(tmp, self.path)  # readers see the old file or the new, never half
+
+    def _written_from(self) -> int | None:
+        """The spool size the existing Parquet file was written from, if it exists."""
+        try:
+            meta = self._pq.read_schema(self.path).metadata or {}
+        except (OSError, self._pa.ArrowException):
+            return None
+        value = meta.get(_PARQUET_META_KEY)
+        return int(value) if value is not None else None
+
+    def _schema(self) -> Any:
+        pa = self._pa
+        return pa.schema(
+            [
+                ("item_id", pa.string()),
+                ("title", pa.string()),
+                ("img", pa.string()),
+                ("category_path", pa.list_(pa.string())),
+                ("category_name", pa.string()),
+                ("price", pa.string()),
+                ("quantity", pa.int64()),
+                (
+                    "sale_info",
+                    pa.struct([("sale_quantity", pa.int64()), ("sale_amount", pa.float64())]),
+                ),
+                ("shop_url", pa.string()),
+            ]
+        )
+
+    def _spooled_batches(self) -> Iterator[list[dict[str, Any]]]:
+        decode = msgspec.json.Decoder(_SpoolRow).decode
+        rows: list[dict[str, Any]] = []
+        with open(self.spool, "rb") as spool:
+            for line in spool:
+                row = decode(line)
+                rows.append(
+                    {
+                        "item_id": row.item_id,
+                        "title": row.title,
+                        "img": row.img,
+                        "category_path": [str(c) for c in row.category_path],
+                        "category_name": row.category_name,
+                        "price": row.price,
+                        "quantity": row.quantity,
+                        "sale_info": row.sale_info,
+                        "shop_url": row.shop_url,
+                    }
+                )
+                if len(rows) >= _PARQUET_BATCH:
+                    yield rows
+                    rows = []
+        if rows:
+            yield rows
+
+
+def open_sink(path: Path, fmt: ExportFormat, *, resume_at: int = 0) -> Sink:
+    """Open the export ``path`` in format ``fmt``, continuing at byte ``resume_at``.
+
+    Raises:
+        SinkError: the file cannot be opened, is shorter than ``resume_at``, or the
+            format needs a library that is not installed.
+    """
+    if fmt == "jsonl":
+        return JsonlSink(path, resume_at=resume_at)
+    if fmt == "csv":
+        return CsvSink(path, resume_at=resume_at)
+    if fmt == "parquet":
+        return ParquetSink(path, resume_at=resume_at)
+    raise SinkError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
