@@ -1,0 +1,219 @@
+"""The SQLite journal: pages and export positions committed together, safe resumes."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+import tmapi_async as tm
+from tmapi_async._checkpoint import (
+    CheckpointJournal,
+    StateError,
+    default_state_path,
+    public_base_url,
+)
+from tmapi_async._models import ShopItem, ShopItemsPage
+from tmapi_async._shop import ShopResult
+from tmapi_async._sinks import SinkError
+from tmapi_async.testing import SimulatedTmapi
+
+SHOP = "https://xldjjg.1688.com/"
+PARAMS = {"page_size": 20, "sort": "default", "cat": None, "cat_type": None}
+TOKEN = "jwt.SECRET-token-value.sig"
+
+
+def _page(page: int, ids: list[str], total: int = 45, size: int = 20) -> ShopItemsPage:
+    return ShopItemsPage(
+        page=page,
+        page_size=size,
+        total_count=total,
+        items=[ShopItem(item_id=i, title=f"t{i}") for i in ids],
+    )
+
+
+def _open(tmp_path: Path, **kw: object) -> CheckpointJournal:
+    out = tmp_path / "out.jsonl"
+    return CheckpointJournal.open(
+        default_state_path(out),
+        out,
+        "jsonl",
+        params=kw.pop("params", PARAMS),  # type: ignore[arg-type]
+        base_url=str(kw.pop("base_url", "https://api.tmapi.io")),
+    )
+
+
+def _ids(path: Path) -> list[str]:
+    return [json.loads(line)["item_id"] for line in path.read_text().splitlines()]
+
+
+def test_a_new_shop_has_no_checkpoint(tmp_path: Path) -> None:
+    """Nothing recorded: ``open_shop`` returns None and the harvest starts at page 1."""
+    with _open(tmp_path) as journal:
+        assert journal.open_shop(SHOP) is None
+
+
+def test_recorded_pages_come_back_on_reopen(tmp_path: Path) -> None:
+    """Pages, their total_count, the answered page size and seen ids survive a reopen."""
+    with _open(tmp_path) as journal:
+        page1 = _page(1, ["a", "b"], size=2, total=5)
+        journal.record_page(SHOP, 1, page1, page1.items)
+        page3 = _page(3, ["e"], size=2, total=6)
+        journal.record_page(SHOP, 3, page3, page3.items)
+    with _open(tmp_path) as journal:
+        checkpoint = journal.open_shop(SHOP)
+        assert checkpoint is not None
+        assert checkpoint.pages == {1: 5, 3: 6}
+        assert checkpoint.page_size == 2
+        assert checkpoint.seen == {"a", "b", "e"}
+        assert checkpoint.status is None
+    assert _ids(tmp_path / "out.jsonl") == ["a", "b", "e"]
+
+
+def test_a_complete_shop_is_marked_complete(tmp_path: Path) -> None:
+    """``record_shop`` status is what a resume sees; complete shops are not refetched."""
+    with _open(tmp_path) as journal:
+        page = _page(1, ["a"], total=1)
+        journal.record_page(SHOP, 1, page, page.items)
+        journal.record_shop(ShopResult(shop_url=SHOP, total_count=1, pages=1, item_count=1))
+        assert journal.summary().complete == 1
+    with _open(tmp_path) as journal:
+        checkpoint = journal.open_shop(SHOP)
+        assert checkpoint is not None
+        assert checkpoint.status == "complete"
+        assert journal.shop_status(SHOP) == "complete"
+
+
+def test_a_failed_shop_keeps_its_error_and_is_retried(tmp_path: Path) -> None:
+    """Partial shops come back with their pages so a rerun fetches only what is missing."""
+    with _open(tmp_path) as journal:
+        page = _page(1, ["a"], total=40)
+        journal.record_page(SHOP, 1, page, page.items)
+        journal.record_shop(
+            ShopResult(
+                shop_url=SHOP,
+                status="partial",
+                error=tm.UpstreamError("Failed to retrieve data", code=417),
+            )
+        )
+    with _open(tmp_path) as journal:
+        checkpoint = journal.open_shop(SHOP)
+        assert checkpoint is not None
+        assert checkpoint.status == "partial"
+        assert checkpoint.error == "Failed to retrieve data (code 417)"
+        assert checkpoint.pages == {1: 40}
+
+
+def test_an_invalid_shop_line_is_recorded_without_pages(tmp_path: Path) -> None:
+    """A shop that never had a page (invalid URL) has no checkpoint to resume from."""
+    with _open(tmp_path) as journal:
+        bad = "not a url"
+        journal.record_shop(
+            ShopResult(shop_url=bad, status="failed", error=tm.InvalidParameterError("bad"))
+        )
+        assert journal.open_shop(bad) is None
+        assert journal.shop_status(bad) == "failed"
+
+
+def test_items_written_but_not_committed_are_cut_on_reopen(tmp_path: Path) -> None:
+    """The kill -9 window: export written, transaction not committed → bytes dropped."""
+    journal = _open(tmp_path)
+    page = _page(1, ["a", "b"])
+    journal.record_page(SHOP, 1, page, page.items)
+    journal.sink.write(SHOP, _page(2, ["c", "d"]).items)  # then the process dies
+    journal._db.close()  # no close(): as after kill -9
+    with _open(tmp_path) as again:
+        checkpoint = again.open_shop(SHOP)
+        assert checkpoint is not None
+        assert checkpoint.pages == {1: 45}
+        assert checkpoint.seen == {"a", "b"}
+        assert again.resumed_position == (tmp_path / "out.jsonl").stat().st_size
+    assert _ids(tmp_path / "out.jsonl") == ["a", "b"]
+
+
+def test_other_parameters_are_refused(tmp_path: Path) -> None:
+    """A rerun with another sort would mix listings: refused, naming the flags."""
+    _open(tmp_path).close()
+    with pytest.raises(StateError, match="--sort"):
+        _open(tmp_path, params={**PARAMS, "sort": "sales"})
+
+
+def test_another_format_is_refused(tmp_path: Path) -> None:
+    """The state remembers the export format."""
+    out = tmp_path / "out.jsonl"
+    CheckpointJournal.open(
+        default_state_path(out), out, "jsonl", params=PARAMS, base_url="https://x"
+    ).close()
+    with pytest.raises(StateError, match="--format jsonl"):
+        CheckpointJournal.open(
+            default_state_path(out), out, "csv", params=PARAMS, base_url="https://x"
+        )
+
+
+def test_an_existing_export_without_state_is_not_overwritten(tmp_path: Path) -> None:
+    """Starting fresh over someone's file would destroy it: refused."""
+    out = tmp_path / "out.jsonl"
+    out.write_text("precious\n")
+    with pytest.raises(StateError, match="already exists"):
+        _open(tmp_path)
+    assert out.read_text() == "precious\n"
+
+
+def test_a_deleted_export_is_reported(tmp_path: Path) -> None:
+    """State says N bytes, the file is gone: a clear error instead of a silent gap."""
+    with _open(tmp_path) as journal:
+        page = _page(1, ["a"])
+        journal.record_page(SHOP, 1, page, page.items)
+    (tmp_path / "out.jsonl").unlink()
+    with pytest.raises(SinkError, match="cut or replaced"):
+        _open(tmp_path)
+
+
+def test_not_a_state_file(tmp_path: Path) -> None:
+    """Garbage where the state should be is a StateError."""
+    out = tmp_path / "out.jsonl"
+    default_state_path(out).write_bytes(b"not sqlite at all" * 100)
+    out.write_text("")
+    with pytest.raises(StateError, match="not a usable state file"):
+        _open(tmp_path)
+
+
+def test_base_url_is_stored_without_secrets(tmp_path: Path) -> None:
+    """Credentials and query strings never reach the state file."""
+    assert public_base_url("https://u:p@api.tmapi.io:8443/x?apiToken=T#f") == (
+        "https://api.tmapi.io:8443/x"
+    )
+    with _open(tmp_path, base_url=f"http://user:{TOKEN}@127.0.0.1:9/?apiToken={TOKEN}"):
+        pass
+    db = sqlite3.connect(default_state_path(tmp_path / "out.jsonl"))
+    meta = dict(db.execute("SELECT key, value FROM meta"))
+    db.close()
+    assert meta["base_url"] == "http://127.0.0.1:9/"
+    assert TOKEN not in default_state_path(tmp_path / "out.jsonl").read_bytes().decode("latin-1")
+
+
+async def test_journal_drives_a_real_harvest_and_resumes(tmp_path: Path) -> None:
+    """With the engine and the simulator: every item once; a rerun fetches nothing."""
+    shops = [f"https://shop{i}.1688.com/" for i in range(1, 6)]
+    async with SimulatedTmapi(shop_sizes={"shop1": 0, "shop2": 1, "shop3": 45}) as sim:
+        expected = {(s, item.item_id) for s in shops for item in sim.expected_items(s.rstrip("/"))}
+        with _open(tmp_path, base_url=sim.url) as journal:
+            async with tm.Client(TOKEN, base_url=sim.url, rate=1000) as client:
+                results = [
+                    r async for r in client.harvest(shops, journal=journal, keep_items=False)
+                ]
+        assert {r.status for r in results} == {"complete"}
+        rows = [json.loads(x) for x in (tmp_path / "out.jsonl").read_text().splitlines()]
+        assert len(rows) == len(expected)
+        assert {(r["shop_url"], r["item_id"]) for r in rows} == expected
+        served = len(sim.log)
+        with _open(tmp_path, base_url=sim.url) as journal:
+            async with tm.Client(TOKEN, base_url=sim.url, rate=1000) as client:
+                harvest = client.harvest(shops, journal=journal, keep_items=False)
+                again = [r async for r in harvest]
+        assert len(sim.log) == served  # nothing asked twice
+        assert harvest.progress.shops_resumed == len(shops)
+        assert {r.status for r in again} == {"complete"}
+    assert TOKEN not in (tmp_path / "out.jsonl").read_text()
