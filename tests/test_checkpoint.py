@@ -106,15 +106,16 @@ def test_a_failed_shop_keeps_its_error_and_is_retried(tmp_path: Path) -> None:
         assert checkpoint.pages == {1: 40}
 
 
-def test_an_invalid_shop_line_is_recorded_without_pages(tmp_path: Path) -> None:
-    """A shop that never had a page (invalid URL) has no checkpoint to resume from."""
+def test_an_invalid_shop_line_leaves_no_trace(tmp_path: Path) -> None:
+    """A shop that never had a page (invalid URL) has nothing to resume: no row."""
     with _open(tmp_path) as journal:
         bad = "not a url"
         journal.record_shop(
             ShopResult(shop_url=bad, status="failed", error=tm.InvalidParameterError("bad"))
         )
         assert journal.open_shop(bad) is None
-        assert journal.shop_status(bad) == "failed"
+        assert journal.shop_status(bad) is None
+        assert journal.summary().shops == 0
 
 
 def test_items_written_but_not_committed_are_cut_on_reopen(tmp_path: Path) -> None:

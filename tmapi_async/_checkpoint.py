@@ -230,11 +230,19 @@ class CheckpointJournal:
             raise
 
     def record_shop(self, result: ShopResult) -> None:
-        """Commit that a shop is finished, with its status and first error."""
+        """Commit that a shop is finished, with its status and first error.
+
+        A shop with no page recorded (an invalid line, page 1 failed) leaves no row:
+        there is nothing to resume, and an invalid line's text is not worth keeping.
+        """
         shop_id = self._shop_ids.pop(result.shop_url, None)
         if shop_id is None:
-            shop_id = self._shop_id(result.shop_url)
-            self._shop_ids.pop(result.shop_url, None)
+            row = self._db.execute(
+                "SELECT id FROM shops WHERE url = ?", (result.shop_url,)
+            ).fetchone()
+            if row is None:
+                return
+            shop_id = int(row[0])
         error = None if result.error is None else str(result.error)
         self._db.execute(
             "UPDATE shops SET status = ?, error = ?, total_count = ?,"

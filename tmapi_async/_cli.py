@@ -486,7 +486,7 @@ class _Failures:
                 f"# shops tmapi-async could not harvest completely into {self.output.name};\n"
                 "# this file is a SHOPS list: harvest it again once the cause is fixed\n"
             )
-        self._file.write(f"# {reason}\n{line}\n")
+        self._file.write(_secrets.scrub(f"# {reason}\n{line}\n"))
         self._file.flush()
         self.count += 1
 
@@ -604,6 +604,7 @@ async def run_harvest(args: argparse.Namespace) -> int:
         harvest.progress,
         total_shops=_count_shops(args.shops),
         mode=choose_mode(quiet=args.quiet, stream=sys.stderr),
+        scrub=_secrets.scrub,
     )
     failures = _Failures(failures_path(output), output)
     stop = _Stop()

@@ -13,6 +13,7 @@ import math
 import sys
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import IO, Any, Literal, Self
 
@@ -86,6 +87,8 @@ class ProgressDisplay:
         mode: see :func:`choose_mode`.
         stream: where to draw (stderr).
         interval: seconds between plain lines.
+        title: the name shown first on each line.
+        scrub: applied to every message before it is shown (removes the token).
     """
 
     def __init__(
@@ -97,6 +100,7 @@ class ProgressDisplay:
         stream: IO[str] | None = None,
         interval: float = 5.0,
         title: str = "harvest",
+        scrub: Callable[[str], str] = str,
     ) -> None:
         self.progress = progress
         self.total_shops = total_shops
@@ -104,6 +108,7 @@ class ProgressDisplay:
         self.stream = stream if stream is not None else sys.stderr
         self.interval = interval
         self.title = title
+        self._scrub = scrub  # removes secrets from every message shown
         self._rates = _Rates()
         self._live: Any = None
         self._console: Any = None
@@ -153,6 +158,7 @@ class ProgressDisplay:
         self._write(message)
 
     def _write(self, message: str) -> None:
+        message = self._scrub(message)
         if self._console is not None:
             self._console.print(message, markup=False, highlight=False, soft_wrap=True)
         else:
