@@ -15,12 +15,13 @@ import griffe
 
 _ROLE = re.compile(r":(?:py:)?(?:class|meth|func|attr|mod|exc|data|obj|const):`~?([^`]+)`")
 _LITERAL = re.compile(r"(?<=\S)::(?=\n|$)")
+_LONE_LITERAL = re.compile(r"^[ \t]*::[ \t]*\n", re.M)
 _TRAILING = re.compile(r"#:\s*(.+)$")
 
 
 def _clean(text: str) -> str:
     text = _ROLE.sub(lambda m: f"`{m.group(1).rsplit('.', 1)[-1]}`", text)
-    return _LITERAL.sub(":", text)
+    return _LITERAL.sub(":", _LONE_LITERAL.sub("", text))
 
 
 def _comment_doc(obj: griffe.Object) -> str | None:
