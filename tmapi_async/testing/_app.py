@@ -141,10 +141,12 @@ class Simulator:
         body = self._pages.get(key)
         if body is not None:
             return body
-        listing = self.catalogue(name, size).listing(sort, cat, cat_type, drift)
         start = (page - 1) * page_size
-        items = msgspec.Raw(b"[" + b",".join(listing[start : start + page_size]) + b"]")
-        data = _Data(page, page_size, len(listing), cat or "", sort, items)
+        total, items = self.catalogue(name, size).page(
+            sort, cat, cat_type, drift, start, start + page_size
+        )
+        raw = msgspec.Raw(b"[" + b",".join(items) + b"]")
+        data = _Data(page, page_size, total, cat or "", sort, raw)
         body = _encode(_Envelope(code=200, msg="success", data=data))
         self._pages[key] = body
         if len(self._pages) > self.config.page_cache_size:

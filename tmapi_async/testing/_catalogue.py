@@ -8,6 +8,7 @@ which keeps the catalogue stable when a test grows a shop between runs.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import random
 import re
@@ -135,7 +136,7 @@ _SUFFIXES: Final = (
     "",
 )
 _CAT_NAMES: Final = ("热销", "新品", "特价", "精品", "爆款", "定制", "清仓", "礼盒", "经典")
-_ALNUM: Final = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+_ALNUM_ONLY: Final = bytes.maketrans(b"+/", b"xQ")  # base64 -> alphanumeric image keys
 # Listing times: base items are spread over ~4 years before this instant; drift items come after.
 _EPOCH: Final = 1_700_000_000
 
@@ -145,9 +146,10 @@ def _digest(*parts: object) -> int:
     return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "big")
 
 
-def _item_id(name: str, stream: str, index: int, salt: int) -> str:
-    # 12 digits, never starting with 0, like real 1688 offer ids.
-    return str(100_000_000_000 + _digest("item", name, stream, index, salt) % 900_000_000_000)
+def _item_id(h: int, parity: int) -> str:
+    # 12 digits, never starting with 0, like real 1688 offer ids; base items get even ids and
+    # drift items odd ones, so the two streams can never collide.
+    return str(100_000_000_000 + (h % 450_000_000_000) * 2 + parity)
 
 
 def shop_categories(name: str) -> list[Category]:
@@ -187,72 +189,94 @@ class _Entry(msgspec.Struct, frozen=True):
     listed_at: int
 
 
+_encode = msgspec.json.Encoder().encode
+
+
 class _Generator:
-    """Sequential item stream for one shop (``base`` or ``drift``)."""
+    """Item stream for one shop (``base`` or ``drift``).
+
+    Item ``i`` is a pure function of (name, stream, i): one 64-byte hash supplies all its
+    attributes, which is ~10x faster than drawing them from ``random`` (a benchmark crawl
+    builds every catalogue once, so generation speed is serving speed).
+    """
 
     def __init__(self, name: str, stream: str, leaves: Sequence[Category]) -> None:
         self.name = name
         self.stream = stream
         self.leaves = leaves
-        self.rng = random.Random(f"tmapi-sim/{stream}/{name}")
         theme = _THEMES[_digest("theme", name) % len(_THEMES)]
         self.nouns, self.mods, self.uses = theme
         self.member = str(1_000_000_000 + _digest("member", name) % 9_000_000_000)
+        self.parity = 1 if stream == "drift" else 0
         self.ids: set[str] = set()
         self.entries: list[_Entry] = []
+        self.encoded: list[bytes] = []
 
-    def take(self, n: int, taken_ids: set[str]) -> list[_Entry]:
-        while len(self.entries) < n:
-            self.entries.append(self._one(len(self.entries), taken_ids))
-        return self.entries[:n]
+    def ensure(self, n: int) -> None:
+        """Generate (and encode) items up to index ``n`` (exclusive)."""
+        entries, encoded = self.entries, self.encoded
+        while len(entries) < n:
+            entry = self._one(len(entries))
+            entries.append(entry)
+            encoded.append(_encode(entry.item))
 
-    def _one(self, index: int, taken_ids: set[str]) -> _Entry:
-        rng = self.rng
+    def _one(self, index: int) -> _Entry:
+        b = hashlib.blake2b(
+            f"{self.name}\x1f{self.stream}\x1f{index}".encode(), digest_size=64
+        ).digest()
+        item_id = _item_id(int.from_bytes(b[48:56], "big"), self.parity)
         salt = 0
-        item_id = _item_id(self.name, self.stream, index, salt)
-        while item_id in self.ids or item_id in taken_ids:  # keep ids unique within the shop
+        while item_id in self.ids:  # keep ids unique within the shop
             salt += 1
-            item_id = _item_id(self.name, self.stream, index, salt)
+            item_id = _item_id(_digest("item", self.name, self.stream, index, salt), self.parity)
         self.ids.add(item_id)
 
+        mods, nouns = self.mods, self.nouns
+        m1 = b[0] % len(mods)
+        m2 = (m1 + 1 + b[1] % (len(mods) - 1)) % len(mods)  # two different modifiers
         title = "".join(
             (
-                *rng.sample(self.mods, 2),
-                rng.choice(self.nouns),
-                rng.choice(self.uses),
-                " " if rng.random() < 0.5 else "",
-                rng.choice(self.nouns),
-                rng.choice(_SUFFIXES),
+                mods[m1],
+                mods[m2],
+                nouns[b[2] % len(nouns)],
+                self.uses[b[3] % len(self.uses)],
+                " " if b[4] & 1 else "",
+                nouns[b[5] % len(nouns)],
+                _SUFFIXES[b[6] % len(_SUFFIXES)],
             )
         )
-        if rng.random() < 0.9:  # the v2 endpoint's odd four-slash form
-            key = "".join(rng.choice(_ALNUM) for _ in range(22))
+        if b[7] < 230:  # ~90%: the v2 endpoint's odd four-slash form
+            key = base64.b64encode(b[8:25]).translate(_ALNUM_ONLY)[:22].decode()
             img = f"https:////cbu01.alicdn.com/img/ibank/O1CN01{key}_!!{self.member}-0-cib.jpg"
         else:  # the protocol-relative form other endpoints use
-            a, b, c = rng.randrange(2015, 2025), rng.randrange(1000), rng.randrange(1000)
-            d, e = rng.randrange(10**10, 10**11), rng.randrange(10**8, 10**9)
-            img = f"//cbu01.alicdn.com/img/ibank/{a}/{b:03d}/{c:03d}/{d}_{e}.jpg"
+            n = int.from_bytes(b[8:24], "big")
+            img = (
+                f"//cbu01.alicdn.com/img/ibank/{2015 + n % 10}/{n // 10 % 1000:03d}/"
+                f"{n // 10**4 % 1000:03d}/{n // 10**7 % 10**11}_{n // 10**18 % 10**9}.jpg"
+            )
 
-        cents = int(rng.lognormvariate(8.5, 1.1)) + 50  # mostly a few yuan to a few hundred
-        roll = rng.random()
-        if roll < 0.04:
+        u = int.from_bytes(b[25:29], "big") / 2**32
+        cents = 50 + int(10 ** (2 + 3.3 * u * u))  # skewed: most items a few to ~100 yuan
+        if b[29] < 10:  # ~4% without a price
             price, price_key = "", float("inf")
-        elif roll < 0.16:
-            high = cents + rng.randrange(10, max(11, cents // 2))
+        elif b[29] < 41:  # ~12% price ranges
+            high = cents + 10 + int.from_bytes(b[30:32], "big") % max(1, cents // 2)
             price, price_key = f"{cents / 100:.2f}-{high / 100:.2f}", cents / 100
         else:
             price, price_key = f"{cents / 100:.2f}", cents / 100
 
-        sold = 0 if rng.random() < 0.3 else int(rng.paretovariate(0.9))
-        amount = 0 if rng.random() < 0.9 or not price else sold * cents // 100
-        quantity = None if rng.random() < 0.9 else rng.randrange(0, 100_000)
-        leaf = rng.choice(self.leaves)
-        if rng.random() < 0.3:
+        v = (int.from_bytes(b[32:36], "big") + 1) / 2**32
+        sold = 0 if b[36] < 77 else min(10**6, int(v ** (-1 / 0.9)))  # 30% unsold, Pareto tail
+        amount = sold * cents // 100 if b[37] >= 230 and price else 0
+        quantity = int.from_bytes(b[38:41], "big") % 100_000 if b[41] >= 230 else None
+        leaf = self.leaves[b[42] % len(self.leaves)]
+        if b[43] < 77:  # ~30% show their category; the rest have [] and ""
             path, cat_name = [leaf.parent_id, leaf.cat_id], leaf.name
         else:
             path, cat_name = [], ""
         base = _EPOCH if self.stream == "drift" else _EPOCH - 126_000_000
-        listed_at = base + index * 600 + rng.randrange(600)  # drift items are the newest
+        # Listing times increase with the index; drift items are newer than every base item.
+        listed_at = base + index * 600 + int.from_bytes(b[44:46], "big") % 600
         item = Item(
             item_id=item_id,
             title=title,
@@ -292,14 +316,13 @@ def _selects(entry: _Entry, cat: str | None, cat_type: str | None) -> bool:
     return (entry.group if cat_type == "1" else entry.leaf) == cat
 
 
-_encode = msgspec.json.Encoder().encode
-
-
 class ShopCatalogue:
     """The catalogue of one shop: ``size`` base items plus up to any number of drift items.
 
-    Listings are cached per (sort, cat, cat_type, drift) as lists of pre-encoded item JSON, so a
-    page body is a join of slices.
+    Items are generated lazily: the ``default`` listing without ``cat`` only builds the items
+    up to the page asked for (a crawl reads pages in order), other listings build them all.
+    Other listings are cached per (sort, cat, cat_type, drift) as lists of pre-encoded item
+    JSON, so a page body is a join of a slice.
     """
 
     def __init__(self, name: str, size: int) -> None:
@@ -307,31 +330,24 @@ class ShopCatalogue:
         self.size = size
         self.categories = shop_categories(name)
         leaves = [c for c in self.categories if c.parent_id]
-        self._base = _Generator(name, "base", leaves).take(size, set())
-        self._base_ids = {e.item.item_id for e in self._base}
-        self._drift_gen = _Generator(name, "drift", leaves)
-        self._encoded = [_encode(e.item) for e in self._base]
-        self._drift_encoded: list[bytes] = []
+        self._base = _Generator(name, "base", leaves)
+        self._drift = _Generator(name, "drift", leaves)
         self._orders: dict[str, list[int]] = {}
         self._listings: dict[tuple[str, str | None, str | None, int], list[bytes]] = {}
-
-    def _drift(self, n: int) -> list[_Entry]:
-        entries = self._drift_gen.take(n, self._base_ids)
-        while len(self._drift_encoded) < n:
-            self._drift_encoded.append(_encode(entries[len(self._drift_encoded)].item))
-        return entries
 
     def _indices(
         self, sort: str, cat: str | None, cat_type: str | None, drift: int
     ) -> tuple[list[int], list[int]]:
         """(drift indices newest first, base indices in ``sort`` order), both filtered."""
+        self._base.ensure(self.size)
+        self._drift.ensure(drift)
+        base, drifted = self._base.entries, self._drift.entries
         order = self._orders.get(sort)
         if order is None:
-            order = self._orders[sort] = _order(self._base, sort)
-        d_entries = self._drift(drift)
-        d_idx = [j for j in range(drift - 1, -1, -1) if _selects(d_entries[j], cat, cat_type)]
+            order = self._orders[sort] = _order(base[: self.size], sort)
+        d_idx = [j for j in range(drift - 1, -1, -1) if _selects(drifted[j], cat, cat_type)]
         if cat:
-            order = [i for i in order if _selects(self._base[i], cat, cat_type)]
+            order = [i for i in order if _selects(base[i], cat, cat_type)]
         return d_idx, order
 
     def listing(
@@ -341,16 +357,41 @@ class ShopCatalogue:
         cat_type: str | None = None,
         drift: int = 0,
     ) -> list[bytes]:
-        """Encoded items of the listing, in served order (drift items first, newest first)."""
+        """Encoded items of the whole listing, in served order (drift items first, newest
+        first)."""
         key = (sort, cat or None, cat_type if cat else None, drift)
         cached = self._listings.get(key)
         if cached is None:
             d_idx, order = self._indices(sort, cat, cat_type, drift)
-            cached = [self._drift_encoded[j] for j in d_idx] + [self._encoded[i] for i in order]
+            d_enc, b_enc = self._drift.encoded, self._base.encoded
+            cached = [d_enc[j] for j in d_idx] + [b_enc[i] for i in order]
             if len(self._listings) > 64:  # drift makes many generations; keep memory bounded
                 self._listings.clear()
             self._listings[key] = cached
         return cached
+
+    def page(
+        self,
+        sort: str,
+        cat: str | None,
+        cat_type: str | None,
+        drift: int,
+        start: int,
+        stop: int,
+    ) -> tuple[int, list[bytes]]:
+        """(total_count, encoded items ``start:stop`` of the listing)."""
+        if sort != "default" or cat:
+            listing = self.listing(sort, cat, cat_type, drift)
+            return len(listing), listing[start:stop]
+        # Fast path: listing position i is drift item drift-1-i, then base item i-drift.
+        total = drift + self.size
+        stop = min(stop, total)
+        self._drift.ensure(drift)
+        self._base.ensure(max(0, stop - drift))
+        d_enc, b_enc = self._drift.encoded, self._base.encoded
+        return total, [
+            d_enc[drift - 1 - i] if i < drift else b_enc[i - drift] for i in range(start, stop)
+        ]
 
     def items(
         self,
@@ -359,10 +400,10 @@ class ShopCatalogue:
         cat_type: str | None = None,
         drift: int = 0,
     ) -> list[Item]:
-        """Decoded items of the listing, in served order."""
+        """Decoded items of the whole listing, in served order."""
         d_idx, order = self._indices(sort, cat, cat_type, drift)
-        d_entries = self._drift(drift)
-        return [d_entries[j].item for j in d_idx] + [self._base[i].item for i in order]
+        base, drifted = self._base.entries, self._drift.entries
+        return [drifted[j].item for j in d_idx] + [base[i].item for i in order]
 
 
 def shop_catalogue(
