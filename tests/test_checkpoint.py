@@ -218,3 +218,36 @@ async def test_journal_drives_a_real_harvest_and_resumes(tmp_path: Path) -> None
         assert harvest.progress.shops_resumed == len(shops)
         assert {r.status for r in again} == {"complete"}
     assert TOKEN not in (tmp_path / "out.jsonl").read_text()
+
+
+def _committed_pages(tmp_path: Path) -> int:
+    db = sqlite3.connect(default_state_path(tmp_path / "out.jsonl"))
+    try:
+        return int(db.execute("SELECT COUNT(*) FROM pages").fetchone()[0])
+    finally:
+        db.close()
+
+
+async def test_pages_of_one_tick_commit_together(tmp_path: Path) -> None:
+    """In an event loop, pages answered in the same tick share one transaction."""
+    with _open(tmp_path) as journal:
+        for n in range(1, 4):
+            page = _page(n, [f"id{n}"])
+            journal.record_page(SHOP, n, page, page.items)
+        assert _committed_pages(tmp_path) == 0  # written to the export, not yet committed
+        journal.flush()
+        assert _committed_pages(tmp_path) == 3
+    assert _ids(tmp_path / "out.jsonl") == ["id1", "id2", "id3"]
+
+
+async def test_a_failed_commit_stops_the_journal(tmp_path: Path) -> None:
+    """After a commit fails, no later page may commit a position past the lost ones."""
+    journal = _open(tmp_path)
+    page = _page(1, ["a"])
+    journal.record_page(SHOP, 1, page, page.items)
+    journal._db.close()  # the state file becomes unwritable
+    with pytest.raises(sqlite3.Error):
+        journal.flush()
+    with pytest.raises(sqlite3.Error):
+        journal.record_page(SHOP, 2, _page(2, ["b"]), _page(2, ["b"]).items)
+    assert _ids(tmp_path / "out.jsonl") == ["a"]  # page 2 was refused before writing

@@ -17,6 +17,8 @@ which a resumed run must repeat.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import sqlite3
 import time
@@ -25,6 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 from urllib.parse import urlsplit, urlunsplit
+
+import msgspec
 
 from ._models import ShopItem, ShopItemsPage
 from ._shop import ShopCheckpoint, ShopResult, ShopStatus
@@ -45,18 +49,15 @@ CREATE TABLE IF NOT EXISTS shops (
     total_count INTEGER NOT NULL DEFAULT 0,
     items INTEGER NOT NULL DEFAULT 0
 );
-CREATE TABLE IF NOT EXISTS pages (
-    shop_id INTEGER NOT NULL,
+CREATE TABLE IF NOT EXISTS pages (   -- one row per answered page (a page refetched
+    shop_id INTEGER NOT NULL,         -- after drift has a row per answer)
     page INTEGER NOT NULL,
     total_count INTEGER NOT NULL,
-    items INTEGER NOT NULL,
-    PRIMARY KEY (shop_id, page)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS seen (
-    shop_id INTEGER NOT NULL,
-    item_id TEXT NOT NULL,
-    PRIMARY KEY (shop_id, item_id)
-) WITHOUT ROWID;
+    items INTEGER NOT NULL,           -- new items the page added to the export
+    ids BLOB NOT NULL,                -- their item_id, as a JSON array: dedup on resume
+    end_pos INTEGER NOT NULL          -- the export's size once they were written
+);
+CREATE INDEX IF NOT EXISTS pages_by_shop ON pages (shop_id);
 """
 
 
@@ -102,7 +103,14 @@ class CheckpointJournal:
         self.sink = sink  #: the export this journal writes
         self.state_path = state_path  #: the SQLite file
         self._shop_ids: dict[str, int] = {}  # open shops only: forgotten when finished
+        self._page_sizes: dict[int, int] = {}  # shop id → page size recorded, open shops
         self.resumed_position = sink.position  #: export bytes kept from earlier runs
+        # Group commit: rows of pages answered in one event-loop tick share a transaction.
+        self._pending_sizes: list[tuple[int, int]] = []
+        self._pending_pages: list[tuple[int, int, int, int, bytes, int]] = []
+        self._pending_shops: list[tuple[str, str | None, int, int, int]] = []
+        self._flush_handle: asyncio.Handle | None = None
+        self._broken: BaseException | None = None
 
     # -- opening ----------------------------------------------------------------------
 
@@ -151,7 +159,10 @@ class CheckpointJournal:
                 if meta.get(key) != value:
                     db.close()
                     raise StateError(_mismatch(state_path, key, meta.get(key), value))
-        position = int(meta.get("position", "0"))
+        # One row per page carries the export's size after it: the committed position
+        # is the largest (the meta value covers a CSV header written before any page).
+        last_page_end = db.execute("SELECT MAX(end_pos) FROM pages").fetchone()[0] or 0
+        position = max(int(meta.get("position", "0")), last_page_end)
         try:
             sink = open_sink(output, fmt, resume_at=position)
         except SinkError:
@@ -175,24 +186,28 @@ class CheckpointJournal:
 
     def open_shop(self, shop_url: str) -> ShopCheckpoint | None:
         """What earlier runs harvested of ``shop_url`` (``None`` if nothing)."""
+        self.flush()
         row = self._db.execute(
             "SELECT id, page_size, status, error FROM shops WHERE url = ?", (shop_url,)
         ).fetchone()
         if row is None:
             return None
         shop_id, page_size, status, error = row
-        pages = dict(
-            self._db.execute("SELECT page, total_count FROM pages WHERE shop_id = ?", (shop_id,))
-        )
-        if status == "complete":
-            # Not fetched again: the seen ids are not needed, skip loading them.
+        pages: dict[int, int] = {}
+        seen: set[str] = set()
+        complete = status == "complete"
+        for page, total, ids in self._db.execute(
+            "SELECT page, total_count, ids FROM pages WHERE shop_id = ?", (shop_id,)
+        ):
+            pages[page] = max(total, pages.get(page, 0))
+            if not complete:  # a complete shop is not fetched again: no dedup needed
+                seen.update(_decode_ids(ids))
+        if complete:
             return ShopCheckpoint(pages=pages, page_size=page_size, status="complete")
         if not pages:
             return None
         self._shop_ids[shop_url] = shop_id
-        seen = {
-            r[0] for r in self._db.execute("SELECT item_id FROM seen WHERE shop_id = ?", (shop_id,))
-        }
+        self._page_sizes[shop_id] = page_size
         return ShopCheckpoint(
             pages=pages, page_size=page_size, seen=seen, status=status, error=error
         )
@@ -200,66 +215,103 @@ class CheckpointJournal:
     def record_page(
         self, shop_url: str, page: int, answer: ShopItemsPage, new_items: Sequence[ShopItem]
     ) -> None:
-        """Export ``new_items``, then commit the page, their ids and the export position."""
+        """Export ``new_items`` now; commit the page, their ids and the export position at
+        the end of this event-loop tick, together with the other pages answered in it.
+
+        Raises:
+            OSError, sqlite3.Error: the export or the state cannot be written (now or at
+                an earlier commit): the harvest must stop, a rerun resumes.
+        """
+        if self._broken is not None:
+            raise self._broken
         self.sink.write(shop_url, new_items)
-        db = self._db
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            shop_id = self._shop_id(shop_url)
-            # The plan of a resumed shop is built on the size page 1 was answered with.
+        shop_id = self._shop_id(shop_url)
+        if page == 1 or not self._page_sizes.get(shop_id):
+            # A resumed shop's plan is built on the size page 1 was answered with.
             size = answer.page_size or self._asked_page_size
-            db.execute(
-                "UPDATE shops SET page_size = ? WHERE id = ? AND (page_size = 0 OR ?)",
-                (size, shop_id, page == 1),
-            )
-            db.execute(
-                "INSERT OR REPLACE INTO pages VALUES (?, ?, ?, ?)",
-                (shop_id, page, answer.total_count, len(new_items)),
-            )
-            if new_items:
-                db.executemany(
-                    "INSERT OR IGNORE INTO seen VALUES (?, ?)",
-                    [(shop_id, item.item_id) for item in new_items],
-                )
-            db.execute(
-                "UPDATE meta SET value = ? WHERE key = 'position'", (str(self.sink.position),)
-            )
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
+            self._pending_sizes.append((size, shop_id))
+            self._page_sizes[shop_id] = size
+        ids = _encode_ids([item.item_id for item in new_items])
+        self._pending_pages.append(
+            (shop_id, page, answer.total_count, len(new_items), ids, self.sink.position)
+        )
+        self._schedule_flush()
 
     def record_shop(self, result: ShopResult) -> None:
-        """Commit that a shop is finished, with its status and first error.
+        """Commit (with the pages of this tick) that a shop is finished, with its status.
 
         A shop with no page recorded (an invalid line, page 1 failed) leaves no row:
         there is nothing to resume, and an invalid line's text is not worth keeping.
         """
         shop_id = self._shop_ids.pop(result.shop_url, None)
         if shop_id is None:
-            row = self._db.execute(
-                "SELECT id FROM shops WHERE url = ?", (result.shop_url,)
-            ).fetchone()
-            if row is None:
-                return
-            shop_id = int(row[0])
+            return  # never opened a page here, this run or before
+        self._page_sizes.pop(shop_id, None)
         error = None if result.error is None else str(result.error)
-        self._db.execute(
-            "UPDATE shops SET status = ?, error = ?, total_count = ?,"
-            " items = (SELECT COALESCE(SUM(items), 0) FROM pages WHERE shop_id = ?)"
-            " WHERE id = ?",
-            (result.status, error, result.total_count, shop_id, shop_id),
-        )
+        self._pending_shops.append((result.status, error, result.total_count, shop_id, shop_id))
+        self._schedule_flush()
+
+    def _schedule_flush(self) -> None:
+        if self._flush_handle is not None:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.flush()  # no event loop (plain synchronous use): commit at once
+            return
+        self._flush_handle = loop.call_soon(self._flush_soon)
+
+    def _flush_soon(self) -> None:
+        self._flush_handle = None
+        with contextlib.suppress(OSError, sqlite3.Error):
+            self.flush()  # kept in _broken: the next record_page raises it to the harvest
+
+    def flush(self) -> None:
+        """Commit what is pending now, in one transaction (close() does it too)."""
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
+        if self._broken is not None:
+            raise self._broken
+        if not (self._pending_pages or self._pending_shops or self._pending_sizes):
+            return
+        db = self._db
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                db.executemany("UPDATE shops SET page_size = ? WHERE id = ?", self._pending_sizes)
+                db.executemany("INSERT INTO pages VALUES (?, ?, ?, ?, ?, ?)", self._pending_pages)
+                db.executemany(
+                    "UPDATE shops SET status = ?, error = ?, total_count = ?,"
+                    " items = (SELECT COALESCE(SUM(items), 0) FROM pages WHERE shop_id = ?)"
+                    " WHERE id = ?",
+                    self._pending_shops,
+                )
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        except (OSError, sqlite3.Error) as exc:
+            # Later pages must not commit positions past these uncommitted ones: the
+            # journal refuses everything from now on, and a rerun cuts the export back.
+            self._broken = exc
+            raise
+        finally:
+            self._pending_sizes.clear()
+            self._pending_pages.clear()
+            self._pending_shops.clear()
 
     # -- reading back ------------------------------------------------------------------
 
     def shop_status(self, shop_url: str) -> ShopStatus | None:
         """The recorded status of a shop (``None``: unknown or not finished)."""
+        self.flush()
         row = self._db.execute("SELECT status FROM shops WHERE url = ?", (shop_url,)).fetchone()
         return None if row is None else row[0]
 
     def summary(self) -> StateSummary:
         """Totals over every run recorded in this state file."""
+        self.flush()
         shops, complete = self._db.execute(
             "SELECT COUNT(*), COALESCE(SUM(status = 'complete'), 0) FROM shops"
         ).fetchone()
@@ -269,8 +321,10 @@ class CheckpointJournal:
         return StateSummary(shops=shops, complete=complete, pages=pages, items=items)
 
     def close(self) -> None:
-        """Finish the export (Parquet: write the file) and close the state file."""
+        """Commit what is pending, finish the export (Parquet: write the file), close."""
         try:
+            if self._broken is None:
+                self.flush()
             self.sink.close()
         finally:
             try:
@@ -294,6 +348,10 @@ class CheckpointJournal:
             shop_id = int(row[0])
             self._shop_ids[shop_url] = shop_id
         return shop_id
+
+
+_encode_ids = msgspec.json.Encoder().encode  # bytes: SQLite stores them as a BLOB
+_decode_ids = msgspec.json.Decoder(list[str]).decode
 
 
 def _mismatch(state_path: Path, key: str, had: str | None, want: str) -> str:

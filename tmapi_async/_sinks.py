@@ -100,7 +100,8 @@ class _AppendFile:
                     "the export was cut or replaced since the last run. Move the state "
                     "file away to start over."
                 )
-            self._file = open(path, "r+b" if path.exists() else "w+b")  # noqa: SIM115
+            # Unbuffered: each page is one write() straight to the OS, nothing held back.
+            self._file = open(path, "r+b" if path.exists() else "w+b", buffering=0)  # noqa: SIM115
             # Drop whatever a killed run wrote after its last committed page.
             self._file.truncate(resume_at)
             self._file.seek(resume_at)
@@ -112,15 +113,15 @@ class _AppendFile:
     def position(self) -> int:
         return self._position
 
-    def append(self, data: bytes) -> None:
-        if data:
-            self._file.write(data)
-            self._file.flush()  # to the OS: survives kill -9 (not a power cut)
-            self._position += len(data)
+    def append(self, data: bytes | bytearray) -> None:
+        view = memoryview(data)
+        while view:  # a raw write may be partial; the OS has it all when this returns
+            written = self._file.write(view)
+            view = view[written or 0 :]
+        self._position += len(data)
 
     def close(self) -> None:
         if not self._file.closed:
-            self._file.flush()
             os.fsync(self._file.fileno())  # a finished run is durable
             self._file.close()
 
@@ -144,14 +145,15 @@ class JsonlSink:
         if not items:
             return
         buf = self._buffer
-        buf.clear()
-        # Encode the Struct as is, then swap its closing brace for the shop's field:
-        # no per-item dict or copy, which keeps the hot path at msgspec speed.
+        del buf[:]
+        # Encode each Struct as is, then swap its closing brace for the shop's field: no
+        # per-item dict or copy (measured: faster than a bytes.replace over the page).
         tail = b',"shop_url":' + self._encoder.encode(shop_url) + b"}\n"
+        encode_into = self._encoder.encode_into
         for item in items:
-            self._encoder.encode_into(item, buf, len(buf))
+            encode_into(item, buf, len(buf))
             buf[-1:] = tail
-        self._out.append(bytes(buf))
+        self._out.append(buf)
         if len(buf) > 1 << 20:
             self._buffer = bytearray()  # do not keep one huge page's buffer forever
 
