@@ -108,14 +108,15 @@ async def _harvest(
                 sampler.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await sampler
-            rows.append(
-                {
-                    "items": float(harvest.progress.items),
-                    "rss_mb": _mb(process.memory_info().rss),
-                    "peak_mb": _peak_mb(),
-                    "seconds": time.perf_counter() - start,
-                }
-            )
+            if not rows or harvest.progress.items > rows[-1]["items"]:
+                rows.append(
+                    {
+                        "items": float(harvest.progress.items),
+                        "rss_mb": _mb(process.memory_info().rss),
+                        "peak_mb": _peak_mb(),
+                        "seconds": time.perf_counter() - start,
+                    }
+                )
     return rows
 
 
@@ -140,13 +141,13 @@ def main(argv: list[str] | None = None) -> int:
         sim.terminate()
         sim.wait(timeout=10)
     print(
-        f"harvest of {shops} shops x {args.items_per_shop} items to JSON Lines ({_mb(size):.0f} MB, {lines:,} lines)"
+        f"harvest of {shops} shops x {args.items_per_shop} items to JSON Lines "
+        f"({_mb(size):.0f} MB, {lines:,} lines)"
     )
     print(f"{'items':>9} {'rss MB':>8} {'peak MB':>8} {'seconds':>8}")
     for row in rows:
-        print(
-            f"{int(row['items']):>9,} {row['rss_mb']:>8.1f} {row['peak_mb']:>8.1f} {row['seconds']:>8.1f}"
-        )
+        items, rss, peak, secs = row["items"], row["rss_mb"], row["peak_mb"], row["seconds"]
+        print(f"{int(items):>9,} {rss:>8.1f} {peak:>8.1f} {secs:>8.1f}")
     peak = max(r["peak_mb"] for r in rows)
     growth = rows[-1]["rss_mb"] - rows[0]["rss_mb"]
     ok = peak < LIMIT_MB and growth < GROWTH_MB and lines >= args.items
