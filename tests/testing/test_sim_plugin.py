@@ -1,0 +1,45 @@
+"""The pytest fixtures of ``tmapi_async.testing.pytest_plugin``."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from tmapi_async.testing import SimulatedTmapi, SimulatorConfig
+from tmapi_async.testing.pytest_plugin import SimulatorFactory
+
+Fetch = Callable[..., Awaitable[Any]]  # the ``fetch`` fixture of conftest.py
+
+
+@pytest.fixture
+def tmapi_sim_config() -> SimulatorConfig:
+    """Overriding this fixture configures ``tmapi_sim`` for this module."""
+    return SimulatorConfig(shop_sizes={"tiny": 3})
+
+
+async def test_tmapi_sim_fixture_is_started_and_configurable(
+    tmapi_sim: SimulatedTmapi, fetch: Fetch, tmapi_token: str
+) -> None:
+    assert tmapi_sim.url.startswith("http://127.0.0.1:")
+    r = await fetch(tmapi_sim, "tiny", apiToken=tmapi_token)
+    assert r.json["data"]["total_count"] == 3
+    assert len(tmapi_sim.log) == 1
+
+
+async def test_factory_starts_independent_simulators(
+    tmapi_sim_factory: SimulatorFactory, fetch: Fetch
+) -> None:
+    a = await tmapi_sim_factory(default_shop_size=5)
+    b = await tmapi_sim_factory(SimulatorConfig(default_shop_size=7), quota=1)
+    assert a.port != b.port
+    assert (await fetch(a, "x")).json["data"]["total_count"] == 5
+    assert (await fetch(b, "x")).json["data"]["total_count"] == 7
+    assert (await fetch(b, "x")).status == 439
+    assert len(a.log) == 1
+
+
+def test_non_loopback_host_is_refused() -> None:
+    with pytest.raises(ValueError, match="loopback"):
+        SimulatedTmapi(host="0.0.0.0")
