@@ -86,9 +86,14 @@ def rotations(names: Sequence[str], rounds: int) -> list[str]:
 
 
 def _summarise(
-    runs: list[ChildRun], per_run: Callable[[ChildRun], dict[str, float]]
+    runs: list[ChildRun],
+    per_run: Callable[[ChildRun], dict[str, float]],
+    *,
+    need_report: bool = True,
 ) -> dict[str, Any]:
-    figures = [per_run(run) for run in runs if run.returncode == 0 and run.report]
+    figures = [
+        per_run(run) for run in runs if run.returncode == 0 and (run.report or not need_report)
+    ]
     keys = figures[0].keys() if figures else ()
     return {
         "runs": len(figures),
@@ -267,7 +272,10 @@ def whole_process(plan: Plan, url: str) -> dict[str, Any]:
             }
 
         out["contenders"] = {
-            name: {**_summarise(rs, figures), "lines_written": lines.get(name, 0)}
+            name: {
+                **_summarise(rs, figures, need_report=False),
+                "lines_written": lines.get(name, 0),
+            }
             for name, rs in runs.items()
         }
     return out

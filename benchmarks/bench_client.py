@@ -1,0 +1,64 @@
+"""The library's requests/s against a bare aiohttp + msgspec loop (issue 2's benchmark).
+
+Run: ``python -m benchmarks.bench_client [--rounds 5] [--shops 120] [--concurrency 64]``
+
+A simulator serves in a separate process; each contender runs in a process of its own
+(alternated: bare, library, library, bare, ...) at the same concurrency with the rate
+open, and the medians are compared. Contenders: ``bare`` (the loop),
+``lib-page`` (the same loop through ``Client.fetch_page``: the client's own cost) and
+``lib-harvest`` (``Client.harvest``). Target: library ≥ 0.85 × bare (issue 5 asks 0.90).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from benchmarks._common import Simulator, expected_pages, machine_info, median, run_child
+from benchmarks._scenarios import ITEMS, WORKERS, rotations
+
+
+def main() -> int:
+    """Alternate the contenders, print medians and ratios; exit 1 below the target."""
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_client")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--shops", type=int, default=120)
+    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--target", type=float, default=0.85)
+    args = parser.parse_args()
+    names = ["bare", "lib-page", "lib-harvest"]
+    rps: dict[str, list[float]] = {n: [] for n in names}
+    cpu: dict[str, list[float]] = {n: [] for n in names}
+    span = f"{ITEMS[0]}..{ITEMS[1]}"
+    with Simulator(
+        "--shops", str(args.shops), "--items-per-shop", span, "--log-max", "1000"
+    ) as sim:
+        base = [*WORKERS, "--url", sim.url, "--shops", str(args.shops)]
+        base += ["--concurrency", str(args.concurrency)]
+        run_child([*base, "bare"])  # warm the simulator's catalogues
+        for name in rotations(names, args.rounds):
+            r = run_child([*base, name]).report
+            rps[name].append(r["requests"] / r["wall"])
+            cpu[name].append(1e6 * r["cpu"] / r["requests"])
+    info = machine_info()
+    print(
+        f"{info['date']} · {info.get('cpu', '?')} · {info['cpus']} CPUs · load "
+        f"{info.get('loadavg_at_start')} · {expected_pages(args.shops, *ITEMS):,} requests/run, "
+        f"concurrency {args.concurrency}, median of {args.rounds}"
+    )
+    bare = median(rps["bare"])
+    ok = True
+    for name in names:
+        ratio = median(rps[name]) / bare
+        print(
+            f"  {name:12} {median(rps[name]):8,.0f} req/s  {median(cpu[name]):5.0f} µs CPU/req  "
+            f"{ratio:.2f} x bare"
+        )
+        if name != "bare":
+            ok = ok and ratio >= args.target
+    print(f"target library >= {args.target:.2f} x bare: {'met' if ok else 'MISSED'}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
