@@ -6,10 +6,12 @@ import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import msgspec
 import pytest
 
 from tmapi_async.testing import (
     SORTS,
+    Item,
     SimulatedTmapi,
     SimulatorConfig,
     shop_catalogue,
@@ -17,6 +19,7 @@ from tmapi_async.testing import (
     shop_name_from_url,
     sizes_between,
 )
+from tmapi_async.testing._catalogue import ShopCatalogue
 
 Fetch = Callable[..., Awaitable[Any]]  # the ``fetch`` fixture of conftest.py
 
@@ -155,7 +158,17 @@ async def test_envelope_matches_the_endpoint_page(fetch: Fetch) -> None:
     assert isinstance(item["price"], str)
     assert list(item["sale_info"]) == ["sale_quantity", "sale_amount"]
     expected = shop_catalogue("xldjjg", 162)[:3]
-    assert [i["item_id"] for i in data["items"]] == [i.item_id for i in expected]
+    assert data["items"] == msgspec.to_builtins(expected)
+    assert msgspec.json.encode(body) == r.body  # compact JSON, as msgspec itself writes it
+
+
+def test_hand_written_item_json_is_what_msgspec_writes() -> None:
+    # Items are written to JSON bytes directly (for speed): they must be valid, typed and
+    # byte-identical to msgspec's own encoding, for every theme and quirk.
+    for n in range(60):
+        for raw in ShopCatalogue(f"rt{n}", 80).listing(drift=5):
+            item = msgspec.json.decode(raw, type=Item)
+            assert msgspec.json.encode(item) == raw
 
 
 async def test_defaults_and_past_the_end(fetch: Fetch) -> None:

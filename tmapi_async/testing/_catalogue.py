@@ -8,12 +8,12 @@ which keeps the catalogue stable when a test grows a shop between runs.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import random
 import re
+from binascii import b2a_base64
 from collections.abc import Sequence
-from typing import Final
+from typing import Final, NamedTuple
 from urllib.parse import urlsplit
 
 import msgspec
@@ -136,6 +136,7 @@ _SUFFIXES: Final = (
     "",
 )
 _CAT_NAMES: Final = ("热销", "新品", "特价", "精品", "爆款", "定制", "清仓", "礼盒", "经典")
+_NO_PRICE: Final = float("inf")
 _ALNUM_ONLY: Final = bytes.maketrans(b"+/", b"xQ")  # base64 -> alphanumeric image keys
 # Listing times: base items are spread over ~4 years before this instant; drift items come after.
 _EPOCH: Final = 1_700_000_000
@@ -179,75 +180,81 @@ def shop_categories(name: str) -> list[Category]:
     return groups + leaves
 
 
-class _Entry(msgspec.Struct, frozen=True):
-    """An item plus the hidden attributes the server sorts and filters by."""
+_decode_item = msgspec.json.Decoder(Item).decode
 
-    item: Item
+
+class _Entry(NamedTuple):
+    """The hidden attributes the server sorts and filters an item by."""
+
     leaf: str
     group: str
     price_key: float  # lowest price; ``inf`` when the price is ""
+    sold: int
     listed_at: int
-
-
-_encode = msgspec.json.Encoder().encode
 
 
 class _Generator:
     """Item stream for one shop (``base`` or ``drift``).
 
     Item ``i`` is a pure function of (name, stream, i): one 64-byte hash supplies all its
-    attributes, which is ~10x faster than drawing them from ``random`` (a benchmark crawl
-    builds every catalogue once, so generation speed is serving speed).
+    attributes. A benchmark crawl builds every catalogue once, so generation speed is serving
+    speed: items are written straight to JSON bytes (every string comes from fixed ASCII/CJK
+    word lists, nothing needs escaping) and decoded into :class:`Item` only when asked.
     """
 
     def __init__(self, name: str, stream: str, leaves: Sequence[Category]) -> None:
         self.name = name
         self.stream = stream
-        self.leaves = leaves
+        self.leaves = [
+            (c.cat_id, c.parent_id, f'["{c.parent_id}","{c.cat_id}"]', c.name) for c in leaves
+        ]
         theme = _THEMES[_digest("theme", name) % len(_THEMES)]
         self.nouns, self.mods, self.uses = theme
-        self.member = str(1_000_000_000 + _digest("member", name) % 9_000_000_000)
+        member = 1_000_000_000 + _digest("member", name) % 9_000_000_000
+        self.img_tail = f"_!!{member}-0-cib.jpg"
         self.parity = 1 if stream == "drift" else 0
+        # Listing times increase with the index; drift items are newer than every base item.
+        self.epoch = _EPOCH if stream == "drift" else _EPOCH - 126_000_000
         self.ids: set[str] = set()
         self.entries: list[_Entry] = []
         self.encoded: list[bytes] = []
 
     def ensure(self, n: int) -> None:
         """Generate (and encode) items up to index ``n`` (exclusive)."""
-        entries, encoded = self.entries, self.encoded
-        while len(entries) < n:
-            entry = self._one(len(entries))
+        one, entries, encoded = self._one, self.entries, self.encoded
+        for index in range(len(entries), n):
+            entry, body = one(index)
             entries.append(entry)
-            encoded.append(_encode(entry.item))
+            encoded.append(body)
 
-    def _one(self, index: int) -> _Entry:
+    def item(self, index: int) -> Item:
+        """Item ``index`` (generated already) decoded from the bytes the server sends."""
+        return _decode_item(self.encoded[index])
+
+    def _one(self, index: int) -> tuple[_Entry, bytes]:
         b = hashlib.blake2b(
             f"{self.name}\x1f{self.stream}\x1f{index}".encode(), digest_size=64
         ).digest()
         item_id = _item_id(int.from_bytes(b[48:56], "big"), self.parity)
-        salt = 0
-        while item_id in self.ids:  # keep ids unique within the shop
-            salt += 1
-            item_id = _item_id(_digest("item", self.name, self.stream, index, salt), self.parity)
+        if item_id in self.ids:  # keep ids unique within the shop (a 1e-9 event per pair)
+            salt = 0
+            while item_id in self.ids:
+                salt += 1
+                item_id = _item_id(
+                    _digest("item", self.name, self.stream, index, salt), self.parity
+                )
         self.ids.add(item_id)
 
         mods, nouns = self.mods, self.nouns
         m1 = b[0] % len(mods)
         m2 = (m1 + 1 + b[1] % (len(mods) - 1)) % len(mods)  # two different modifiers
-        title = "".join(
-            (
-                mods[m1],
-                mods[m2],
-                nouns[b[2] % len(nouns)],
-                self.uses[b[3] % len(self.uses)],
-                " " if b[4] & 1 else "",
-                nouns[b[5] % len(nouns)],
-                _SUFFIXES[b[6] % len(_SUFFIXES)],
-            )
+        title = (
+            f"{mods[m1]}{mods[m2]}{nouns[b[2] % len(nouns)]}{self.uses[b[3] % len(self.uses)]}"
+            f"{' ' if b[4] & 1 else ''}{nouns[b[5] % len(nouns)]}{_SUFFIXES[b[6] % len(_SUFFIXES)]}"
         )
         if b[7] < 230:  # ~90%: the v2 endpoint's odd four-slash form
-            key = base64.b64encode(b[8:25]).translate(_ALNUM_ONLY)[:22].decode()
-            img = f"https:////cbu01.alicdn.com/img/ibank/O1CN01{key}_!!{self.member}-0-cib.jpg"
+            key = b2a_base64(b[8:25], newline=False).translate(_ALNUM_ONLY)[:22].decode()
+            img = f"https:////cbu01.alicdn.com/img/ibank/O1CN01{key}{self.img_tail}"
         else:  # the protocol-relative form other endpoints use
             n = int.from_bytes(b[8:24], "big")
             img = (
@@ -258,7 +265,7 @@ class _Generator:
         u = int.from_bytes(b[25:29], "big") / 2**32
         cents = 50 + int(10 ** (2 + 3.3 * u * u))  # skewed: most items a few to ~100 yuan
         if b[29] < 10:  # ~4% without a price
-            price, price_key = "", float("inf")
+            price, price_key = "", _NO_PRICE
         elif b[29] < 41:  # ~12% price ranges
             high = cents + 10 + int.from_bytes(b[30:32], "big") % max(1, cents // 2)
             price, price_key = f"{cents / 100:.2f}-{high / 100:.2f}", cents / 100
@@ -268,26 +275,17 @@ class _Generator:
         v = (int.from_bytes(b[32:36], "big") + 1) / 2**32
         sold = 0 if b[36] < 77 else min(10**6, int(v ** (-1 / 0.9)))  # 30% unsold, Pareto tail
         amount = sold * cents // 100 if b[37] >= 230 and price else 0
-        quantity = int.from_bytes(b[38:41], "big") % 100_000 if b[41] >= 230 else None
-        leaf = self.leaves[b[42] % len(self.leaves)]
-        if b[43] < 77:  # ~30% show their category; the rest have [] and ""
-            path, cat_name = [leaf.parent_id, leaf.cat_id], leaf.name
-        else:
-            path, cat_name = [], ""
-        base = _EPOCH if self.stream == "drift" else _EPOCH - 126_000_000
-        # Listing times increase with the index; drift items are newer than every base item.
-        listed_at = base + index * 600 + int.from_bytes(b[44:46], "big") % 600
-        item = Item(
-            item_id=item_id,
-            title=title,
-            img=img,
-            category_path=path,
-            category_name=cat_name,
-            price=price,
-            quantity=quantity,
-            sale_info=SaleInfo(sale_quantity=sold, sale_amount=amount),
-        )
-        return _Entry(item, leaf.cat_id, leaf.parent_id, price_key, listed_at)
+        quantity = str(int.from_bytes(b[38:41], "big") % 100_000) if b[41] >= 230 else "null"
+        leaf_id, group_id, path, leaf_name = self.leaves[b[42] % len(self.leaves)]
+        if b[43] >= 77:  # ~70% hide their category: [] and ""
+            path, leaf_name = "[]", ""
+        listed_at = self.epoch + index * 600 + int.from_bytes(b[44:46], "big") % 600
+        body = (
+            f'{{"item_id":"{item_id}","title":"{title}","img":"{img}","category_path":{path},'
+            f'"category_name":"{leaf_name}","price":"{price}","quantity":{quantity},'
+            f'"sale_info":{{"sale_quantity":{sold},"sale_amount":{amount}}}}}'
+        ).encode()
+        return _Entry(leaf_id, group_id, price_key, sold, listed_at), body
 
 
 def _order(entries: Sequence[_Entry], sort: str) -> list[int]:
@@ -295,13 +293,13 @@ def _order(entries: Sequence[_Entry], sort: str) -> list[int]:
     if sort == "default":
         return list(idx)
     if sort == "sales":
-        return sorted(idx, key=lambda i: (-entries[i].item.sale_info.sale_quantity, i))
+        return sorted(idx, key=lambda i: (-entries[i].sold, i))
     if sort == "price_up":
         return sorted(idx, key=lambda i: (entries[i].price_key, i))
     if sort == "price_down":
         # Items without a price go last in both price orders.
         return sorted(
-            idx, key=lambda i: (entries[i].price_key == float("inf"), -entries[i].price_key, i)
+            idx, key=lambda i: (entries[i].price_key == _NO_PRICE, -entries[i].price_key, i)
         )
     if sort == "time_up":
         return sorted(idx, key=lambda i: (entries[i].listed_at, i))
@@ -402,8 +400,7 @@ class ShopCatalogue:
     ) -> list[Item]:
         """Decoded items of the whole listing, in served order."""
         d_idx, order = self._indices(sort, cat, cat_type, drift)
-        base, drifted = self._base.entries, self._drift.entries
-        return [drifted[j].item for j in d_idx] + [base[i].item for i in order]
+        return [self._drift.item(j) for j in d_idx] + [self._base.item(i) for i in order]
 
 
 def shop_catalogue(
