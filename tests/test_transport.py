@@ -17,7 +17,8 @@ import pytest
 from aiohttp import web
 
 import tmapi_async as tm
-from tmapi_async._transport import REDACTED, Transport, redact
+from tmapi_async._protocol import REDACTED, redact
+from tmapi_async._transport import Transport
 
 DATA = Path(__file__).parent / "data"
 TOKEN = "SECRET-tok/en+="

@@ -199,7 +199,7 @@ class Client:
         finally:
             self._throttle.release()
         try:
-            page = decipher(status, headers, body)
+            page = decipher(status, headers, body, secret=self._transport.secret)
         except TransientError as error:
             if isinstance(error, RateLimitError):
                 self._throttle.congested(ticket)

@@ -177,7 +177,9 @@ class Harvest:
 
     async def _next_work(self) -> tuple[ShopCrawl, int] | None:
         while True:
-            if self._error is not None or self._client.throttle.fatal is not None:
+            if self._client.throttle.fatal is not None:
+                self._fail(self._client.throttle.fatal)  # perhaps raised for another caller
+            if self._error is not None:
                 return None
             if self._heap:
                 _, page, crawl = heapq.heappop(self._heap)

@@ -31,10 +31,14 @@ def normalise_image_url(url: str) -> str:
     """Give ``https://host/x`` for ``https:////host/x``, ``//host/x`` and ``http://host/x``."""
     if url.startswith("https://") and not url.startswith("https:///"):
         return url  # the common, already clean case
-    rest = url.partition(":")[2] if url.startswith(("http:", "https:")) else url
-    if not rest.startswith("/"):
-        return url  # relative or empty: nothing to repair
-    return "https://" + rest.lstrip("/")
+    if url.startswith(("http:", "https:")):
+        rest = url.partition(":")[2]
+    elif url.startswith("//"):
+        rest = url  # protocol-relative
+    else:
+        return url  # a path or empty: no host to repair
+    host_and_path = rest.lstrip("/")
+    return "https://" + host_and_path if host_and_path else url
 
 
 def _price_bounds(price: str) -> tuple[Decimal | None, Decimal | None]:
@@ -44,6 +48,8 @@ def _price_bounds(price: str) -> tuple[Decimal | None, Decimal | None]:
         hi = Decimal(high.strip()) if high.strip() else lo
     except InvalidOperation:
         return None, None
+    if (lo is not None and not lo.is_finite()) or (hi is not None and not hi.is_finite()):
+        return None, None  # "NaN" and "Infinity" parse, but are no price
     return lo, hi
 
 

@@ -7,6 +7,7 @@ place that turns ``(status, headers, body)`` into a page or the most specific er
 from __future__ import annotations
 
 import email.utils
+import math
 import re
 import time
 from collections.abc import Mapping
@@ -137,9 +138,11 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
         return None
     value = value.strip()
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
         pass
+    else:  # "inf" and "nan" parse too: a pause forever is no instruction to follow
+        return max(0.0, seconds) if math.isfinite(seconds) else None
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
@@ -174,6 +177,18 @@ def error_for(
     )
 
 
+REDACTED = "***"
+
+
+def redact(text: str, secret: str) -> str:
+    """``text`` with every occurrence of ``secret`` (plain or URL-quoted) replaced."""
+    if not secret:
+        return text
+    for form in {secret, quote(secret, safe="")}:
+        text = text.replace(form, REDACTED)
+    return text
+
+
 def _error_message(body: bytes) -> tuple[int | None, str]:
     try:
         head = error_decoder.decode(body)
@@ -182,8 +197,13 @@ def _error_message(body: bytes) -> tuple[int | None, str]:
     return head.code, (head.msg or "").strip()
 
 
-def decipher(status: int, headers: Mapping[str, str], body: bytes) -> ShopItemsPage:
-    """Turn one HTTP answer into a page, or raise the most specific :class:`TmapiError`."""
+def decipher(
+    status: int, headers: Mapping[str, str], body: bytes, *, secret: str = ""
+) -> ShopItemsPage:
+    """Turn one HTTP answer into a page, or raise the most specific :class:`TmapiError`.
+
+    ``secret`` (the token) is scrubbed from any message the server sends back.
+    """
     if status == 200:
         try:
             envelope = page_decoder.decode(body)
@@ -196,6 +216,7 @@ def decipher(status: int, headers: Mapping[str, str], body: bytes) -> ShopItemsP
                 raise DecodeError("answer has code 200 but no data", code=200, status=status)
             return envelope.data
     code, message = _error_message(body)
+    message = redact(message, secret)
     if status == 200 and code in (None, 200):
         raise DecodeError("answer is not shaped like a shop-items page", status=status)
     retry_after = parse_retry_after(headers.get("Retry-After"))

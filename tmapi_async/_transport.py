@@ -15,18 +15,7 @@ import aiohttp
 from yarl import URL
 
 from ._errors import TransportError
-from ._protocol import ENDPOINT_PATH
-
-REDACTED = "***"
-
-
-def redact(text: str, secret: str) -> str:
-    """``text`` with every occurrence of ``secret`` (plain or URL-quoted) replaced."""
-    if not secret:
-        return text
-    for form in {secret, quote(secret, safe="")}:
-        text = text.replace(form, REDACTED)
-    return text
+from ._protocol import ENDPOINT_PATH, redact
 
 
 def _mentions(error: BaseException, secret: str) -> bool:
@@ -40,6 +29,8 @@ class Transport:
     __slots__ = ("_prefix", "_session", "_timeout", "_token", "base_url", "connections")
 
     def __init__(self, *, base_url: str, token: str, timeout: float, connections: int) -> None:
+        if not token:
+            raise ValueError("token must not be empty")
         self.base_url = base_url.rstrip("/")
         self.connections = connections
         self._token = token
@@ -59,6 +50,10 @@ class Transport:
                 timeout=aiohttp.ClientTimeout(total=self._timeout),
                 raise_for_status=False,
             )
+            # aiohttp silently resends an idempotent request once when a kept-alive
+            # connection drops; that resend would be billed yet pass no throttle,
+            # budget or count. Our own retry, which passes all three, takes over.
+            self._session._retry_connection = False
 
     async def close(self) -> None:
         """Close the session and its connections."""
@@ -79,9 +74,16 @@ class Transport:
             async with session.get(URL(self._prefix + query, encoded=True)) as response:
                 return response.status, response.headers, await response.read()
         except TimeoutError as exc:
-            raise self._error(f"no answer within {self._timeout:g} s", exc) from None
+            error = self._error(f"no answer within {self._timeout:g} s", exc)
         except aiohttp.ClientError as exc:
-            raise self._error(f"{type(exc).__name__}: {exc}", exc) from None
+            error = self._error(f"{type(exc).__name__}: {exc}", exc)
+        # Raised outside the handlers, so that the aiohttp error is no implicit context.
+        raise error
+
+    @property
+    def secret(self) -> str:
+        """The token, for scrubbing messages; never put it in one."""
+        return self._token
 
     def _error(self, message: str, cause: BaseException) -> TransportError:
         error = TransportError(redact(message, self._token))

@@ -1,0 +1,273 @@
+"""The throttle on a virtual clock: window bound, in-flight bound, pauses, AIMD, fatal stop."""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+
+import pytest
+
+from tmapi_async import AuthenticationError, RequestBudgetExhausted, Throttle
+from tmapi_async._throttle import default_burst
+
+
+def peak_in_window(times: list[float], window: float) -> int:
+    """The most events in any closed window of ``window`` seconds."""
+    times = sorted(times)
+    return max(
+        (bisect.bisect_right(times, t + window + 1e-9) - i for i, t in enumerate(times)),
+        default=0,
+    )
+
+
+async def admit_all(throttle: Throttle, n: int) -> list[float]:
+    """Acquire and release ``n`` times from ``n`` tasks; return the admission times."""
+    loop = asyncio.get_running_loop()
+    times: list[float] = []
+
+    async def one() -> None:
+        await throttle.acquire()
+        times.append(loop.time())
+        throttle.release()
+
+    await asyncio.gather(*(one() for _ in range(n)))
+    return times
+
+
+@pytest.mark.parametrize(("rate", "burst"), [(10.0, 1), (50.0, 5), (200.0, 10), (1000.0, 50)])
+def test_window_bound_holds_from_the_first_second(run_virtual, rate, burst):
+    """In any window of T seconds at most burst + rate*T requests leave, first second included."""
+    throttle = Throttle(rate=rate, burst=burst, concurrency=10_000)
+    times = run_virtual(admit_all(throttle, int(rate * 3)))
+    for window in (0.0, 0.1, 0.5, 1.0, 2.0):
+        assert peak_in_window(times, window) <= burst + rate * window + 1e-6
+    start = min(times)
+    first_second = sum(1 for t in times if t <= start + 1.0)
+    assert first_second <= burst + rate  # AsyncLimiter(rate, 1) would let 2*rate through
+
+
+def test_sustained_rate_is_reached(run_virtual):
+    """A long run leaves at the configured rate, not slower."""
+    throttle = Throttle(rate=100.0, burst=5, concurrency=10_000)
+    times = run_virtual(admit_all(throttle, 1000))
+    span = max(times) - min(times)
+    assert (1000 - 5) / span == pytest.approx(100.0, rel=0.02)
+
+
+def test_default_burst_is_a_twentieth_of_the_rate():
+    """Default burst is about rate/20 and never below one."""
+    assert default_burst(10) == 1
+    assert default_burst(0.5) == 1
+    assert default_burst(2000) == 100
+    assert Throttle(rate=5000, concurrency=1).burst == 250
+
+
+def test_in_flight_never_exceeds_concurrency(run_virtual):
+    """Requests beyond the concurrency wait for a release."""
+
+    async def scenario() -> int:
+        throttle = Throttle(rate=1e6, burst=1000, concurrency=3)
+        gate = asyncio.Event()
+        peak = 0
+
+        async def one() -> None:
+            nonlocal peak
+            await throttle.acquire()
+            peak = max(peak, throttle.in_flight)
+            await gate.wait()
+            throttle.release()
+
+        tasks = [asyncio.create_task(one()) for _ in range(10)]
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert throttle.in_flight == 3
+        gate.set()
+        await asyncio.gather(*tasks)
+        assert throttle.in_flight == 0
+        return peak
+
+    assert run_virtual(scenario()) == 3
+
+
+def test_retry_after_pauses_the_whole_client(run_virtual):
+    """After pause(s) no request leaves for s seconds, whoever asks."""
+
+    async def scenario() -> list[float]:
+        loop = asyncio.get_running_loop()
+        throttle = Throttle(rate=1000.0, burst=100, concurrency=100)
+        await throttle.acquire()
+        throttle.release()
+        paused_at = loop.time()
+        throttle.pause(2.5)
+        times = await admit_all(throttle, 5)
+        return [t - paused_at for t in times]
+
+    delays = run_virtual(scenario())
+    assert min(delays) >= 2.5
+    assert max(delays) < 2.6
+
+
+def test_concurrency_refusal_halves_the_limit_once_per_cohort(run_virtual):
+    """A burst of refusals from requests sent together cuts the limit once."""
+
+    async def scenario() -> None:
+        throttle = Throttle(rate=1e6, burst=1000, concurrency=16)
+        tickets = [await throttle.acquire() for _ in range(8)]
+        for _ in tickets:
+            throttle.release()
+        for ticket in tickets:
+            throttle.congested(ticket)
+        assert throttle.limit == 8
+        later = await throttle.acquire()
+        throttle.release()
+        throttle.congested(later)
+        assert throttle.limit == 4
+        for _ in range(40):
+            throttle.congested(1)  # old tickets change nothing
+        assert throttle.limit == 4
+
+    run_virtual(scenario())
+
+
+def test_limit_recovers_gradually_after_refusals(run_virtual):
+    """Successes grow the limit back by about one per round trip, up to concurrency."""
+
+    async def scenario() -> list[int]:
+        throttle = Throttle(rate=1e6, burst=1000, concurrency=16)
+        throttle.congested(await throttle.acquire())
+        throttle.release()
+        throttle.congested(await throttle.acquire())
+        throttle.release()
+        assert throttle.limit == 4
+        limits = []
+        for _ in range(200):
+            throttle.succeeded()
+            limits.append(throttle.limit)
+        return limits
+
+    limits = run_virtual(scenario())
+    assert limits[0] == 4  # not back at once
+    assert limits == sorted(limits)  # only up
+    assert limits[3] <= 5  # about +1 after a round trip of 4 successes
+    assert limits[-1] == 16  # and never past concurrency
+
+
+def test_reduced_limit_bounds_in_flight(run_virtual):
+    """After a cut, requests beyond the new limit wait."""
+
+    async def scenario() -> int:
+        throttle = Throttle(rate=1e6, burst=1000, concurrency=8)
+        throttle.congested(await throttle.acquire())
+        throttle.release()
+        gate = asyncio.Event()
+        peak = 0
+
+        async def one() -> None:
+            nonlocal peak
+            await throttle.acquire()
+            peak = max(peak, throttle.in_flight)
+            await gate.wait()
+            throttle.release()
+
+        tasks = [asyncio.create_task(one()) for _ in range(8)]
+        for _ in range(5):
+            await asyncio.sleep(0)
+        gate.set()
+        await asyncio.gather(*tasks)
+        return peak
+
+    assert run_virtual(scenario()) == 4
+
+
+def test_fatal_error_fails_every_waiter_at_once(run_virtual):
+    """fail() makes tasks waiting for a slot, a token or a pause raise the same error now."""
+
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        throttle = Throttle(rate=1.0, burst=1, concurrency=2)
+        await throttle.acquire()  # holds a slot; the bucket is now empty
+        token_waiter = asyncio.create_task(throttle.acquire())  # waits ~1 s for a token
+        slot_waiter = asyncio.create_task(throttle.acquire())  # waits for a slot
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert not token_waiter.done()
+        assert not slot_waiter.done()
+        started = loop.time()
+        error = AuthenticationError("Token is not authorized or has expired", code=401)
+        throttle.fail(error)
+        results = await asyncio.gather(token_waiter, slot_waiter, return_exceptions=True)
+        assert results == [error, error]
+        assert loop.time() - started < 0.001  # at once, not after the ~1 s token wait
+        with pytest.raises(AuthenticationError):
+            await throttle.acquire()
+        assert throttle.sent == 1
+
+    run_virtual(scenario())
+
+
+def test_fatal_error_interrupts_a_backoff(run_virtual):
+    """A backoff awaited through interruptible() ends with the fatal error."""
+
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        throttle = Throttle(rate=10.0, concurrency=2)
+        backoff = asyncio.create_task(throttle.interruptible(asyncio.sleep(30)))
+        await asyncio.sleep(0)
+        started = loop.time()
+        throttle.fail(AuthenticationError("expired", code=401))
+        with pytest.raises(AuthenticationError):
+            await backoff
+        assert loop.time() - started < 0.001
+
+    run_virtual(scenario())
+
+
+def test_outside_cancel_is_not_turned_into_the_fatal_error(run_virtual):
+    """Cancelling a waiting task from outside still raises CancelledError."""
+
+    async def scenario() -> None:
+        throttle = Throttle(rate=1.0, burst=1, concurrency=5)
+        await throttle.acquire()
+        waiter = asyncio.create_task(throttle.acquire())
+        await asyncio.sleep(0)
+        waiter.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiter
+        assert throttle.in_flight == 1  # the cancelled waiter gave its slot back
+
+    run_virtual(scenario())
+
+
+def test_budget_stops_at_max_requests(run_virtual):
+    """The request after max_requests raises RequestBudgetExhausted, and so does every later one."""
+
+    async def scenario() -> None:
+        throttle = Throttle(rate=1e6, burst=1000, concurrency=10, max_requests=3)
+        for _ in range(3):
+            await throttle.acquire()
+            throttle.release()
+        with pytest.raises(RequestBudgetExhausted):
+            await throttle.acquire()
+        with pytest.raises(RequestBudgetExhausted):
+            await throttle.acquire()
+        assert throttle.sent == 3
+        assert throttle.in_flight == 0
+
+    run_virtual(scenario())
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "named"),
+    [
+        ({"rate": 0, "concurrency": 1}, "rate"),
+        ({"rate": -1, "concurrency": 1}, "rate"),
+        ({"rate": float("inf"), "concurrency": 1}, "rate"),
+        ({"rate": 1, "burst": 0, "concurrency": 1}, "burst"),
+        ({"rate": 1, "concurrency": 0}, "concurrency"),
+        ({"rate": 1, "concurrency": 1, "max_requests": -1}, "max_requests"),
+    ],
+)
+def test_bad_settings_are_refused(kwargs, named):
+    """Nonsense rates, bursts, concurrencies and budgets raise ValueError naming the setting."""
+    with pytest.raises(ValueError, match=named):
+        Throttle(**kwargs)
