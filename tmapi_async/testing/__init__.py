@@ -9,7 +9,7 @@ quotas, concurrency and rate limits, seeded faults and listing drift are configu
 Command line: ``python -m tmapi_async.testing --help``.
 """
 
-from ._app import ENDPOINT, create_app
+from ._app import ENDPOINT, SIMULATOR_KEY, Simulator, create_app
 from ._catalogue import (
     SORTS,
     Category,
@@ -29,6 +29,7 @@ __all__ = [
     "DEFAULT_FAULT_KINDS",
     "ENDPOINT",
     "ERROR_MESSAGES",
+    "SIMULATOR_KEY",
     "SORTS",
     "Category",
     "FaultKind",
@@ -37,6 +38,7 @@ __all__ = [
     "RequestRecord",
     "SaleInfo",
     "SimulatedTmapi",
+    "Simulator",
     "SimulatorConfig",
     "create_app",
     "fingerprint",
