@@ -477,14 +477,14 @@ def memory(plan: Plan) -> dict[str, Any]:
                     "shops": shops,
                     "items": r["items"],
                     "expected_items": expected_items(shops, *ITEMS),
-                    "peak_rss_mb": r["peak_rss_mb"],
+                    "peak_rss_mb": r["sampled_peak_mb"],
                     "rss_before_harvest_mb": r["rss_start_mb"],
                     "wall_s": r["wall"],
                 }
             )
             samples = r["samples"]
             _progress(
-                f"memory {shops} shops: {r['items']} items, peak RSS {r['peak_rss_mb']:.1f} MB"
+                f"memory {shops} shops: {r['items']} items, peak RSS {r['sampled_peak_mb']:.1f} MB"
             )
     return {"rows": rows, "samples_largest": samples, "concurrency": CONCURRENCY}
 

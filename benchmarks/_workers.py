@@ -376,7 +376,10 @@ async def run_memory(args: argparse.Namespace, shops: list[str]) -> dict[str, An
         tally["requests"] = client.requests
     writer.close()
     samples.append((tally["items"], process.memory_info().rss / 2**20))
-    return {**tally, "rss_start_mb": start_rss, "samples": samples}
+    # ru_maxrss is no use here: Linux keeps it across exec, so a child starts with its
+    # parent's peak. The peak is the highest sample (every 50 ms and at the end).
+    peak = max(rss for _, rss in samples)
+    return {**tally, "rss_start_mb": start_rss, "samples": samples, "sampled_peak_mb": peak}
 
 
 CONTENDERS: dict[str, Callable[[argparse.Namespace, list[str]], Awaitable[dict[str, Any]]]] = {
