@@ -130,17 +130,18 @@ def test_concurrency_refusal_halves_the_limit_once_per_cohort(run_virtual):
 
 
 def test_limit_recovers_gradually_after_refusals(run_virtual):
-    """Successes grow the limit back by about one per round trip, up to concurrency."""
+    """Successes regrow the limit about one per round trip up to just below the level
+    of the last refusal, then probe ten times slower, never past concurrency."""
 
     async def scenario() -> list[int]:
         throttle = Throttle(rate=1e6, burst=1000, concurrency=16)
-        throttle.congested(await throttle.acquire())
+        throttle.congested(await throttle.acquire())  # 16 -> 8
         throttle.release()
-        throttle.congested(await throttle.acquire())
+        throttle.congested(await throttle.acquire())  # refused again at 8 -> 4
         throttle.release()
         assert throttle.limit == 4
         limits = []
-        for _ in range(200):
+        for _ in range(5000):
             throttle.succeeded()
             limits.append(throttle.limit)
         return limits
@@ -149,7 +150,11 @@ def test_limit_recovers_gradually_after_refusals(run_virtual):
     assert limits[0] == 4  # not back at once
     assert limits == sorted(limits)  # only up
     assert limits[3] <= 5  # about +1 after a round trip of 4 successes
-    assert limits[-1] == 16  # and never past concurrency
+    fast = limits.index(7)  # just below the refusal level of 8, quickly
+    assert fast < 25
+    probe = limits.index(8) - fast
+    assert probe > 3 * fast  # then several times slower past it
+    assert limits[-1] == 16  # and in the end back to concurrency, never past it
 
 
 def test_reduced_limit_bounds_in_flight(run_virtual):

@@ -110,9 +110,9 @@ class Harvest:
         return self._results()
 
     async def _results(self) -> AsyncIterator[ShopResult]:
-        async for event in self.events():
-            if isinstance(event, ShopResult):
-                yield event
+        async for event in self._run(page_events=False):
+            assert isinstance(event, ShopResult)
+            yield event
 
     def stop(self) -> None:
         """Stop gracefully: send nothing more; answers in flight are still recorded.
@@ -123,12 +123,15 @@ class Harvest:
         self._client.throttle.fail(HarvestStopped("harvest stopped on request"))
         self._notify()
 
-    async def events(self) -> AsyncIterator[ShopResult | PageEvent]:
+    def events(self) -> AsyncIterator[ShopResult | PageEvent]:
         """Every page as it is answered and every shop as it finishes."""
+        return self._run(page_events=True)
+
+    async def _run(self, *, page_events: bool) -> AsyncIterator[ShopResult | PageEvent]:
         if self._started:
             raise RuntimeError("a Harvest can be iterated once")
         self._started = True
-        self._page_events = True
+        self._page_events = page_events
         loop = asyncio.get_running_loop()
         self._events = asyncio.Queue(maxsize=4 * self._workers)
         self._wake = loop.create_future()

@@ -83,10 +83,14 @@ class ShopItem(msgspec.Struct, gc=False):
     sale_info: SaleInfo | None = None
 
     def __post_init__(self) -> None:
-        if not isinstance(self.item_id, str):
+        # Runs for every item decoded: the common cases are inlined.
+        if self.item_id.__class__ is not str:
             self.item_id = str(self.item_id)
-        if self.img:
-            self.img = normalise_image_url(self.img)
+        img = self.img
+        if img.startswith("https:////"):
+            self.img = "https://" + img[10:].lstrip("/")
+        elif img and not (img.startswith("https://") and img[8:9] != "/"):
+            self.img = normalise_image_url(img)
 
     @property
     def price_min(self) -> Decimal | None:

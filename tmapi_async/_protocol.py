@@ -11,7 +11,7 @@ import math
 import re
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import quote, urlsplit
 
 import msgspec
@@ -117,9 +117,13 @@ class ShopQuery:
             None if cat_type is None else str(cat_type),
         )
 
-    @property
-    def query(self) -> str:
-        """The encoded query string of everything but the token and the page."""
+    query: str = field(init=False, repr=False, compare=False)
+    """The encoded query string of everything but the token and the page."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "query", self._encode())  # once: each page reuses it
+
+    def _encode(self) -> str:
         parts = [
             f"shop_url={quote(self.shop_url, safe='')}",
             f"page_size={self.page_size}",

@@ -5,7 +5,8 @@ Four gates, in this order, so that a request leaves the moment it passes the las
 1. fatal: after an auth/balance error (or a spent budget) nothing more is admitted;
 2. in-flight: at most ``limit`` requests on the wire. ``limit`` starts at
    ``concurrency``, halves on a concurrency refusal and grows back by about one per
-   round trip of successes (AIMD), because TMAPI limits requests in flight per token;
+   round trip of successes up to just below where the refusal came, then probes
+   slowly (AIMD), because TMAPI limits requests in flight per token;
 3. pause: a ``Retry-After`` stops the whole client, not just the task that saw it;
 4. token bucket (aiolimiter): capacity ``burst`` refilled at ``rate`` per second, so
    any window of T seconds admits at most ``burst + rate * T`` requests.
@@ -45,6 +46,7 @@ class Throttle:
 
     __slots__ = (
         "_bucket",
+        "_ceiling",
         "_cut_after",
         "_fatal",
         "_in_flight",
@@ -90,6 +92,7 @@ class Throttle:
         # is the token bucket we promise. It binds to the running loop on first use.
         self._bucket = AsyncLimiter(burst, burst / rate)
         self._limit = float(concurrency)
+        self._ceiling = float(concurrency)  # the limit at which the last refusal came
         self._in_flight = 0
         self._slot_waiters: deque[asyncio.Future[None]] = deque()
         self._waiting: set[asyncio.Task[object]] = set()
@@ -206,13 +209,17 @@ class Throttle:
         from the same cohort cuts once.
         """
         if ticket > self._cut_after:
+            self._ceiling = self._limit
             self._limit = max(1.0, self._limit / 2)
             self._cut_after = self.sent
 
     def succeeded(self) -> None:
-        """A request succeeded: grow the limit back by about one per round trip."""
+        """A request succeeded: grow the limit back, fast up to just below where the
+        last refusal came (about one per round trip), then probing ten times slower:
+        every refusal is a billed request."""
         if self._limit < self.concurrency:
-            self._limit = min(float(self.concurrency), self._limit + 1 / self._limit)
+            step = 1.0 if self._limit + 1 < self._ceiling else 0.1
+            self._limit = min(float(self.concurrency), self._limit + step / self._limit)
             self._wake_slot_waiter()
 
     def pause(self, seconds: float) -> None:

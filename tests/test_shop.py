@@ -1,0 +1,234 @@
+"""ShopCrawl, the pure per-shop plan: page counts, caps, growth, duplicates, drift, resume."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tmapi_async import ShopCheckpoint, ShopItem, ShopItemsPage, ShopQuery, UpstreamError
+from tmapi_async._shop import ShopCrawl
+
+QUERY = ShopQuery.build("https://demo.1688.com/")
+
+
+class Listing:
+    """A shop listing as a server holds it: products newest first, front insertions."""
+
+    def __init__(self, size: int, cap: int = 20) -> None:
+        self.ids = [f"base-{i}" for i in range(size)]
+        self.cap = cap
+        self.added = 0
+
+    def insert_front(self, count: int) -> None:
+        self.ids[:0] = [f"new-{self.added + i}" for i in range(count)]
+        self.added += count
+
+    def answer(self, page: int, page_size: int) -> ShopItemsPage:
+        size = min(page_size, self.cap)
+        chunk = self.ids[(page - 1) * size : page * size]
+        return ShopItemsPage(
+            page=page,
+            page_size=size,
+            total_count=len(self.ids),
+            items=[ShopItem(item_id=i) for i in chunk],
+        )
+
+
+def crawl_all(
+    crawl: ShopCrawl, listing: Listing, rng: random.Random | None = None, drift=None
+) -> list[str]:
+    """Answer the crawl's requests (in a shuffled order if rng) until it is finished."""
+    harvested: list[str] = []
+    pending: list[int] = []
+    answered = 0
+    while not crawl.finished:
+        pending += crawl.take_pages()
+        if rng is not None:
+            rng.shuffle(pending)
+        page = pending.pop(0)
+        if drift is not None:
+            drift(answered, listing)
+        answered += 1
+        fresh = crawl.accept(page, listing.answer(page, crawl.query.page_size))
+        harvested += [item.item_id for item in fresh]
+    return harvested
+
+
+@pytest.mark.parametrize(
+    ("total", "pages"), [(0, 1), (1, 1), (19, 1), (20, 1), (21, 2), (40, 2), (41, 3), (1000, 50)]
+)
+def test_plan_follows_total_count(total, pages):
+    """total_count 0, 1, 19, 20, 21, 1000 need 1, 1, 1, 1, 2, 50 pages of 20."""
+    listing = Listing(total)
+    crawl = ShopCrawl(QUERY)
+    assert crawl.take_pages() == [1]
+    crawl.accept(1, listing.answer(1, 20))
+    assert crawl.take_pages() == list(range(2, pages + 1))
+    assert crawl.pages_planned == pages
+
+
+@pytest.mark.parametrize("total", [0, 1, 19, 20, 21, 1000])
+def test_every_item_once_in_page_order(total):
+    """Answered in order, the crawl yields the listing exactly, with one request per page."""
+    listing = Listing(total)
+    crawl = ShopCrawl(QUERY)
+    assert crawl_all(crawl, listing) == listing.ids
+    result = crawl.result()
+    assert result.status == "complete"
+    assert result.pages == max(1, math.ceil(total / 20))
+    assert [i.item_id for i in result.items] == listing.ids
+
+
+def test_plan_uses_the_page_size_the_server_answered_with():
+    """Asked for 50 but served 20, the plan has ceil(total/20) pages, so nothing is missed."""
+    listing = Listing(95, cap=20)
+    crawl = ShopCrawl(ShopQuery.build("https://demo.1688.com/", page_size=50))
+    crawl.take_pages()
+    crawl.accept(1, listing.answer(1, 50))
+    assert crawl.take_pages() == [2, 3, 4, 5]
+    crawl2 = ShopCrawl(ShopQuery.build("https://demo.1688.com/", page_size=50))
+    assert sorted(crawl_all(crawl2, Listing(95, cap=20))) == sorted(listing.ids)
+
+
+def test_growing_total_count_extends_the_plan():
+    """A later page reporting more items adds the pages they need."""
+    crawl = ShopCrawl(QUERY)
+    crawl.take_pages()
+    first = [ShopItem(item_id=str(i)) for i in range(20)]
+    crawl.accept(1, ShopItemsPage(page=1, page_size=20, total_count=40, items=first))
+    assert crawl.take_pages() == [2]
+    second = [ShopItem(item_id=str(i)) for i in range(20, 40)]
+    crawl.accept(2, ShopItemsPage(page=2, page_size=20, total_count=65, items=second))
+    assert crawl.take_pages() == [3, 4]
+    assert crawl.pages_planned == 4
+
+
+def test_duplicates_across_and_within_pages_are_dropped():
+    """An item_id seen on an earlier page, or twice on one page, comes out once."""
+    crawl = ShopCrawl(QUERY)
+    crawl.take_pages()
+    page1 = [ShopItem(item_id=str(i)) for i in range(20)]
+    crawl.accept(1, ShopItemsPage(page=1, page_size=20, total_count=30, items=page1))
+    crawl.take_pages()
+    page2 = [ShopItem(item_id=i) for i in ["18", "19", "20", "20", "21"]]
+    fresh = crawl.accept(2, ShopItemsPage(page=2, page_size=20, total_count=30, items=page2))
+    assert [i.item_id for i in fresh] == ["20", "21"]
+    assert crawl.result().item_count == 22
+
+
+def test_empty_page_ends_the_shop_without_error():
+    """A page that comes back empty inside the plan stops the shop; nothing fails."""
+    crawl = ShopCrawl(QUERY)
+    crawl.take_pages()
+    page1 = [ShopItem(item_id=str(i)) for i in range(20)]
+    crawl.accept(1, ShopItemsPage(page=1, page_size=20, total_count=100, items=page1))
+    assert crawl.take_pages() == [2, 3, 4, 5]
+    crawl.accept(2, ShopItemsPage(page=2, page_size=20, total_count=100, items=[]))
+    for page in (3, 4, 5):
+        crawl.accept(page, ShopItemsPage(page=page, page_size=20, total_count=100, items=[]))
+    assert crawl.finished
+    assert crawl.take_pages() == []
+    assert crawl.result().status == "complete"
+
+
+def test_failed_page_makes_the_shop_partial_not_restarted():
+    """A page failing for good leaves the others and marks the shop partial."""
+    listing = Listing(60)
+    crawl = ShopCrawl(QUERY)
+    crawl.take_pages()
+    crawl.accept(1, listing.answer(1, 20))
+    assert crawl.take_pages() == [2, 3]
+    error = UpstreamError("Failed to retrieve data", code=417)
+    crawl.reject(2, error)
+    crawl.accept(3, listing.answer(3, 20))
+    assert crawl.finished
+    assert crawl.take_pages() == []  # page 1 is not asked for again
+    result = crawl.result()
+    assert (result.status, result.error, result.item_count) == ("partial", error, 40)
+
+
+def test_page_one_failing_fails_the_shop():
+    """Without page 1 there is no plan: the shop is failed."""
+    crawl = ShopCrawl(QUERY)
+    crawl.take_pages()
+    crawl.reject(1, UpstreamError("x", code=500))
+    assert crawl.finished
+    assert crawl.result().status == "failed"
+
+
+def test_drift_out_of_order_fills_the_hole():
+    """Page 3 read before items were inserted and page 2 after: the hole is fetched."""
+    listing = Listing(60)
+    crawl = ShopCrawl(QUERY)
+    crawl.take_pages()
+    crawl.accept(1, listing.answer(1, 20))
+    assert crawl.take_pages() == [2, 3]
+    crawl.accept(3, listing.answer(3, 20))  # old view: base-40..59
+    listing.insert_front(5)
+    crawl.accept(2, listing.answer(2, 20))  # new view: base-15..34 (base-35..39 unseen)
+    extra = []
+    while not crawl.finished:  # the grown plan (page 4), then the pages holding the holes
+        for page in crawl.take_pages():
+            extra.append(page)
+            crawl.accept(page, listing.answer(page, 20))
+    assert sorted(extra) == [1, 3, 4]
+    result = crawl.result()
+    assert {i.item_id for i in result.items} == set(listing.ids)
+    assert result.item_count == len(listing.ids) == 65
+
+
+def test_no_drift_costs_no_extra_request():
+    """Shuffled answers without drift: exactly the planned pages are fetched."""
+    listing = Listing(333)
+    crawl = ShopCrawl(QUERY)
+    crawl_all(crawl, listing, random.Random(3))
+    assert crawl.result().pages == 17
+    assert len(crawl.done) == 17
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    total=st.integers(0, 400),
+    asked=st.integers(1, 60),
+    cap=st.integers(1, 40),
+    seed=st.integers(0, 2**32),
+    inserts=st.lists(st.tuples(st.integers(0, 30), st.integers(1, 25)), max_size=3),
+)
+def test_every_item_exactly_once_for_any_listing(total, asked, cap, seed, inserts):
+    """For any size, page size, cap, answer order and front insertions while the first
+    round of pages is read, every product of the final listing comes out exactly once."""
+    listing = Listing(total, cap=cap)
+    crawl = ShopCrawl(ShopQuery.build("https://demo.1688.com/", page_size=asked))
+    schedule = dict(inserts)
+
+    def drift(answered: int, listing: Listing) -> None:
+        if answered in schedule and answered <= math.ceil(total / min(asked, cap)):
+            listing.insert_front(schedule.pop(answered))
+
+    harvested = crawl_all(crawl, listing, random.Random(seed), drift)
+    assert len(harvested) == len(set(harvested))
+    assert set(harvested) == set(listing.ids)
+    assert crawl.result().status == "complete"
+
+
+def test_resume_skips_done_pages_and_known_items():
+    """From a checkpoint, only the missing pages are planned and known items are not new."""
+    listing = Listing(100)
+    checkpoint = ShopCheckpoint(
+        pages={1: 100, 2: 100, 4: 100},
+        page_size=20,
+        seen={f"base-{i}" for i in [*range(40), *range(60, 80)]},
+    )
+    crawl = ShopCrawl(QUERY, checkpoint=checkpoint)
+    assert crawl.take_pages() == [3, 5]
+    fresh = crawl.accept(3, listing.answer(3, 20))
+    fresh += crawl.accept(5, listing.answer(5, 20))
+    assert crawl.finished
+    assert sorted(i.item_id for i in fresh) == sorted(f"base-{i}" for i in range(40, 60)) + sorted(
+        f"base-{i}" for i in range(80, 100)
+    )
+    assert crawl.result().item_count == 100
