@@ -26,6 +26,13 @@ def ids(items: list[tm.ShopItem]) -> list[str]:
     return [item.item_id for item in items]
 
 
+async def drain(events, into: list | None = None) -> None:
+    """Iterate to the end, keeping what comes out."""
+    async for event in events:
+        if into is not None:
+            into.append(event)
+
+
 async def test_fetch_shop_matches_the_catalogue_with_one_request_per_page(tmapi_sim_factory):
     """A clean shop of 1000 items: every item once, 50 pages, 50 requests."""
     sim = await tmapi_sim_factory(shop_sizes={"big": 1000})
@@ -133,8 +140,7 @@ async def test_bad_token_stops_after_one_request(tmapi_sim_factory):
     shops = [f"https://s{i}.1688.com/" for i in range(20)]
     async with client(sim, concurrency=1) as c:
         with pytest.raises(tm.AuthenticationError) as info:
-            async for _ in c.harvest(shops):
-                pass
+            await drain(c.harvest(shops))
         assert info.value.code == 401
         with pytest.raises(tm.AuthenticationError):
             await c.get_shop_items("https://s0.1688.com/")
@@ -148,8 +154,7 @@ async def test_spent_balance_stops_the_harvest_promptly(tmapi_sim_factory):
     results = []
     async with client(sim, concurrency=4) as c:
         with pytest.raises(tm.BalanceError) as info:
-            async for result in c.harvest(shops):
-                results.append(result)
+            await drain(c.harvest(shops), results)
     assert "balance" in info.value.message.lower()
     refused = [r for r in sim.log if r.status == 439 or r.code == 439]
     assert refused
@@ -221,12 +226,10 @@ async def test_stop_ends_the_harvest_with_harvest_stopped(tmapi_sim_factory):
     async with client(sim, concurrency=2) as c:
         harvest = c.harvest([f"https://st{i}.1688.com" for i in range(5)])
         events = harvest.events()
-        consumer = asyncio.ensure_future(anext(events))
+        consumer = asyncio.ensure_future(drain(events))
         await arrived.wait()
         harvest.stop()
         gate.set()
         with pytest.raises(tm.HarvestStopped):
             await consumer
-            async for _ in events:
-                pass
     assert len(sim.log) <= 2
