@@ -41,7 +41,7 @@ def _cpu_seconds(pid: int) -> float:
 
 
 @contextlib.asynccontextmanager
-async def _subprocess_server() -> AsyncIterator[tuple[str, int]]:
+async def _subprocess_server(prebuild: bool) -> AsyncIterator[tuple[str, int]]:
     cmd = [
         sys.executable,
         "-m",
@@ -52,6 +52,7 @@ async def _subprocess_server() -> AsyncIterator[tuple[str, int]]:
         f"{SIZES[0]}..{SIZES[1]}",
         "--log-max",
         "10000",
+        *([] if prebuild else ["--no-prebuild"]),
     ]
     proc = await asyncio.create_subprocess_exec(*cmd, stdout=asyncio.subprocess.PIPE)
     try:
@@ -66,9 +67,11 @@ async def _subprocess_server() -> AsyncIterator[tuple[str, int]]:
 
 
 @contextlib.asynccontextmanager
-async def _in_process_server() -> AsyncIterator[tuple[str, int]]:
+async def _in_process_server(prebuild: bool) -> AsyncIterator[tuple[str, int]]:
     config = SimulatorConfig(size_fn=sizes_between(*SIZES), log_max_records=10_000)
     async with SimulatedTmapi(config) as sim:
+        if prebuild:
+            sim.prebuild(f"shop{i}" for i in range(1, SHOPS + 1))
         yield sim.url, os.getpid()
 
 
@@ -120,12 +123,15 @@ async def _hammer(
 
 
 async def _main(args: argparse.Namespace) -> None:
-    server = _in_process_server() if args.in_process else _subprocess_server()
+    prebuild = not args.no_prebuild
+    server = _in_process_server(prebuild) if args.in_process else _subprocess_server(prebuild)
     where = "in-process" if args.in_process else "separate process"
     async with server as (url, pid):
-        # Cold: every page of every shop once, as a crawl does (catalogues built on the fly);
-        # warm: the same pages again and again (page bodies come from the cache).
-        for phase, seconds, once in (("cold", 0.0, True), ("warm", args.seconds, False)):
+        # First pass: every page of every shop once, as a crawl does (catalogues prebuilt
+        # unless --no-prebuild, as the CLI does with --shops); then the same pages again and
+        # again for --seconds.
+        first = "first pass" + ("" if prebuild else ", catalogues built on the fly")
+        for phase, seconds, once in ((first, 0.0, True), ("repeat", args.seconds, False)):
             cpu = _cpu_seconds(pid)
             pages, errors, elapsed = await _hammer(url, seconds, args.concurrency, once)
             cpu = _cpu_seconds(pid) - cpu
@@ -144,6 +150,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0, help="measured duration (5)")
     parser.add_argument("--concurrency", type=int, default=64, help="requests in flight (64)")
     parser.add_argument("--in-process", action="store_true", help="serve from this process")
+    parser.add_argument(
+        "--no-prebuild", action="store_true", help="build catalogues during the first pass"
+    )
     asyncio.run(_main(parser.parse_args()))
 
 

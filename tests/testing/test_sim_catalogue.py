@@ -247,3 +247,17 @@ async def test_category_subsets(fetch: Fetch, sort: str) -> None:
         r = await fetch(sim, "cats", cat="123", cat_type="1")
         assert r.json["data"]["total_count"] == 0
         assert r.json["data"]["items"] == []
+
+
+async def test_prebuild_builds_ahead_and_serves_the_same(fetch: Fetch) -> None:
+    async with SimulatedTmapi(shop_sizes={"a": 30, "b": 12}, catalogue_cache_size=2) as sim:
+        assert sim.prebuild(["a", "https://b.1688.com/"]) == 42
+        r = await fetch(sim, "b", page_size=20)
+        assert [i["item_id"] for i in r.json["data"]["items"]] == [
+            i.item_id for i in shop_catalogue("b", 12)
+        ]
+        await fetch(sim, "c")  # evicts the least recently used shop: "a"
+        r = await fetch(sim, "a", page=2, page_size=20)
+        assert [i["item_id"] for i in r.json["data"]["items"]] == [
+            i.item_id for i in shop_catalogue("a", 30)[20:]
+        ]

@@ -8,6 +8,7 @@ import math
 import socket
 import struct
 from collections import Counter, OrderedDict, deque
+from collections.abc import Iterable
 from typing import Final
 
 import msgspec
@@ -34,7 +35,6 @@ ENDPOINT: Final = "/1688/shop/items/v2"
 _JSON: Final = "application/json"
 _REASONS: Final = {439: "Insufficient Balance", 499: "Client Closed Request"}
 _SORTS: Final = frozenset(SORTS)
-_CATALOGUE_CACHE: Final = 512  # shops kept generated; a shop is ~10 ms per 1,000 items to build
 _TOKEN_FP_CACHE: Final = 4096
 _NAME_CACHE: Final = 65536
 
@@ -109,14 +109,26 @@ class Simulator:
         return self._drift[name]
 
     def catalogue(self, name: str, size: int) -> ShopCatalogue:
-        """The (cached) catalogue of shop ``name`` with ``size`` base items."""
+        """The (cached, least recently used evicted) catalogue of shop ``name``."""
         key = (name, size)
         cat = self._catalogues.get(key)
         if cat is None:
             cat = self._catalogues[key] = ShopCatalogue(name, size)
-            if len(self._catalogues) > _CATALOGUE_CACHE:
+            if len(self._catalogues) > self.config.catalogue_cache_size:
                 self._catalogues.popitem(last=False)
+        else:
+            self._catalogues.move_to_end(key)
         return cat
+
+    def prebuild(self, names: Iterable[str]) -> int:
+        """Build the catalogues of shops ``names`` now (a crawl then finds them ready);
+        returns the number of items built. At most ``catalogue_cache_size`` shops are kept."""
+        built = 0
+        for name in names:
+            cat = self.catalogue(name, self.config.shop_size(name))
+            cat.build()
+            built += cat.size
+        return built
 
     # -- responses ---------------------------------------------------------------------------
     def _error(self, status: int, code: int | None = None) -> web.Response:

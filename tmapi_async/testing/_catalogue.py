@@ -333,6 +333,10 @@ class ShopCatalogue:
         self._orders: dict[str, list[int]] = {}
         self._listings: dict[tuple[str, str | None, str | None, int], list[bytes]] = {}
 
+    def build(self) -> None:
+        """Generate every base item now rather than page by page."""
+        self._base.ensure(self.size)
+
     def _indices(
         self, sort: str, cat: str | None, cat_type: str | None, drift: int
     ) -> tuple[list[int], list[int]]:

@@ -56,7 +56,8 @@ class SimulatorConfig:
 
     Plumbing: ``on_request`` is awaited for each admitted request (after its latency, before
     its answer) — tests gate it with an ``asyncio.Event`` to hold requests in flight; ``clock``
-    stamps the log and drives the rate limit; ``page_cache_size`` encoded pages are kept;
+    stamps the log and drives the rate limit; ``page_cache_size`` encoded pages and
+    ``catalogue_cache_size`` built shops are kept (least recently used evicted);
     ``log_max_records`` bounds the log (``None`` = unbounded).
     """
 
@@ -86,6 +87,7 @@ class SimulatorConfig:
     on_request: Callable[[RequestRecord], Awaitable[None]] | None = None
     clock: Callable[[], float] = time.monotonic
     page_cache_size: int = 4096
+    catalogue_cache_size: int = 1024
     log_max_records: int | None = None
 
     def __post_init__(self) -> None:

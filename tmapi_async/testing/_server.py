@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+from collections.abc import Iterable
 from types import TracebackType
 from typing import Any, Self
 
@@ -138,6 +139,11 @@ class SimulatedTmapi:
     def reset(self) -> None:
         """Clear the log, spent quotas, rate windows, attempt numbers and drift."""
         self._sim.reset()
+
+    def prebuild(self, shops: Iterable[str]) -> int:
+        """Build the catalogues of ``shops`` (names or URLs) ahead of the first request, so a
+        benchmark measures the client, not catalogue generation; returns items built."""
+        return self._sim.prebuild(self._name(s) for s in shops)
 
     # -- expectations for tests -------------------------------------------------------------------
     @staticmethod
