@@ -1,11 +1,16 @@
 """A faithful, fast simulator of TMAPI's ``GET /1688/shop/items/v2`` for tests, demos and
-benchmarks — run your crawler against it without spending money (like stripe-mock or moto).
+benchmarks: run a crawler against it without spending money (like stripe-mock or moto).
 
-``async with SimulatedTmapi(fault_rate=0.1, seed=7) as sim:`` serves on ``sim.url``; shops are
-deterministic in their URL's name (``shop_catalogue`` gives the expected items); tokens,
-quotas, concurrency and rate limits, seeded faults and listing drift are configurable through
-:class:`SimulatorConfig`. Pytest fixtures:
-``pytest_plugins = ["tmapi_async.testing.pytest_plugin"]``.
+::
+
+    async with SimulatedTmapi(fault_rate=0.1, seed=7, shop_sizes={"xldjjg": 162}) as sim:
+        ...  # point the client at sim.url; then look at sim.log
+        expected = {i.item_id for i in shop_catalogue("xldjjg", 162)}
+
+Shops are deterministic in their URL's name (``https://NAME.1688.com``); tokens, quotas,
+concurrency and rate limits, seeded faults and listing drift are knobs of
+:class:`SimulatorConfig`. Pytest fixtures: import them from
+``tmapi_async.testing.pytest_plugin`` (or list it in a top-level ``pytest_plugins``).
 Command line: ``python -m tmapi_async.testing --help``.
 """
 

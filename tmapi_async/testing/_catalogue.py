@@ -4,6 +4,11 @@ A shop's whole catalogue follows from its name (the ``NAME`` in ``https://NAME.1
 its size, so tests can compute the expected items without talking to the simulator. Item ``i``
 does not depend on the catalogue size (a catalogue of size n is a prefix of one of size n+1),
 which keeps the catalogue stable when a test grows a shop between runs.
+
+Each shop has a two-level category tree: ``cat_type="1"`` selects a group, ``"0"`` (or none) a
+leaf. Drift items come from a second stream of the same shop and lead every listing, newest
+first. Base item ids are even and drift ids odd, so they never collide; ids of different
+shops are 12-digit hashes (a collision needs ~10^6 items).
 """
 
 from __future__ import annotations
