@@ -1,4 +1,4 @@
-"""Shared test fixtures: a virtual-time event loop for throttle tests."""
+"""Shared test fixtures: the simulator's, and a virtual-time event loop."""
 
 from __future__ import annotations
 
@@ -8,6 +8,9 @@ from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 import pytest
+
+# The simulator's fixtures (tmapi_sim, tmapi_sim_factory, tmapi_token) for every test.
+pytest_plugins = ["tmapi_async.testing.pytest_plugin"]
 
 T = TypeVar("T")
 

@@ -10,7 +10,6 @@ import pytest
 import tmapi_async as tm
 from tmapi_async.testing import FaultKind, SimulatedTmapi
 
-pytest_plugins = ["tmapi_async.testing.pytest_plugin"]
 
 TOKEN = "integration-token"
 FAST_RETRY = tm.RetryPolicy(attempts=8, initial_wait=0.001, max_wait=0.01)
