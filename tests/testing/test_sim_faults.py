@@ -16,6 +16,7 @@ from tmapi_async.testing import (
     DEFAULT_FAULT_CODES,
     ERROR_MESSAGES,
     FaultKind,
+    RequestRecord,
     SimulatedTmapi,
     SimulatorConfig,
 )
@@ -104,20 +105,36 @@ async def test_connection_reset_seen_by_aiohttp() -> None:
         assert {r.outcome for r in sim.log.records} == {"fault_reset"}
 
 
-async def test_hang_past_the_client_timeout_then_close_promptly() -> None:
-    sim = await SimulatedTmapi(**ALWAYS, fault_kinds=("hang",), hang_seconds=60).start()
+async def test_hang_outlasts_the_client_then_close_is_prompt() -> None:
+    arrived = asyncio.Event()
+
+    async def note(_rec: RequestRecord) -> None:
+        arrived.set()
+
+    sim = SimulatedTmapi(**ALWAYS, fault_kinds=("hang",), hang_seconds=60, on_request=note)
+    await sim.start()
     try:
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=0.2)) as session:
+        async with aiohttp.ClientSession() as session:
             params = {"apiToken": "t", "shop_url": sim.shop_url("abc")}
-            with pytest.raises(asyncio.TimeoutError):
+
+            async def get() -> None:
                 async with session.get(sim.endpoint, params=params) as resp:
                     await resp.read()
+
+            task = asyncio.create_task(get())
+            await arrived.wait()  # the request is in the server, which now holds it
+            assert sim.log.in_flight() == 1
+            with pytest.raises(asyncio.TimeoutError):  # as a client timeout would
+                await asyncio.wait_for(asyncio.shield(task), 0.2)
+            assert not task.done()
+            task.cancel()
         assert sim.log.in_flight() == 1  # the server is still "working" on it
     finally:
         started = time.monotonic()
         await sim.close()
     assert time.monotonic() - started < 5  # closing wakes the hang instead of waiting 60 s
     assert sim.log.in_flight() == 0
+    assert sim.log.records[0].outcome == "fault_hang"
 
 
 async def test_short_hang_answers_the_real_page(fetch: Fetch) -> None:
