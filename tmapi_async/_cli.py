@@ -25,6 +25,7 @@ import os
 import signal
 import sqlite3
 import sys
+import threading
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -425,11 +426,21 @@ async def _shop_lines(stream: IO[bytes], shops: ShopList) -> AsyncIterator[str]:
             if text is not None:
                 yield text
         return
+    # A daemon thread reads the pipe: unlike the default executor, it cannot keep the
+    # process alive at exit while blocked on a terminal that never sends EOF.
     loop = asyncio.get_running_loop()
-    while True:
-        raw = await loop.run_in_executor(None, stream.readline)
-        if not raw:
+    lines: asyncio.Queue[bytes] = asyncio.Queue(maxsize=1024)  # bounded: backpressure
+
+    def read() -> None:
+        try:
+            for raw in iter(stream.readline, b""):
+                asyncio.run_coroutine_threadsafe(lines.put(raw), loop).result()
+            asyncio.run_coroutine_threadsafe(lines.put(b""), loop).result()
+        except (RuntimeError, OSError, ValueError):  # the loop or the stream closed
             return
+
+    threading.Thread(target=read, name="tmapi-async-stdin", daemon=True).start()
+    while raw := await lines.get():
         text = shops.take(_decode(raw, shops.lines + 1))
         if text is not None:
             yield text

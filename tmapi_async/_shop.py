@@ -175,10 +175,11 @@ class ShopCrawl:
             self._last_page = max(self._last_page, grown)
         self.total_count = max(self.total_count, answer.total_count)
         self._record(page, answer.total_count, size)
-        fresh = [item for item in answer.items if item.item_id not in self.seen]
-        self.seen.update(item.item_id for item in fresh)
-        if len(fresh) != len({item.item_id for item in fresh}):
-            fresh = list({item.item_id: item for item in fresh}.values())  # dup within a page
+        seen, fresh = self.seen, []
+        for item in answer.items:  # one pass: drops repeats of earlier pages and this one
+            if item.item_id not in seen:
+                seen.add(item.item_id)
+                fresh.append(item)
         if self.keep_items:
             self.items.extend(fresh)
         if not self._todo and not self._in_flight:
