@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -43,3 +44,13 @@ async def test_factory_starts_independent_simulators(
 def test_non_loopback_host_is_refused() -> None:
     with pytest.raises(ValueError, match="loopback"):
         SimulatedTmapi(host="0.0.0.0")
+
+
+async def test_restart_after_close_keeps_latency(fetch: Fetch) -> None:
+    sim = SimulatedTmapi(latency_ms=(30, 30))
+    await sim.start()
+    await sim.close()
+    async with sim:
+        started = asyncio.get_running_loop().time()
+        assert (await fetch(sim, "abc")).status == 200
+        assert asyncio.get_running_loop().time() - started >= 0.03

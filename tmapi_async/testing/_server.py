@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import ipaddress
 from collections.abc import Iterable
@@ -62,6 +63,8 @@ class SimulatedTmapi:
         """Bind and start serving; returns ``self``."""
         if self._runner is not None:
             return self
+        if self._sim.closing.is_set():  # restarted after close: sleeps must sleep again
+            self._sim.closing = asyncio.Event()
         # No access log (speed) and a short shutdown: hangs wake on close, hooks are the test's.
         runner = web.AppRunner(self._app, access_log=None, shutdown_timeout=1.0)
         await runner.setup()
