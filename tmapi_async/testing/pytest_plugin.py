@@ -1,6 +1,8 @@
 """Pytest fixtures for the TMAPI simulator.
 
-Load with ``pytest_plugins = ["tmapi_async.testing.pytest_plugin"]`` in a conftest.py.
+Load with ``pytest_plugins = ["tmapi_async.testing.pytest_plugin"]`` in the rootdir's
+conftest.py (pytest refuses ``pytest_plugins`` in nested ones), or import the fixtures by name
+into any conftest.py: ``from tmapi_async.testing.pytest_plugin import tmapi_sim, ...``.
 
 - ``tmapi_sim_config``: the :class:`SimulatorConfig` used by ``tmapi_sim`` (override this
   fixture in a module or conftest to configure it).
