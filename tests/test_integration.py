@@ -10,7 +10,6 @@ import pytest
 import tmapi_async as tm
 from tmapi_async.testing import FaultKind, SimulatedTmapi
 
-
 TOKEN = "integration-token"
 FAST_RETRY = tm.RetryPolicy(attempts=8, initial_wait=0.001, max_wait=0.01)
 
@@ -232,3 +231,11 @@ async def test_stop_ends_the_harvest_with_harvest_stopped(tmapi_sim_factory):
         with pytest.raises(tm.HarvestStopped):
             await consumer
     assert len(sim.log) <= 2
+
+
+async def test_fetch_shop_items_come_in_listing_order(tmapi_sim_factory):
+    """With pages answering out of order, ShopResult.items is still the listing's order."""
+    sim = await tmapi_sim_factory(shop_sizes={"order": 250}, latency_ms=(0.0, 10.0), seed=4)
+    async with client(sim) as c:
+        result = await c.fetch_shop("https://order.1688.com/", sort="price_up")
+    assert ids(result.items) == [i.item_id for i in sim.expected_items("order", sort="price_up")]

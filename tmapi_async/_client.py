@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import AsyncIterable, AsyncIterator, Iterable
 from dataclasses import replace
@@ -24,6 +25,8 @@ from ._retry import RetryPolicy, retry_transient
 from ._shop import ShopResult
 from ._throttle import Throttle
 from ._transport import Transport
+
+_log = logging.getLogger("tmapi_async")
 
 
 class _Tally(Protocol):
@@ -180,12 +183,15 @@ class Client:
         try:
             return await self._attempt(encoded, tally)
         except TransientError as error:
-            return await retry_transient(
-                error, lambda: self._attempt(encoded, tally), self._retry, self._count_retry
-            )
 
-    def _count_retry(self, _error: TransientError) -> None:
-        self.retries += 1
+            def count_retry(error: TransientError) -> None:
+                self.retries += 1
+                # Messages are scrubbed of the token where they are made.
+                _log.info("retrying %s page %d after %r", query.shop_url, page, error)
+
+            return await retry_transient(
+                error, lambda: self._attempt(encoded, tally), self._retry, count_retry
+            )
 
     async def _attempt(self, encoded: str, tally: _Tally | None) -> ShopItemsPage:
         # The success path: one admission, one send, one decode.
@@ -207,6 +213,8 @@ class Client:
                 self._throttle.pause(error.retry_after)
             raise
         except FatalError as error:
+            if self._throttle.fatal is None:
+                _log.warning("stopping the client: %r", error)
             self._throttle.fail(error)
             raise
         self._throttle.succeeded()

@@ -32,7 +32,8 @@ class ShopResult:
         shop_url: the shop's home page ``https://NAME.1688.com/`` (for a URL that was
             not valid: the text as given).
         items: every product once, in page order (empty when a harvest streams
-            items elsewhere, see ``keep_items``).
+            items elsewhere, see ``keep_items``). A page fetched again after the
+            listing drifted adds its new products to that page's.
         total_count: the shop's product count as the API last reported it.
         pages: pages of the listing fetched successfully (in this run and before it).
         requests: requests sent for this shop in this run, retries included (each billed).
@@ -97,8 +98,8 @@ class ShopCrawl:
         "done",
         "error",
         "failed_pages",
-        "items",
         "keep_items",
+        "page_items",
         "page_size",
         "query",
         "requests",
@@ -118,7 +119,7 @@ class ShopCrawl:
         self.query = query
         self.seq = seq  #: opening order: earlier shops' pages go first
         self.keep_items = keep_items
-        self.items: list[ShopItem] = []
+        self.page_items: dict[int, list[ShopItem]] = {}  # kept items, by page
         self.seen: set[str] = set()
         self.done: dict[int, int] = {}  # page → total_count it reported
         self.failed_pages: set[int] = set()
@@ -180,8 +181,8 @@ class ShopCrawl:
             if item.item_id not in seen:
                 seen.add(item.item_id)
                 fresh.append(item)
-        if self.keep_items:
-            self.items.extend(fresh)
+        if self.keep_items and fresh:
+            self.page_items.setdefault(page, []).extend(fresh)
         if not self._todo and not self._in_flight:
             self._plan_refills()
         return fresh
@@ -251,7 +252,7 @@ class ShopCrawl:
             status = "complete"
         return ShopResult(
             shop_url=self.query.shop_url,
-            items=self.items,
+            items=[item for page in sorted(self.page_items) for item in self.page_items[page]],
             total_count=self.total_count,
             pages=len(self.done),
             requests=self.requests,
