@@ -538,3 +538,15 @@ async def test_demo_runs_without_token_or_network(tmp_path: Path) -> None:
     assert rows
     assert len(rows) == len(set(rows))
     assert {s for s, _ in rows} <= {f"https://shop{i}.1688.com/" for i in range(1, 13)}
+
+
+async def test_a_fatal_error_ends_the_run_while_stdin_is_still_open(tmp_path: Path) -> None:
+    """A shop list piped from a producer that never ends does not keep a stopped run alive."""
+    async with SimulatedTmapi(tokens={"the-right-token"}) as server:
+        proc = await start_cli(*harvest_args(server, Path("-"), tmp_path / "o.jsonl"), stdin=True)
+        assert proc.stdin is not None
+        proc.stdin.write(f"{SHOPS[0]}\n".encode())
+        await proc.stdin.drain()  # and the pipe stays open: no EOF
+        code = await asyncio.wait_for(proc.wait(), timeout=60)
+        proc.stdin.close()
+    assert code == 3

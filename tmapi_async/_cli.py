@@ -20,13 +20,14 @@ import argparse
 import asyncio
 import contextlib
 import json
+import logging
 import math
 import os
 import signal
 import sqlite3
 import sys
 import threading
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, NoReturn, TextIO, cast
@@ -142,6 +143,38 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         self.print_usage(sys.stderr)
         self.exit(EXIT_USAGE, f"{self.prog}: error: {_secrets.scrub(message)}\n")
+
+
+class _LogLines(logging.Handler):
+    """Hands the library's log records to the display (scrubbed there), one line each."""
+
+    def __init__(self, show: Callable[[str], None]) -> None:
+        super().__init__()
+        self._show = show
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self._show(f"{record.levelname.lower()}: {record.getMessage()}")
+        except Exception:  # a log line must never break a harvest
+            self.handleError(record)
+
+
+@contextlib.contextmanager
+def _library_logs(show: Callable[[str], None], *, verbose: bool) -> Iterator[None]:
+    """Retries (INFO) shown with --verbose; otherwise only errors. The CLI reports fatal
+    stops itself, so the library's warning about them is not repeated."""
+    logger = logging.getLogger("tmapi_async")
+    handler = _LogLines(show)
+    saved = logger.level, logger.propagate
+    logger.setLevel(logging.INFO if verbose else logging.ERROR)
+    logger.propagate = False
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(saved[0])
+        logger.propagate = saved[1]
 
 
 class UsageError(Exception):
@@ -389,6 +422,12 @@ def _open_shops(name: str) -> IO[bytes]:
         raise UsageError(f"cannot read SHOPS {name!r}: {exc.strerror or exc}") from None
 
 
+def _close_shops(stream: IO[bytes]) -> None:
+    # Never stdin: a reader thread may be blocked in it, and close() would wait for it.
+    if stream is not sys.stdin.buffer:
+        stream.close()
+
+
 def _decode(raw: bytes, lineno: int) -> str:
     try:
         return raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
@@ -412,9 +451,12 @@ def _count_shops(name: str) -> int | None:
         return None
 
 
-async def _shop_lines(stream: IO[bytes], shops: ShopList) -> AsyncIterator[str]:
+async def _shop_lines(
+    stream: IO[bytes], shops: ShopList, stopped: Callable[[], bool] = lambda: False
+) -> AsyncIterator[str]:
     """Shop texts from ``stream``: a regular file is read directly, a pipe or terminal
-    without blocking the event loop (a slow producer must not stall requests)."""
+    without blocking the event loop (a slow producer must not stall requests). Once
+    ``stopped()`` is true the input ends, even while a pipe has not sent EOF."""
     regular = False
     with contextlib.suppress(OSError, ValueError, AttributeError):
         import stat
@@ -436,11 +478,24 @@ async def _shop_lines(stream: IO[bytes], shops: ShopList) -> AsyncIterator[str]:
             for raw in iter(stream.readline, b""):
                 asyncio.run_coroutine_threadsafe(lines.put(raw), loop).result()
             asyncio.run_coroutine_threadsafe(lines.put(b""), loop).result()
-        except (RuntimeError, OSError, ValueError):  # the loop or the stream closed
+        except Exception:  # the loop or the stream closed under us: the harvest is over
             return
 
     threading.Thread(target=read, name="tmapi-async-stdin", daemon=True).start()
-    while raw := await lines.get():
+    while True:
+        if lines.empty():
+            # The harvest waits for its input to end before it ends: a stopped client
+            # (fatal error, Ctrl-C) must not hang on a pipe that is still open.
+            getter = asyncio.ensure_future(lines.get())
+            while not (await asyncio.wait({getter}, timeout=0.25))[0]:
+                if stopped():
+                    getter.cancel()
+                    return
+            raw = getter.result()
+        else:
+            raw = lines.get_nowait()
+        if not raw:
+            return
         text = shops.take(_decode(raw, shops.lines + 1))
         if text is not None:
             yield text
@@ -600,10 +655,10 @@ async def run_harvest(args: argparse.Namespace) -> int:
             state_path, output, fmt, params=params, base_url=client.base_url
         )
     except (StateError, SinkError) as exc:
-        stream.close()
+        _close_shops(stream)
         raise UsageError(str(exc)) from None
     harvest = client.harvest(
-        _shop_lines(stream, shops),
+        _shop_lines(stream, shops, lambda: client.throttle.fatal is not None),
         page_size=args.page_size,
         sort=args.sort,
         cat=args.cat,
@@ -647,7 +702,7 @@ async def run_harvest(args: argparse.Namespace) -> int:
         try:
             async with client:
                 results = cast(AsyncGenerator[ShopResult, None], aiter(harvest))
-                with display:
+                with display, _library_logs(display.log, verbose=args.verbose):
                     async with contextlib.aclosing(results):
                         async for result in results:
                             _report(result, shops, display, failures, verbose=args.verbose)
@@ -659,7 +714,7 @@ async def run_harvest(args: argparse.Namespace) -> int:
         finally:
             undo()
     finally:
-        stream.close()
+        _close_shops(stream)
         failures.close()
         try:
             export_items = journal.summary().items
@@ -786,6 +841,8 @@ async def run_estimate(args: argparse.Namespace) -> int:
 
     window: list[asyncio.Task[_Estimate]] = []
     fatal: FatalError | None = None
+    logs = _library_logs(_err, verbose=args.verbose)
+    logs.__enter__()
     try:
         async with client:
             async for text in _shop_lines(stream, shops):
@@ -809,7 +866,8 @@ async def run_estimate(args: argparse.Namespace) -> int:
             task.cancel()
         await asyncio.gather(*window, return_exceptions=True)
     finally:
-        stream.close()
+        _close_shops(stream)
+        logs.__exit__(None, None, None)
     ok = totals["shops"] - totals["failed"]
     summary = {**totals, "requests_spent": client.requests, "requests_needed": totals["pages"]}
     if args.json:
