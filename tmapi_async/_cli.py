@@ -423,7 +423,7 @@ def _open_shops(name: str) -> IO[bytes]:
 
 
 def _close_shops(stream: IO[bytes]) -> None:
-    # Never stdin: a reader thread may be blocked in it, and close() would wait for it.
+    # stdin is not ours to close (and a reader thread may still be blocked on it).
     if stream is not sys.stdin.buffer:
         stream.close()
 
@@ -474,10 +474,20 @@ async def _shop_lines(
     lines: asyncio.Queue[bytes] = asyncio.Queue(maxsize=1024)  # bounded: backpressure
 
     def read() -> None:
+        # os.read on the descriptor, not the buffered reader: a daemon thread blocked
+        # inside the buffered reader's lock makes the interpreter abort at exit.
+        def put(raw: bytes) -> None:
+            asyncio.run_coroutine_threadsafe(lines.put(raw), loop).result()
+
         try:
-            for raw in iter(stream.readline, b""):
-                asyncio.run_coroutine_threadsafe(lines.put(raw), loop).result()
-            asyncio.run_coroutine_threadsafe(lines.put(b""), loop).result()
+            fd, rest = stream.fileno(), b""
+            while chunk := os.read(fd, 1 << 16):
+                *complete, rest = (rest + chunk).split(b"\n")
+                for raw in complete:
+                    put(raw + b"\n")
+            if rest:
+                put(rest)
+            put(b"")
         except Exception:  # the loop or the stream closed under us: the harvest is over
             return
 
