@@ -765,7 +765,9 @@ def _report(
     verbose: bool,
 ) -> None:
     if result.status == "complete":
-        if verbose:
+        if verbose and result.pages and not result.requests:
+            display.log(f"complete {result.shop_url}: harvested by an earlier run, skipped")
+        elif verbose:
             display.log(
                 f"complete {result.shop_url}: {result.item_count} items, {result.pages} pages, "
                 f"{result.requests} requests"
