@@ -239,3 +239,71 @@ async def test_fetch_shop_items_come_in_listing_order(tmapi_sim_factory):
     async with client(sim) as c:
         result = await c.fetch_shop("https://order.1688.com/", sort="price_up")
     assert ids(result.items) == [i.item_id for i in sim.expected_items("order", sort="price_up")]
+
+
+async def test_fatal_error_does_not_wait_for_a_blocked_input(tmapi_sim_factory):
+    """A shop list that never ends nor yields does not keep a stopped harvest alive."""
+    sim = await tmapi_sim_factory(tokens={"someone-else"})
+    never = asyncio.Event()
+
+    async def shops():
+        yield "https://first.1688.com/"
+        await never.wait()  # a producer that neither yields nor closes
+        yield "https://never.1688.com/"
+
+    async with client(sim, concurrency=2) as c:
+        with pytest.raises(tm.AuthenticationError):
+            await drain(c.harvest(shops()))
+    assert len(sim.log) == 1
+
+
+async def test_stop_does_not_wait_for_a_blocked_input(tmapi_sim_factory):
+    """stop() while the input is blocked ends the harvest with HarvestStopped."""
+    sim = await tmapi_sim_factory(default_shop_size=10)
+    never = asyncio.Event()
+    first_done = asyncio.Event()
+
+    async def shops():
+        yield "https://only.1688.com/"
+        await first_done.wait()
+        await never.wait()
+        yield "https://never.1688.com/"
+
+    async with client(sim) as c:
+        harvest = c.harvest(shops())
+        results = harvest.__aiter__()
+        first = await anext(results)
+        assert first.status == "complete"
+        first_done.set()
+        harvest.stop()
+        with pytest.raises(tm.HarvestStopped):
+            await anext(results)
+
+
+async def test_resumed_complete_shop_reports_its_items(tmapi_sim_factory):
+    """A shop an earlier run completed is not fetched and reports its item count."""
+
+    class Done:
+        def open_shop(self, shop_url):
+            return tm.ShopCheckpoint(
+                pages={1: 30, 2: 30}, page_size=20, status="complete", item_count=30
+            )
+
+        def record_page(self, *args):
+            raise AssertionError("nothing should be fetched")
+
+        def record_shop(self, result):
+            raise AssertionError("a resumed shop is not recorded again")
+
+    sim = await tmapi_sim_factory()
+    async with client(sim) as c:
+        harvest = c.harvest(["https://old.1688.com/"], journal=Done())
+        (result,) = [r async for r in harvest]
+    assert (result.status, result.item_count, result.pages, result.requests) == (
+        "complete",
+        30,
+        2,
+        0,
+    )
+    assert harvest.progress.shops_resumed == 1
+    assert len(sim.log) == 0

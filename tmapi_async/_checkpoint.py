@@ -196,14 +196,18 @@ class CheckpointJournal:
         pages: dict[int, int] = {}
         seen: set[str] = set()
         complete = status == "complete"
-        for page, total, ids in self._db.execute(
-            "SELECT page, total_count, ids FROM pages WHERE shop_id = ?", (shop_id,)
+        item_count = 0
+        for page, total, items, ids in self._db.execute(
+            "SELECT page, total_count, items, ids FROM pages WHERE shop_id = ?", (shop_id,)
         ):
             pages[page] = max(total, pages.get(page, 0))
+            item_count += items
             if not complete:  # a complete shop is not fetched again: no dedup needed
                 seen.update(_decode_ids(ids))
         if complete:
-            return ShopCheckpoint(pages=pages, page_size=page_size, status="complete")
+            return ShopCheckpoint(
+                pages=pages, page_size=page_size, status="complete", item_count=item_count
+            )
         if not pages:
             return None
         self._shop_ids[shop_url] = shop_id

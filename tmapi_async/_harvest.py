@@ -56,7 +56,7 @@ def _resumed(shop_url: str, checkpoint: ShopCheckpoint) -> ShopResult:
         total_count=max(checkpoint.pages.values(), default=0),
         pages=len(checkpoint.pages),
         status="complete",
-        item_count=len(checkpoint.seen),
+        item_count=max(checkpoint.item_count, len(checkpoint.seen)),
     )
 
 
@@ -99,6 +99,7 @@ class Harvest:
         self._open = 0  # shops opened and not finished
         self._busy = 0  # workers holding work or opening a shop
         self._opening = False
+        self._reader: asyncio.Task[None] | None = None  # the worker reading the input
         self._input_done = False
         self._error: BaseException | None = None
         self._page_events = False
@@ -121,6 +122,7 @@ class Harvest:
         with it (create a new one to go on).
         """
         self._client.throttle.fail(HarvestStopped("harvest stopped on request"))
+        self._stop_reading()
         self._notify()
 
     def events(self) -> AsyncIterator[ShopResult | PageEvent]:
@@ -166,7 +168,14 @@ class Harvest:
     def _fail(self, error: BaseException) -> None:
         if self._error is None:
             self._error = error
+        self._stop_reading()
         self._notify()
+
+    def _stop_reading(self) -> None:
+        """Cancel a read of the input in progress: a stopped harvest must not wait
+        for a shop list whose producer is slow or never closes."""
+        if self._reader is not None:
+            self._reader.cancel()
 
     def _notify(self) -> None:
         if self._wake is not None and not self._wake.done():
@@ -255,11 +264,20 @@ class Harvest:
         self._opening = True
         self._busy += 1
         try:
+            self._reader = asyncio.current_task()
             try:
                 entry = await anext(self._input)
             except StopAsyncIteration:
                 self._input_done = self.progress.input_exhausted = True
                 return
+            except asyncio.CancelledError:
+                stopping = self._error is not None or self._client.throttle.fatal is not None
+                if not stopping or self._reader is None or self._reader.uncancel() > 0:
+                    raise  # a cancel from outside
+                self._input_done = True
+                return
+            finally:
+                self._reader = None
             self.progress.shops_seen += 1
             await self._open_shop(entry)
         finally:

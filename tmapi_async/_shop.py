@@ -62,6 +62,9 @@ class ShopCheckpoint:
         page_size: the page size the server answered with on page 1.
         seen: ``item_id`` of every product already exported.
         status: the shop's status if an earlier run finished it, else ``None``.
+        error: why an earlier run left the shop partial or failed.
+        item_count: products exported so far (``seen`` may be left empty for a
+            complete shop, which is not fetched again).
     """
 
     pages: dict[int, int] = field(default_factory=dict)
@@ -69,6 +72,7 @@ class ShopCheckpoint:
     seen: set[str] = field(default_factory=set)
     status: ShopStatus | None = None
     error: str | None = None
+    item_count: int = 0
 
 
 def _merge(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
