@@ -122,11 +122,6 @@ def test_item_id_is_always_a_string(raw: object, expected: str) -> None:
     assert type(item.item_id) is str
 
 
-def test_item_id_int_given_directly_becomes_string() -> None:
-    """Constructing a ShopItem with an int id gives a string id too."""
-    assert ShopItem(item_id=42).item_id == "42"  # type: ignore[arg-type]
-
-
 @pytest.mark.parametrize(("raw", "expected"), [("162", 162), (162, 162), ("0", 0), (0, 0)])
 def test_total_count_int_or_numeric_string(raw: object, expected: int) -> None:
     """total_count decodes from an int or a numeric string to an int."""

@@ -30,7 +30,7 @@ def _items(n: int, start: int = 0) -> list[ShopItem]:
         ShopItem(
             item_id=str(765000043412 + i),
             title=f'左手理发牙剪 {i}, "quoted"\nnewline',
-            img="https:////cbu01.alicdn.com/img/x.jpg",
+            img="https://cbu01.alicdn.com/img/x.jpg",  # as decoding normalised it
             category_path=["123", "456"] if i % 2 else [],
             category_name="剪刀" if i % 2 else "",
             price="25.90-29.89" if i % 3 == 0 else "298.00",
@@ -46,7 +46,7 @@ def _jsonl(path: Path) -> list[dict[str, object]]:
 
 
 def test_jsonl_rows_are_the_items_fields_plus_shop_url(tmp_path: Path) -> None:
-    """Each line holds every item field, normalised, plus ``shop_url``."""
+    """Each line holds every item field as decoded, plus ``shop_url``."""
     path = tmp_path / "out.jsonl"
     sink = JsonlSink(path)
     sink.write(SHOP, _items(3))

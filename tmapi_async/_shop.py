@@ -180,11 +180,16 @@ class ShopCrawl:
             self._last_page = max(self._last_page, grown)
         self.total_count = max(self.total_count, answer.total_count)
         self._record(page, answer.total_count, size)
-        seen, fresh = self.seen, []
-        for item in answer.items:  # one pass: drops repeats of earlier pages and this one
-            if item.item_id not in seen:
-                seen.add(item.item_id)
-                fresh.append(item)
+        fresh, seen = answer.items, self.seen
+        ids = [item.item_id for item in fresh]
+        if seen.isdisjoint(ids) and len(set(ids)) == len(ids):
+            seen.update(ids)  # the usual page: all new, checked in C
+        else:
+            fresh = []
+            for item in answer.items:  # drop repeats of earlier pages and of this one
+                if item.item_id not in seen:
+                    seen.add(item.item_id)
+                    fresh.append(item)
         if self.keep_items and fresh:
             self.page_items.setdefault(page, []).extend(fresh)
         if not self._todo and not self._in_flight:
