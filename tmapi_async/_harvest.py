@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
+from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Iterable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
@@ -104,7 +105,8 @@ class Harvest:
         self._error: BaseException | None = None
         self._page_events = False
         self._events: asyncio.Queue[_Event] | None = None
-        self._wake: asyncio.Future[None] | None = None
+        self._idle: deque[asyncio.Future[None]] = deque()  # workers waiting for work
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._started = False
 
     def __aiter__(self) -> AsyncIterator[ShopResult]:
@@ -123,7 +125,7 @@ class Harvest:
         """
         self._client.throttle.fail(HarvestStopped("harvest stopped on request"))
         self._stop_reading()
-        self._notify()
+        self._wake(len(self._idle))
 
     def events(self) -> AsyncIterator[ShopResult | PageEvent]:
         """Every page as it is answered and every shop as it finishes."""
@@ -136,7 +138,7 @@ class Harvest:
         self._page_events = page_events
         loop = asyncio.get_running_loop()
         self._events = asyncio.Queue(maxsize=4 * self._workers)
-        self._wake = loop.create_future()
+        self._loop = loop
         workers = [asyncio.create_task(self._worker()) for _ in range(self._workers)]
         try:
             while (event := await self._events.get()) is not None:
@@ -161,7 +163,7 @@ class Harvest:
             self._fail(error)
         finally:
             self._workers -= 1
-            self._notify()
+            self._wake(len(self._idle))  # whatever ended this worker ends the others
             if self._workers == 0:
                 await self._events.put(None)
 
@@ -169,7 +171,7 @@ class Harvest:
         if self._error is None:
             self._error = error
         self._stop_reading()
-        self._notify()
+        self._wake(len(self._idle))
 
     def _stop_reading(self) -> None:
         """Cancel a read of the input in progress: a stopped harvest must not wait
@@ -177,15 +179,27 @@ class Harvest:
         if self._reader is not None:
             self._reader.cancel()
 
-    def _notify(self) -> None:
-        if self._wake is not None and not self._wake.done():
-            self._wake.set_result(None)
+    def _wake(self, count: int) -> None:
+        """Wake up to ``count`` idle workers: one per page of new work, not all of them."""
+        while count > 0 and self._idle:
+            waiter = self._idle.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                count -= 1
 
-    async def _changed(self) -> None:
-        assert self._wake is not None
-        if self._wake.done():
-            self._wake = asyncio.get_running_loop().create_future()
-        await self._wake
+    def _wake_if_finished(self) -> None:
+        if self._busy == 0 and self._input_done and not self._heap:
+            self._wake(len(self._idle))  # nothing will come: let every worker end
+
+    async def _idle_wait(self) -> None:
+        assert self._loop is not None
+        waiter = self._loop.create_future()
+        self._idle.append(waiter)
+        try:
+            await waiter
+        finally:
+            if not waiter.done():
+                waiter.cancel()
 
     async def _next_work(self) -> tuple[ShopCrawl, int] | None:
         while True:
@@ -202,7 +216,7 @@ class Harvest:
                 continue
             if self._busy == 0 and self._input_done and not self._opening:
                 return None
-            await self._changed()
+            await self._idle_wait()
 
     async def _fetch(self, crawl: ShopCrawl, page: int) -> None:
         try:
@@ -228,15 +242,14 @@ class Harvest:
             self.progress.requests = self._client.requests
             self.progress.retries = self._client.retries
             self._busy -= 1
-            self._notify()
+            self._wake_if_finished()
 
     def _schedule(self, crawl: ShopCrawl) -> None:
         pages = crawl.take_pages()
         self.progress.pages_planned += len(pages)
         for page in pages:
             heapq.heappush(self._heap, (crawl.seq, page, crawl))
-        if pages:
-            self._notify()
+        self._wake(len(pages))
 
     async def _finish(self, crawl: ShopCrawl) -> None:
         self._open -= 1
@@ -283,7 +296,7 @@ class Harvest:
         finally:
             self._opening = False
             self._busy -= 1
-            self._notify()
+            self._wake_if_finished()
 
     async def _open_shop(self, entry: str | ShopQuery) -> None:
         try:
