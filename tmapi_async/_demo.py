@@ -171,8 +171,10 @@ async def _demo(args: argparse.Namespace) -> int:
     if args.format == "jsonl":
         print(f"look at it:  head -n 2 {output}")
     print(
-        f"run it again and nothing is fetched twice:  tmapi-async harvest {shops_file} "
-        f"--output {output} --base-url URL (with a simulator at URL)"
+        "resume: rerunning the same harvest fetches nothing already in the export, e.g.\n"
+        f"  tmapi-async simulate --port 8688 --shops {args.shops} &\n"
+        f"  tmapi-async harvest {shops_file} --output {output} "
+        "--base-url http://127.0.0.1:8688 --token any-token"
     )
     return code
 
