@@ -307,3 +307,12 @@ async def test_resumed_complete_shop_reports_its_items(tmapi_sim_factory):
     )
     assert harvest.progress.shops_resumed == 1
     assert len(sim.log) == 0
+
+
+@pytest.mark.parametrize("bad", [0, -1])
+async def test_max_open_shops_below_one_is_refused(tmapi_sim_factory, bad):
+    """max_open_shops must allow at least one shop."""
+    sim = await tmapi_sim_factory()
+    async with client(sim) as c:
+        with pytest.raises(tm.InvalidParameterError, match="max_open_shops"):
+            c.harvest(["https://a.1688.com/"], max_open_shops=bad)

@@ -90,7 +90,7 @@ class Harvest:
         self._journal = journal
         self._keep_items = keep_items
         self._workers = client.throttle.concurrency
-        self._max_open = max_open_shops or 2 * self._workers
+        self._max_open = 2 * self._workers if max_open_shops is None else max_open_shops
         if self._max_open < 1:
             raise InvalidParameterError(f"max_open_shops must be >= 1, got {max_open_shops!r}")
         self.progress = HarvestProgress()
