@@ -61,7 +61,7 @@ def test_example_items_are_typed_and_normalised() -> None:
     assert first.img == (
         "https://cbu01.alicdn.com/img/ibank/O1CN01LwXIfD1F0EqsmPKl9_!!1000960424-0-cib.jpg"
     )
-    assert first.category_path == []
+    assert first.category_path == ()
     assert first.category_name == ""
     assert first.price == "298.00"
     assert first.quantity is None
@@ -99,7 +99,7 @@ def test_loose_page_decodes() -> None:
     assert first.img == "https://cbu01.alicdn.com/img/a.jpg"
     assert second.item_id == "609958065284"
     assert second.quantity == 120
-    assert second.category_path == ["Tools", "Scissors"]
+    assert second.category_path == ("Tools", "Scissors")
     assert second.category_name == "Scissors"
     assert second.sale_info is None
     assert second.img == "https://cbu01.alicdn.com/img/b.jpg"
@@ -148,7 +148,7 @@ def test_minimal_item_has_defaults() -> None:
     item = decode_item()
     assert item == ShopItem(item_id="1")
     assert (item.title, item.img, item.category_name, item.price) == ("", "", "", "")
-    assert item.category_path == []
+    assert item.category_path == ()
     assert item.sale_info is None
 
 
@@ -177,15 +177,13 @@ def test_unknown_fields_are_ignored(where: str) -> None:
 
 @pytest.mark.parametrize("path", [[], ["a"], ["a", "b"], [1, 2]])
 def test_category_path_lists(path: list[object]) -> None:
-    """category_path decodes as given, the empty list included."""
-    assert decode_item(category_path=path).category_path == path
+    """category_path decodes as given, the empty list included, as an immutable tuple."""
+    assert decode_item(category_path=path).category_path == tuple(path)
 
 
-def test_category_path_default_lists_are_not_shared() -> None:
-    """Two items without category_path do not share one list."""
-    a, b = ShopItem(item_id="a"), ShopItem(item_id="b")
-    a.category_path.append("x")
-    assert b.category_path == []
+def test_category_path_default_is_empty() -> None:
+    """An item without category_path has an empty one."""
+    assert ShopItem(item_id="a").category_path == ()
 
 
 @pytest.mark.parametrize(

@@ -63,6 +63,7 @@ class SaleInfo(msgspec.Struct, gc=False):
 class ShopItem(msgspec.Struct, gc=False):
     """One product of a shop.
 
+    ``category_path`` is a tuple: mostly empty, and ``()`` costs no allocation.
     Once decoded, ``item_id`` is always a string (search endpoints send ints: they
     are converted) and ``img`` is normalised to ``https://host/path``. ``price``
     keeps the API's string (``"298.00"``, a range ``"25.90-29.89"`` or ``""``);
@@ -76,7 +77,7 @@ class ShopItem(msgspec.Struct, gc=False):
         item_id: str | int
     title: str = ""
     img: str = ""
-    category_path: list[Any] = msgspec.field(default_factory=list)
+    category_path: tuple[Any, ...] = ()
     category_name: str = ""
     price: str = ""
     quantity: int | None = None
