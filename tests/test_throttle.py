@@ -129,16 +129,43 @@ def test_concurrency_refusal_halves_the_limit_once_per_cohort(run_virtual):
     run_virtual(scenario())
 
 
-def test_limit_recovers_gradually_after_refusals(run_virtual):
-    """Successes regrow the limit about one per round trip up to just below the level
-    of the last refusal, then probe ten times slower, never past concurrency."""
+def test_refusals_locate_the_server_limit(run_virtual):
+    """Sixteen sent, eight refused at once: the limit drops to 8 and does not race
+    back to 16, since the refusals came with 8 still in flight."""
 
     async def scenario() -> list[int]:
         throttle = Throttle(rate=1e6, burst=1000, concurrency=16)
-        throttle.congested(await throttle.acquire())  # 16 -> 8
+        tickets = [await throttle.acquire() for _ in range(16)]
+        for ticket in tickets[8:]:  # refused at once, while the first 8 are served
+            throttle.release()
+            throttle.congested(ticket)
+        assert throttle.limit == 8
+        limits = []
+        for _ in tickets[:8]:
+            throttle.release()
+            throttle.succeeded()
+            limits.append(throttle.limit)
+        for _ in range(60):
+            throttle.succeeded()
+            limits.append(throttle.limit)
+        return limits
+
+    limits = run_virtual(scenario())
+    assert limits[:8] == [8] * 8  # no fast regrowth past where refusals came
+    assert limits[-1] in (8, 9)  # only a slow probe upwards
+
+
+def test_limit_recovers_gradually_after_refusals(run_virtual):
+    """After a refusal at 9 in flight, successes regrow the limit about one per
+    round trip up to just below 9, then probe ten times slower, never past concurrency."""
+
+    async def scenario() -> list[int]:
+        throttle = Throttle(rate=1e6, burst=1000, concurrency=9)
+        tickets = [await throttle.acquire() for _ in range(9)]
         throttle.release()
-        throttle.congested(await throttle.acquire())  # refused again at 8 -> 4
-        throttle.release()
+        throttle.congested(tickets[-1])  # refused with 8 others in flight
+        for _ in tickets[:8]:
+            throttle.release()
         assert throttle.limit == 4
         limits = []
         for _ in range(5000):
@@ -150,11 +177,11 @@ def test_limit_recovers_gradually_after_refusals(run_virtual):
     assert limits[0] == 4  # not back at once
     assert limits == sorted(limits)  # only up
     assert limits[3] <= 5  # about +1 after a round trip of 4 successes
-    fast = limits.index(7)  # just below the refusal level of 8, quickly
+    fast = limits.index(8)  # just below the refusal level of 9, quickly
     assert fast < 25
-    probe = limits.index(8) - fast
+    probe = limits.index(9) - fast
     assert probe > 3 * fast  # then several times slower past it
-    assert limits[-1] == 16  # and in the end back to concurrency, never past it
+    assert limits[-1] == 9  # and in the end back to concurrency, never past it
 
 
 def test_reduced_limit_bounds_in_flight(run_virtual):

@@ -1,9 +1,10 @@
 """Many shops through one client: a bounded scheduler of (shop, page) work.
 
-``concurrency`` workers take work from one heap ordered by (shop opening order,
-page), so pages of shops already started go first and the number of open shops, and
-with it memory, stays bounded. A worker opens the next shop from the input only when
-the heap is empty, which keeps page-1 discovery filling the pipe as shops finish.
+``concurrency`` workers take (shop, page) work from one heap; one feeder task reads
+the input and opens shops while fewer pages than workers are queued and fewer than
+``max_open_shops`` shops are open. Page 1 of a shop goes first, so plans are known
+early and the pipe stays full to the end; then pages of older shops, so the shops
+open at once, and with them memory, stay few.
 """
 
 from __future__ import annotations
@@ -94,14 +95,14 @@ class Harvest:
         if self._max_open < 1:
             raise InvalidParameterError(f"max_open_shops must be >= 1, got {max_open_shops!r}")
         self.progress = HarvestProgress()
-        self._heap: list[tuple[int, int, ShopCrawl]] = []
+        self._heap: list[tuple[bool, int, int, ShopCrawl]] = []
         self._harvested: set[str] = set()
         self._seq = itertools.count()
         self._open = 0  # shops opened and not finished
-        self._busy = 0  # workers holding work or opening a shop
-        self._opening = False
-        self._reader: asyncio.Task[None] | None = None  # the worker reading the input
-        self._input_done = False
+        self._busy = 0  # workers holding work
+        self._feeder: asyncio.Task[None] | None = None
+        self._feeding = True  # until the feeder has read the whole input (or stopped)
+        self._feeder_waiting: deque[asyncio.Future[None]] = deque()
         self._error: BaseException | None = None
         self._page_events = False
         self._events: asyncio.Queue[_Event] | None = None
@@ -123,9 +124,9 @@ class Harvest:
         Iteration then ends by raising :class:`HarvestStopped`. The client is stopped
         with it (create a new one to go on).
         """
-        self._client.throttle.fail(HarvestStopped("harvest stopped on request"))
-        self._stop_reading()
-        self._wake(len(self._idle))
+        stopped = HarvestStopped("harvest stopped on request")
+        self._client.throttle.fail(stopped)  # requests waiting to leave end too
+        self._fail(stopped)
 
     def events(self) -> AsyncIterator[ShopResult | PageEvent]:
         """Every page as it is answered and every shop as it finishes."""
@@ -136,19 +137,45 @@ class Harvest:
             raise RuntimeError("a Harvest can be iterated once")
         self._started = True
         self._page_events = page_events
-        loop = asyncio.get_running_loop()
+        self._loop = asyncio.get_running_loop()
         self._events = asyncio.Queue(maxsize=4 * self._workers)
-        self._loop = loop
-        workers = [asyncio.create_task(self._worker()) for _ in range(self._workers)]
+        self._feeder = asyncio.create_task(self._feed())
+        tasks = [self._feeder, *(asyncio.create_task(self._worker()) for _ in range(self._workers))]
         try:
             while (event := await self._events.get()) is not None:
                 yield event
             if self._error is not None:
                 raise self._error
         finally:
-            for task in workers:
+            for task in tasks:
                 task.cancel()
-            await asyncio.gather(*workers, return_exceptions=True)
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    # -- the feeder: opens shops from the input ----------------------------------------
+
+    async def _feed(self) -> None:
+        """Keep about one page of work per worker queued, opening shops as needed.
+
+        The feeder alone reads the input, so a slow or stalled shop list never holds
+        a worker, and a stop cancels the read at once.
+        """
+        try:
+            while self._error is None:
+                if self._open >= self._max_open or len(self._heap) >= self._workers:
+                    await self._wait(self._feeder_waiting)
+                    continue
+                try:
+                    entry = await anext(self._input)
+                except StopAsyncIteration:
+                    self.progress.input_exhausted = True
+                    break
+                self.progress.shops_seen += 1
+                await self._open_shop(entry)
+        except Exception as error:  # a journal that cannot be read: stop, lose nothing
+            self._fail(error)
+        finally:
+            self._feeding = False
+            self._wake_if_finished()
 
     # -- workers -----------------------------------------------------------------------
 
@@ -163,43 +190,44 @@ class Harvest:
             self._fail(error)
         finally:
             self._workers -= 1
-            self._wake(len(self._idle))  # whatever ended this worker ends the others
+            self._wake_all()  # whatever ended this worker ends the others
             if self._workers == 0:
                 await self._events.put(None)
 
     def _fail(self, error: BaseException) -> None:
         if self._error is None:
             self._error = error
-        self._stop_reading()
-        self._wake(len(self._idle))
+        feeder = self._feeder
+        if feeder is not None and self._feeding and feeder is not asyncio.current_task():
+            feeder.cancel()  # it may be waiting on a shop list that never ends
+        self._wake_all()
 
-    def _stop_reading(self) -> None:
-        """Cancel a read of the input in progress: a stopped harvest must not wait
-        for a shop list whose producer is slow or never closes."""
-        if self._reader is not None:
-            self._reader.cancel()
-
-    def _wake(self, count: int) -> None:
-        """Wake up to ``count`` idle workers: one per page of new work, not all of them."""
-        while count > 0 and self._idle:
-            waiter = self._idle.popleft()
-            if not waiter.done():
-                waiter.set_result(None)
-                count -= 1
-
-    def _wake_if_finished(self) -> None:
-        if self._busy == 0 and self._input_done and not self._heap:
-            self._wake(len(self._idle))  # nothing will come: let every worker end
-
-    async def _idle_wait(self) -> None:
+    async def _wait(self, queue: deque[asyncio.Future[None]]) -> None:
         assert self._loop is not None
         waiter = self._loop.create_future()
-        self._idle.append(waiter)
+        queue.append(waiter)
         try:
             await waiter
         finally:
             if not waiter.done():
                 waiter.cancel()
+
+    @staticmethod
+    def _wake(queue: deque[asyncio.Future[None]], count: int) -> None:
+        """Wake up to ``count`` waiters: one worker per page of new work, not all."""
+        while count > 0 and queue:
+            waiter = queue.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                count -= 1
+
+    def _wake_all(self) -> None:
+        self._wake(self._idle, len(self._idle))
+        self._wake(self._feeder_waiting, 1)
+
+    def _wake_if_finished(self) -> None:
+        if self._busy == 0 and not self._feeding and not self._heap:
+            self._wake_all()  # nothing will come: let every worker end
 
     async def _next_work(self) -> tuple[ShopCrawl, int] | None:
         while True:
@@ -208,15 +236,14 @@ class Harvest:
             if self._error is not None:
                 return None
             if self._heap:
-                _, page, crawl = heapq.heappop(self._heap)
+                *_, page, crawl = heapq.heappop(self._heap)
                 self._busy += 1
+                if len(self._heap) < self._workers:
+                    self._wake(self._feeder_waiting, 1)
                 return crawl, page
-            if not self._input_done and not self._opening and self._open < self._max_open:
-                await self._open_next_shop()
-                continue
-            if self._busy == 0 and self._input_done and not self._opening:
+            if self._busy == 0 and not self._feeding:
                 return None
-            await self._idle_wait()
+            await self._wait(self._idle)
 
     async def _fetch(self, crawl: ShopCrawl, page: int) -> None:
         try:
@@ -248,11 +275,14 @@ class Harvest:
         pages = crawl.take_pages()
         self.progress.pages_planned += len(pages)
         for page in pages:
-            heapq.heappush(self._heap, (crawl.seq, page, crawl))
-        self._wake(len(pages))
+            # Page 1 first: a shop's plan is known sooner, so its pages keep the pipe
+            # full; then older shops first, so open shops (and memory) stay few.
+            heapq.heappush(self._heap, (page != 1, crawl.seq, page, crawl))
+        self._wake(self._idle, len(pages))
 
     async def _finish(self, crawl: ShopCrawl) -> None:
         self._open -= 1
+        self._wake(self._feeder_waiting, 1)
         result = crawl.result()
         if self._journal is not None:
             self._journal.record_shop(result)
@@ -272,31 +302,6 @@ class Harvest:
         await self._events.put(event)
 
     # -- opening shops -----------------------------------------------------------------
-
-    async def _open_next_shop(self) -> None:
-        self._opening = True
-        self._busy += 1
-        try:
-            self._reader = asyncio.current_task()
-            try:
-                entry = await anext(self._input)
-            except StopAsyncIteration:
-                self._input_done = self.progress.input_exhausted = True
-                return
-            except asyncio.CancelledError:
-                stopping = self._error is not None or self._client.throttle.fatal is not None
-                if not stopping or self._reader is None or self._reader.uncancel() > 0:
-                    raise  # a cancel from outside
-                self._input_done = True
-                return
-            finally:
-                self._reader = None
-            self.progress.shops_seen += 1
-            await self._open_shop(entry)
-        finally:
-            self._opening = False
-            self._busy -= 1
-            self._wake_if_finished()
 
     async def _open_shop(self, entry: str | ShopQuery) -> None:
         try:

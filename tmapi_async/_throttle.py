@@ -5,8 +5,9 @@ Four gates, in this order, so that a request leaves the moment it passes the las
 1. fatal: after an auth/balance error (or a spent budget) nothing more is admitted;
 2. in-flight: at most ``limit`` requests on the wire. ``limit`` starts at
    ``concurrency``, halves on a concurrency refusal and grows back by about one per
-   round trip of successes up to just below where the refusal came, then probes
-   slowly (AIMD), because TMAPI limits requests in flight per token;
+   round trip of successes up to just below the level at which the server refused,
+   then probes ten times slower (AIMD), because TMAPI limits requests in flight per
+   token and bills every refusal;
 3. pause: a ``Retry-After`` stops the whole client, not just the task that saw it;
 4. token bucket (aiolimiter): capacity ``burst`` refilled at ``rate`` per second, so
    any window of T seconds admits at most ``burst + rate * T`` requests.
@@ -92,7 +93,7 @@ class Throttle:
         # is the token bucket we promise. It binds to the running loop on first use.
         self._bucket = AsyncLimiter(burst, burst / rate)
         self._limit = float(concurrency)
-        self._ceiling = float(concurrency)  # the limit at which the last refusal came
+        self._ceiling = float(concurrency)  # in flight when the server last refused
         self._in_flight = 0
         self._slot_waiters: deque[asyncio.Future[None]] = deque()
         self._waiting: set[asyncio.Task[object]] = set()
@@ -206,10 +207,11 @@ class Throttle:
         """A request refused for concurrency or rate: halve the in-flight limit.
 
         Only requests sent after the previous cut count, so one burst of refusals
-        from the same cohort cuts once.
+        from the same cohort cuts once. Every refusal tells where the server's limit
+        is: at most the requests still in flight plus the refused one.
         """
+        self._ceiling = min(self._ceiling, float(self._in_flight + 1))
         if ticket > self._cut_after:
-            self._ceiling = self._limit
             self._limit = max(1.0, self._limit / 2)
             self._cut_after = self.sent
 
@@ -220,6 +222,7 @@ class Throttle:
         if self._limit < self.concurrency:
             step = 1.0 if self._limit + 1 < self._ceiling else 0.1
             self._limit = min(float(self.concurrency), self._limit + step / self._limit)
+            self._ceiling = max(self._ceiling, self._limit)  # probed past it: it moved
             self._wake_slot_waiter()
 
     def pause(self, seconds: float) -> None:
