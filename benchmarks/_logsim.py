@@ -32,6 +32,16 @@ def summarise(log: RequestLog) -> dict[str, Any]:
         r.departed - r.arrived for r in records if r.departed is not None and r.outcome == "ok"
     ]
     span = arrivals[-1] - arrivals[0] if len(arrivals) > 1 else 0.0
+    # Mean requests in flight at the server from the first arrival to the last departure.
+    edges = sorted(
+        [(r.arrived, 1) for r in records if r.departed is not None]
+        + [(r.departed, -1) for r in records if r.departed is not None]
+    )
+    busy, level, last_edge = 0.0, 0, edges[0][0] if edges else 0.0
+    for when, step in edges:
+        busy += level * (when - last_edge)
+        level, last_edge = level + step, when
+    served_span = edges[-1][0] - edges[0][0] if len(edges) > 1 else 0.0
     return {
         "count": len(records),
         "outcomes": dict(log.count_by_outcome()),
@@ -43,6 +53,7 @@ def summarise(log: RequestLog) -> dict[str, Any]:
         "latency_sum": sum(latencies),
         "latency_mean": sum(latencies) / len(latencies) if latencies else 0.0,
         "peak_in_flight": log.peak_in_flight(),
+        "mean_in_flight": busy / served_span if served_span else 0.0,
         "pages_distinct": len(log.per_page()),
     }
 

@@ -418,6 +418,7 @@ def harvest_bound(plan: Plan) -> dict[str, Any]:
                 "items": r["items"],
                 "items_lost": expected - r["items"],
                 "peak_in_flight": log["peak_in_flight"],
+                "mean_in_flight": log["mean_in_flight"],
             }
             runs[name].append(row)
             _progress(
