@@ -6,17 +6,18 @@ way: error statuses, garbage, reset connections, silence, refusal, non-HTTP byte
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import socket
 import traceback
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
-from aiohttp import web
 
 import tmapi_async as tm
+
+if TYPE_CHECKING:
+    from conftest import Server  # the local failing server, a fixture there
 
 DATA = Path(__file__).parent / "data"
 TOKEN = "SECRET-tok/en+="
@@ -35,83 +36,6 @@ async def no_sleep(_seconds: float) -> None:
 async def collect(items: AsyncIterator[object]) -> list[object]:
     """Every item an async iterator yields."""
     return [item async for item in items]
-
-
-class Server:
-    """A local aiohttp server; the first path segment of the base URL picks its behaviour."""
-
-    def __init__(self) -> None:
-        self.hits = 0
-        self.never = asyncio.Event()
-        self.port = 0
-
-    def url(self, mode: str) -> str:
-        """The base URL that makes the server behave as ``mode``."""
-        return f"http://127.0.0.1:{self.port}/{mode}"
-
-    async def handle(self, request: web.Request) -> web.StreamResponse:
-        """Answer as the path says."""
-        self.hits += 1
-        mode = request.match_info["mode"]
-        if mode.startswith("status/"):
-            code = int(mode.removeprefix("status/"))
-            body = (DATA / f"error_{code}.json").read_bytes()
-            return web.Response(status=code, body=body, content_type="application/json")
-        if mode.startswith("echo/"):
-            # A gateway that quotes the request back, token and all.
-            code = int(mode.removeprefix("echo/"))
-            msg = f"Token {request.query['apiToken']} refused for {request.path_qs}"
-            return web.json_response({"code": code, "msg": msg, "data": None}, status=code)
-        if mode == "garbage":
-            return web.Response(body=b"<html>Bad Gateway</html>", content_type="text/html")
-        if mode == "reset":
-            assert request.transport is not None
-            request.transport.abort()
-            return web.Response()
-        assert mode == "hang"
-        await self.never.wait()
-        return web.Response()  # pragma: no cover
-
-
-@pytest.fixture
-async def server() -> AsyncIterator[Server]:
-    """A running local Server."""
-    srv = Server()
-    app = web.Application()
-    app.router.add_get(
-        r"/{mode:garbage|reset|hang|status/\d+|echo/\d+}/1688/shop/items/v2", srv.handle
-    )
-    runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    srv.port = runner.addresses[0][1]
-    yield srv
-    await runner.cleanup()
-
-
-@pytest.fixture
-def refused_url() -> Iterator[str]:
-    """A base URL on a port that is bound but not listening: connections are refused."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-
-
-@pytest.fixture
-async def not_http_url() -> AsyncIterator[str]:
-    """A base URL whose server answers bytes that are not HTTP (aiohttp quotes the URL)."""
-
-    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await reader.readuntil(b"\r\n\r\n")
-        writer.write(b"garbage, not http\r\n\r\n")
-        await writer.drain()
-        writer.close()
-
-    srv = await asyncio.start_server(answer, "127.0.0.1", 0)
-    yield f"http://127.0.0.1:{srv.sockets[0].getsockname()[1]}"
-    srv.close()
-    await srv.wait_closed()
 
 
 @pytest.fixture
