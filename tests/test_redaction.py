@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import traceback
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -19,7 +18,6 @@ import tmapi_async as tm
 if TYPE_CHECKING:
     from conftest import Server  # the local failing server, a fixture there
 
-DATA = Path(__file__).parent / "data"
 TOKEN = "SECRET-tok/en+="
 # Every spelling of TOKEN a URL or message could carry: plain, %-quoted (any safe
 # set), quote_plus, and the bare distinctive prefix shared by all of them.
