@@ -303,3 +303,19 @@ def test_bad_settings_are_refused(kwargs, named):
     """Nonsense rates, bursts, concurrencies and budgets raise ValueError naming the setting."""
     with pytest.raises(ValueError, match=named):
         Throttle(**kwargs)
+
+
+def test_bucket_keeps_room_for_send_jitter(run_virtual):
+    """At 1000/s with burst 50, 20 ms of rate (20) is kept back: 30 leave at once, so
+    requests sent up to 20 ms late still fit burst + rate*T where the server counts."""
+
+    async def scenario() -> list[float]:
+        throttle = Throttle(rate=1000.0, burst=50, concurrency=10_000)
+        return await admit_all(throttle, 200)
+
+    times = run_virtual(scenario())
+    start = min(times)
+    assert sum(1 for t in times if t == start) == 30
+    late = [t + 0.02 if i % 2 else t for i, t in enumerate(sorted(times))]  # half sent late
+    for window in (0.1, 0.5, 1.0):
+        assert peak_in_window(late, window) <= 50 + 1000 * window + 1e-6

@@ -27,6 +27,8 @@ from aiolimiter import AsyncLimiter
 
 from ._errors import FatalError, RequestBudgetExhausted
 
+_SEND_JITTER = 0.02  # seconds: how late an admitted request may leave the event loop
+
 
 def default_burst(rate: float) -> int:
     """About 1/20 s worth of requests, at least one: smooth, yet fast at high rates."""
@@ -89,9 +91,12 @@ class Throttle:
         self.rate, self.burst, self.concurrency = rate, burst, concurrency
         self.max_requests = max_requests
         self.sent = 0
-        # AsyncLimiter(R, 1) would admit R at once; capacity `burst` over burst/R seconds
-        # is the token bucket we promise. It binds to the running loop on first use.
-        self._bucket = AsyncLimiter(burst, burst / rate)
+        # AsyncLimiter(R, 1) would admit R at once; capacity C over C/R seconds is a token
+        # bucket. C keeps back what 20 ms of send jitter could bunch (requests admitted
+        # apart but sent together), so the bound holds where the server counts, too.
+        # It binds to the running loop on first use.
+        capacity = max(1, burst - int(rate * _SEND_JITTER))
+        self._bucket = AsyncLimiter(capacity, capacity / rate)
         self._limit = float(concurrency)
         self._ceiling = float(concurrency)  # in flight when the server last refused
         self._in_flight = 0
