@@ -67,9 +67,9 @@ def main(argv: list[str] | None = None) -> int:
         f"Python {machine['python']} · load at start {machine.get('loadavg_at_start')} · "
         f"{results['mode']} run, {seconds['total']} s\n"
     )
-    print(table(results))  # type: ignore[arg-type]
+    print(table(results))
     if not args.no_plots:
-        for png in plots(results, args.out):  # type: ignore[arg-type]
+        for png in plots(results, args.out):
             print(f"plot: {png}")
     print(f"figures: {path}")
     return 0

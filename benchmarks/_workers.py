@@ -31,7 +31,7 @@ import asyncio
 import itertools
 import math
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any, BinaryIO
 from urllib.parse import quote
@@ -347,7 +347,7 @@ async def run_sequential(args: argparse.Namespace, shops: list[str]) -> dict[str
 
 async def run_memory(args: argparse.Namespace, shops: list[str]) -> dict[str, Any]:
     """Harvest streaming each page to JSON Lines; sample (items, RSS) as it goes."""
-    import psutil
+    import psutil  # type: ignore[import-untyped]
 
     process = psutil.Process()
     writer = JsonlWriter(Path(args.output or "/dev/null"))
@@ -375,7 +375,9 @@ async def run_memory(args: argparse.Namespace, shops: list[str]) -> dict[str, An
     return {**tally, "rss_start_mb": start_rss, "samples": samples, "sampled_peak_mb": peak}
 
 
-CONTENDERS: dict[str, Callable[[argparse.Namespace, list[str]], Awaitable[dict[str, Any]]]] = {
+CONTENDERS: dict[
+    str, Callable[[argparse.Namespace, list[str]], Coroutine[Any, Any, dict[str, Any]]]
+] = {
     "bare": run_bare,
     "bare-jsonl": run_bare,
     "lib-page": run_lib_page,
@@ -418,7 +420,7 @@ def main() -> None:
         cpu0, t0 = self_cpu(), time.perf_counter()
         if profiler is not None:
             profiler.enable()
-        report = runner.run(contender(args, shops))
+        report: dict[str, Any] = runner.run(contender(args, shops))
         if profiler is not None:
             profiler.disable()
             profiler.dump_stats(args.profile)

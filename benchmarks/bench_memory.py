@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import psutil
+import psutil  # type: ignore[import-untyped]
 
 import tmapi_async as tm
 from tmapi_async._checkpoint import CheckpointJournal, default_state_path

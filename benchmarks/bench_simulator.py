@@ -77,7 +77,7 @@ async def _in_process_server(prebuild: bool) -> AsyncIterator[tuple[str, int]]:
 
 def _requests() -> list[tuple[str, int]]:
     size = sizes_between(*SIZES)
-    reqs = []
+    reqs: list[tuple[str, int]] = []
     for i in range(1, SHOPS + 1):
         pages = -(-size(f"shop{i}") // PAGE_SIZE)
         reqs.extend((f"https://shop{i}.1688.com", p) for p in range(1, pages + 1))
