@@ -26,9 +26,8 @@ import os
 import signal
 import sqlite3
 import sys
-import threading
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import AsyncGenerator, Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, NoReturn, TextIO, cast
 
@@ -47,6 +46,14 @@ from ._models import Sort
 from ._progress import HarvestSummary, ProgressDisplay, choose_mode
 from ._protocol import ShopQuery, normalise_shop_url
 from ._shop import ShopResult
+from ._shoplist import (
+    ShopList,
+    ShopListError,
+    close_shops,
+    count_shops,
+    open_shops,
+    shop_lines,
+)
 from ._sinks import FORMATS, ExportFormat, SinkError
 
 __all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_STOPPED", "EXIT_USAGE", "build_parser", "main"]
@@ -179,6 +186,13 @@ def _library_logs(show: Callable[[str], None], *, verbose: bool) -> Iterator[Non
 
 class UsageError(Exception):
     """A problem with the command line or its files: exit code 2, no traceback."""
+
+
+def _open_shop_list(name: str) -> IO[bytes]:
+    try:
+        return open_shops(name)
+    except ShopListError as exc:
+        raise UsageError(str(exc)) from None
 
 
 # -- arguments ----------------------------------------------------------------------------
@@ -382,135 +396,6 @@ def _missing_simulator() -> int:  # pragma: no cover
     return EXIT_USAGE
 
 
-# -- reading the shop list ----------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class ShopList:
-    """The lines of SHOPS, read lazily, remembering where invalid ones were.
-
-    Only invalid lines are remembered (text → line number), so memory stays flat for
-    a list of a million shops.
-    """
-
-    name: str
-    invalid: dict[str, int] = field(default_factory=dict)
-    lines: int = 0
-
-    def take(self, raw: str) -> str | None:
-        """The shop text of one raw line, or ``None`` for a blank or comment line."""
-        self.lines += 1
-        text = raw.strip()
-        if not text or text.startswith("#"):
-            return None
-        try:
-            normalise_shop_url(text)
-        except InvalidParameterError:
-            self.invalid.setdefault(text, self.lines)
-        return text
-
-
-def _open_shops(name: str) -> IO[bytes]:
-    if name == "-":
-        return sys.stdin.buffer
-    path = Path(name)
-    if path.is_dir():
-        raise UsageError(f"cannot read SHOPS {name!r}: it is a directory")
-    try:
-        return open(path, "rb")  # closed by the caller
-    except OSError as exc:
-        raise UsageError(f"cannot read SHOPS {name!r}: {exc.strerror or exc}") from None
-
-
-def _close_shops(stream: IO[bytes]) -> None:
-    # stdin is not ours to close (and a reader thread may still be blocked on it).
-    if stream is not sys.stdin.buffer:
-        stream.close()
-
-
-def _decode(raw: bytes, lineno: int) -> str:
-    try:
-        return raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
-    except UnicodeDecodeError:
-        return raw.decode("utf-8", errors="replace")
-
-
-def _count_shops(name: str) -> int | None:
-    """Shop lines in a regular file (for the ETA); ``None`` for stdin or a pipe."""
-    if name == "-":
-        return None
-    try:
-        with open(name, "rb") as f:
-            count = 0
-            for raw in f:
-                text = raw.strip()
-                if text and not text.startswith(b"#"):
-                    count += 1
-            return count
-    except OSError:
-        return None
-
-
-async def _shop_lines(
-    stream: IO[bytes], shops: ShopList, stopped: Callable[[], bool] = lambda: False
-) -> AsyncIterator[str]:
-    """Shop texts from ``stream``: a regular file is read directly, a pipe or terminal
-    without blocking the event loop (a slow producer must not stall requests). Once
-    ``stopped()`` is true the input ends, even while a pipe has not sent EOF."""
-    regular = False
-    with contextlib.suppress(OSError, ValueError, AttributeError):
-        import stat
-
-        regular = stat.S_ISREG(os.fstat(stream.fileno()).st_mode)
-    if regular:
-        for raw in stream:
-            text = shops.take(_decode(raw, shops.lines + 1))
-            if text is not None:
-                yield text
-        return
-    # A daemon thread reads the pipe: unlike the default executor, it cannot keep the
-    # process alive at exit while blocked on a terminal that never sends EOF.
-    loop = asyncio.get_running_loop()
-    lines: asyncio.Queue[bytes] = asyncio.Queue(maxsize=1024)  # bounded: backpressure
-
-    def read() -> None:
-        # os.read on the descriptor, not the buffered reader: a daemon thread blocked
-        # inside the buffered reader's lock makes the interpreter abort at exit.
-        def put(raw: bytes) -> None:
-            asyncio.run_coroutine_threadsafe(lines.put(raw), loop).result()
-
-        try:
-            fd, rest = stream.fileno(), b""
-            while chunk := os.read(fd, 1 << 16):
-                *complete, rest = (rest + chunk).split(b"\n")
-                for raw in complete:
-                    put(raw + b"\n")
-            if rest:
-                put(rest)
-            put(b"")
-        except Exception:  # the loop or the stream closed under us: the harvest is over
-            return
-
-    threading.Thread(target=read, name="tmapi-async-stdin", daemon=True).start()
-    while True:
-        if lines.empty():
-            # The harvest waits for its input to end before it ends: a stopped client
-            # (fatal error, Ctrl-C) must not hang on a pipe that is still open.
-            getter = asyncio.ensure_future(lines.get())
-            while not (await asyncio.wait({getter}, timeout=0.25))[0]:
-                if stopped():
-                    getter.cancel()
-                    return
-            raw = getter.result()
-        else:
-            raw = lines.get_nowait()
-        if not raw:
-            return
-        text = shops.take(_decode(raw, shops.lines + 1))
-        if text is not None:
-            yield text
-
-
 # -- harvest ------------------------------------------------------------------------------
 
 
@@ -653,7 +538,7 @@ async def run_harvest(args: argparse.Namespace) -> int:
         )
     except InvalidParameterError as exc:
         raise UsageError(str(exc)) from None
-    stream = _open_shops(args.shops)
+    stream = _open_shop_list(args.shops)
     params = {
         "page_size": args.page_size,
         "sort": args.sort,
@@ -665,10 +550,10 @@ async def run_harvest(args: argparse.Namespace) -> int:
             state_path, output, fmt, params=params, base_url=client.base_url
         )
     except (StateError, SinkError) as exc:
-        _close_shops(stream)
+        close_shops(stream)
         raise UsageError(str(exc)) from None
     harvest = client.harvest(
-        _shop_lines(stream, shops, lambda: client.throttle.fatal is not None),
+        shop_lines(stream, shops, lambda: client.throttle.fatal is not None),
         page_size=args.page_size,
         sort=args.sort,
         cat=args.cat,
@@ -678,7 +563,7 @@ async def run_harvest(args: argparse.Namespace) -> int:
     )
     display = ProgressDisplay(
         harvest.progress,
-        total_shops=_count_shops(args.shops),
+        total_shops=count_shops(args.shops),
         mode=choose_mode(quiet=args.quiet, stream=sys.stderr),
         scrub=_secrets.scrub,
     )
@@ -724,7 +609,7 @@ async def run_harvest(args: argparse.Namespace) -> int:
         finally:
             undo()
     finally:
-        _close_shops(stream)
+        close_shops(stream)
         failures.close()
         try:
             export_items = journal.summary().items
@@ -817,7 +702,7 @@ async def run_estimate(args: argparse.Namespace) -> int:
     """The ``estimate`` command, as a coroutine."""
     client = _client(args)
     shops = ShopList(args.shops)
-    stream = _open_shops(args.shops)
+    stream = _open_shop_list(args.shops)
     seen: set[str] = set()
     width = 36
     totals = {"shops": 0, "failed": 0, "duplicates": 0, "items": 0, "pages": 0}
@@ -857,7 +742,7 @@ async def run_estimate(args: argparse.Namespace) -> int:
     logs.__enter__()
     try:
         async with client:
-            async for text in _shop_lines(stream, shops):
+            async for text in shop_lines(stream, shops):
                 try:
                     key = normalise_shop_url(text)
                 except InvalidParameterError:
@@ -878,7 +763,7 @@ async def run_estimate(args: argparse.Namespace) -> int:
             task.cancel()
         await asyncio.gather(*window, return_exceptions=True)
     finally:
-        _close_shops(stream)
+        close_shops(stream)
         logs.__exit__(None, None, None)
     ok = totals["shops"] - totals["failed"]
     summary = {**totals, "requests_spent": client.requests, "requests_needed": totals["pages"]}
