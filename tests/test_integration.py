@@ -316,3 +316,14 @@ async def test_max_open_shops_below_one_is_refused(tmapi_sim_factory, bad):
     async with client(sim) as c:
         with pytest.raises(tm.InvalidParameterError, match="max_open_shops"):
             c.harvest(["https://a.1688.com/"], max_open_shops=bad)
+
+
+async def test_workers_start_as_work_appears(tmapi_sim_factory):
+    """A shop of three pages starts three workers, not `concurrency` of them."""
+    sim = await tmapi_sim_factory(shop_sizes={"small": 45})
+    async with client(sim, concurrency=64) as c:
+        harvest = c.harvest(["https://small.1688.com/"])
+        (result,) = [r async for r in harvest]
+    assert result.item_count == 45
+    workers = [t for t in harvest._tasks if t.get_coro().__name__ == "_worker"]
+    assert len(workers) == 3

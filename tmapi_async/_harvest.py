@@ -1,10 +1,10 @@
 """Many shops through one client: a bounded scheduler of (shop, page) work.
 
-``concurrency`` workers take (shop, page) work from one heap; one feeder task reads
-the input and opens shops while fewer pages than workers are queued and fewer than
-``max_open_shops`` shops are open. Page 1 of a shop goes first, so plans are known
-early and the pipe stays full to the end; then pages of older shops, so the shops
-open at once, and with them memory, stay few.
+Up to ``concurrency`` workers, started as work appears, take (shop, page) work from
+one heap; one feeder task reads the input and opens shops while fewer pages than
+workers are queued and fewer than ``max_open_shops`` shops are open. Page 1 of a
+shop goes first, so plans are known early and the pipe stays full to the end; then
+pages of older shops, so the shops open at once, and with them memory, stay few.
 """
 
 from __future__ import annotations
@@ -101,6 +101,9 @@ class Harvest:
         self._open = 0  # shops opened and not finished
         self._busy = 0  # workers holding work
         self._feeder: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []  # the feeder and the workers started
+        self._live_workers = 0
+        self._alive = 1  # tasks not yet ended: the feeder, then each worker started
         self._feeding = True  # until the feeder has read the whole input (or stopped)
         self._feeder_waiting: deque[asyncio.Future[None]] = deque()
         self._error: BaseException | None = None
@@ -140,16 +143,16 @@ class Harvest:
         self._loop = asyncio.get_running_loop()
         self._events = asyncio.Queue(maxsize=4 * self._workers)
         self._feeder = asyncio.create_task(self._feed())
-        tasks = [self._feeder, *(asyncio.create_task(self._worker()) for _ in range(self._workers))]
+        self._tasks.append(self._feeder)
         try:
             while (event := await self._events.get()) is not None:
                 yield event
             if self._error is not None:
                 raise self._error
         finally:
-            for task in tasks:
+            for task in self._tasks:
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.gather(*self._tasks, return_exceptions=True)
 
     # -- the feeder: opens shops from the input ----------------------------------------
 
@@ -176,6 +179,7 @@ class Harvest:
         finally:
             self._feeding = False
             self._wake_if_finished()
+            await self._task_ended()
 
     # -- workers -----------------------------------------------------------------------
 
@@ -189,10 +193,28 @@ class Harvest:
         except Exception as error:  # a journal that cannot write: stop, do not lose pages
             self._fail(error)
         finally:
-            self._workers -= 1
+            self._live_workers -= 1
             self._wake_all()  # whatever ended this worker ends the others
-            if self._workers == 0:
-                await self._events.put(None)
+            await self._task_ended()
+
+    async def _task_ended(self) -> None:
+        assert self._events is not None
+        self._alive -= 1
+        if self._alive == 0:  # the feeder and every worker are done: so is the harvest
+            await self._events.put(None)
+
+    def _hire(self, pages: int) -> None:
+        """Wake idle workers for ``pages`` new pages; start new ones for the rest.
+
+        Workers start as work appears, up to ``concurrency``: a shop of three pages
+        costs three tasks, not ``concurrency`` of them.
+        """
+        unassigned = pages - self._wake(self._idle, pages)
+        while unassigned > 0 and self._live_workers < self._workers:
+            self._live_workers += 1
+            self._alive += 1
+            self._tasks.append(asyncio.create_task(self._worker()))
+            unassigned -= 1
 
     def _fail(self, error: BaseException) -> None:
         if self._error is None:
@@ -213,13 +235,16 @@ class Harvest:
                 waiter.cancel()
 
     @staticmethod
-    def _wake(queue: deque[asyncio.Future[None]], count: int) -> None:
-        """Wake up to ``count`` waiters: one worker per page of new work, not all."""
-        while count > 0 and queue:
+    def _wake(queue: deque[asyncio.Future[None]], count: int) -> int:
+        """Wake up to ``count`` waiters (one worker per page of new work, not all of
+        them); return how many were woken."""
+        woken = 0
+        while woken < count and queue:
             waiter = queue.popleft()
             if not waiter.done():
                 waiter.set_result(None)
-                count -= 1
+                woken += 1
+        return woken
 
     def _wake_all(self) -> None:
         self._wake(self._idle, len(self._idle))
@@ -278,7 +303,7 @@ class Harvest:
             # Page 1 first: a shop's plan is known sooner, so its pages keep the pipe
             # full; then older shops first, so open shops (and memory) stay few.
             heapq.heappush(self._heap, (page != 1, crawl.seq, page, crawl))
-        self._wake(self._idle, len(pages))
+        self._hire(len(pages))
 
     async def _finish(self, crawl: ShopCrawl) -> None:
         self._open -= 1
