@@ -35,6 +35,7 @@ from ._stats import HarvestProgress
 from ._throttle import Throttle
 
 __version__ = "0.1.0"
+"""The version of tmapi-async."""
 
 __all__ = [
     "AuthenticationError",
