@@ -250,7 +250,7 @@ class Client:
                 for item in event.items:
                     yield item
                 continue
-            waiting[event.page] = event.items
+            waiting.setdefault(event.page, []).extend(event.items)
             while next_page in waiting:
                 for item in waiting.pop(next_page):
                     yield item
