@@ -553,7 +553,7 @@ async def run_harvest(args: argparse.Namespace) -> int:
         close_shops(stream)
         raise UsageError(str(exc)) from None
     harvest = client.harvest(
-        shop_lines(stream, shops, lambda: client.throttle.fatal is not None),
+        shop_lines(stream, shops),
         page_size=args.page_size,
         sort=args.sort,
         cat=args.cat,

@@ -13,7 +13,7 @@ import os
 import stat
 import sys
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -94,12 +94,10 @@ def count_shops(name: str) -> int | None:
         return None
 
 
-async def shop_lines(
-    stream: IO[bytes], shops: ShopList, stopped: Callable[[], bool] = lambda: False
-) -> AsyncIterator[str]:
+async def shop_lines(stream: IO[bytes], shops: ShopList) -> AsyncIterator[str]:
     """Shop texts from ``stream``: a regular file is read directly, a pipe or terminal
-    without blocking the event loop (a slow producer must not stall requests). Once
-    ``stopped()`` is true the input ends, even while a pipe has not sent EOF."""
+    without blocking the event loop (a slow producer must not stall requests). A
+    stopped harvest cancels a pending read, so an open pipe never holds it."""
     regular = False
     with contextlib.suppress(OSError, ValueError, AttributeError):
         regular = stat.S_ISREG(os.fstat(stream.fileno()).st_mode)
@@ -133,20 +131,7 @@ async def shop_lines(
             return
 
     threading.Thread(target=read, name="tmapi-async-stdin", daemon=True).start()
-    while True:
-        if lines.empty():
-            # The harvest waits for its input to end before it ends: a stopped client
-            # (fatal error, Ctrl-C) must not hang on a pipe that is still open.
-            getter = asyncio.ensure_future(lines.get())
-            while not (await asyncio.wait({getter}, timeout=0.25))[0]:
-                if stopped():
-                    getter.cancel()
-                    return
-            raw = getter.result()
-        else:
-            raw = lines.get_nowait()
-        if not raw:
-            return
+    while raw := await lines.get():  # b"" marks the end of the input
         text = shops.take(_decode(raw, shops.lines + 1))
         if text is not None:
             yield text
