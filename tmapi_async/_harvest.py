@@ -90,8 +90,8 @@ class Harvest:
         self._input = _aiter(shops)
         self._journal = journal
         self._keep_items = keep_items
-        self._workers = client.throttle.concurrency
-        self._max_open = 2 * self._workers if max_open_shops is None else max_open_shops
+        self._max_workers = client.throttle.concurrency
+        self._max_open = 2 * self._max_workers if max_open_shops is None else max_open_shops
         if self._max_open < 1:
             raise InvalidParameterError(f"max_open_shops must be >= 1, got {max_open_shops!r}")
         self.progress = HarvestProgress()
@@ -141,7 +141,7 @@ class Harvest:
         self._started = True
         self._page_events = page_events
         self._loop = asyncio.get_running_loop()
-        self._events = asyncio.Queue(maxsize=4 * self._workers)
+        self._events = asyncio.Queue(maxsize=4 * self._max_workers)
         self._feeder = asyncio.create_task(self._feed())
         self._tasks.append(self._feeder)
         try:
@@ -164,7 +164,7 @@ class Harvest:
         """
         try:
             while self._error is None:
-                if self._open >= self._max_open or len(self._heap) >= self._workers:
+                if self._open >= self._max_open or len(self._heap) >= self._max_workers:
                     await self._wait(self._feeder_waiting)
                     continue
                 try:
@@ -210,7 +210,7 @@ class Harvest:
         costs three tasks, not ``concurrency`` of them.
         """
         unassigned = pages - self._wake(self._idle, pages)
-        while unassigned > 0 and self._live_workers < self._workers:
+        while unassigned > 0 and self._live_workers < self._max_workers:
             self._live_workers += 1
             self._alive += 1
             self._tasks.append(asyncio.create_task(self._worker()))
@@ -263,7 +263,7 @@ class Harvest:
             if self._heap:
                 *_, page, crawl = heapq.heappop(self._heap)
                 self._busy += 1
-                if len(self._heap) < self._workers:
+                if len(self._heap) < self._max_workers:
                     self._wake(self._feeder_waiting, 1)
                 return crawl, page
             if self._busy == 0 and not self._feeding:
