@@ -23,6 +23,7 @@ import aiohttp
 import msgspec
 
 from benchmarks._common import emit, have, machine_info, median
+from benchmarks._workers import BareEnvelope
 from tmapi_async._models import normalise_image_url, page_decoder
 from tmapi_async.testing import SimulatedTmapi, SimulatorConfig
 
@@ -86,37 +87,7 @@ def decode_json_dataclasses(body: bytes) -> DcPage:
     return DcPage(data["page"], data["page_size"], int(data["total_count"]), items)
 
 
-# -- msgspec without normalisation ------------------------------------------------------------
-
-
-class BareSale(msgspec.Struct, gc=False):
-    sale_quantity: int | None = None
-    sale_amount: int | float | None = None
-
-
-class BareItem(msgspec.Struct, gc=False):
-    item_id: str | int
-    title: str = ""
-    img: str = ""
-    category_path: list[Any] = []
-    category_name: str = ""
-    price: str = ""
-    quantity: int | None = None
-    sale_info: BareSale | None = None
-
-
-class BarePage(msgspec.Struct, gc=False):
-    page: int = 1
-    page_size: int = 0
-    total_count: int = 0
-    items: list[BareItem] = []
-
-
-class BareEnvelope(msgspec.Struct, gc=False):
-    code: int
-    msg: str = ""
-    data: BarePage | None = None
-
+# -- msgspec without normalisation: the bare loop's own Structs ----------------------------
 
 bare_decoder = msgspec.json.Decoder(BareEnvelope, strict=False)
 
