@@ -49,21 +49,21 @@ def _ids(path: Path) -> list[str]:
     return [json.loads(line)["item_id"] for line in path.read_text().splitlines()]
 
 
-def test_a_new_shop_has_no_checkpoint(tmp_path: Path) -> None:
+async def test_a_new_shop_has_no_checkpoint(tmp_path: Path) -> None:
     """Nothing recorded: ``open_shop`` returns None and the harvest starts at page 1."""
     with _open(tmp_path) as journal:
-        assert journal.open_shop(SHOP) is None
+        assert await journal.open_shop(SHOP) is None
 
 
-def test_recorded_pages_come_back_on_reopen(tmp_path: Path) -> None:
+async def test_recorded_pages_come_back_on_reopen(tmp_path: Path) -> None:
     """Pages, their total_count, the answered page size and seen ids survive a reopen."""
     with _open(tmp_path) as journal:
         page1 = _page(1, ["a", "b"], size=2, total=5)
-        journal.record_page(SHOP, 1, page1, page1.items)
+        await journal.record_page(SHOP, 1, page1, page1.items)
         page3 = _page(3, ["e"], size=2, total=6)
-        journal.record_page(SHOP, 3, page3, page3.items)
+        await journal.record_page(SHOP, 3, page3, page3.items)
     with _open(tmp_path) as journal:
-        checkpoint = journal.open_shop(SHOP)
+        checkpoint = await journal.open_shop(SHOP)
         assert checkpoint is not None
         assert checkpoint.pages == {1: 5, 3: 6}
         assert checkpoint.page_size == 2
@@ -72,26 +72,26 @@ def test_recorded_pages_come_back_on_reopen(tmp_path: Path) -> None:
     assert _ids(tmp_path / "out.jsonl") == ["a", "b", "e"]
 
 
-def test_a_complete_shop_is_marked_complete(tmp_path: Path) -> None:
+async def test_a_complete_shop_is_marked_complete(tmp_path: Path) -> None:
     """``record_shop`` status is what a resume sees; complete shops are not refetched."""
     with _open(tmp_path) as journal:
         page = _page(1, ["a"], total=1)
-        journal.record_page(SHOP, 1, page, page.items)
-        journal.record_shop(ShopResult(shop_url=SHOP, total_count=1, pages=1, item_count=1))
+        await journal.record_page(SHOP, 1, page, page.items)
+        await journal.record_shop(ShopResult(shop_url=SHOP, total_count=1, pages=1, item_count=1))
         assert journal.summary().complete == 1
     with _open(tmp_path) as journal:
-        checkpoint = journal.open_shop(SHOP)
+        checkpoint = await journal.open_shop(SHOP)
         assert checkpoint is not None
         assert checkpoint.status == "complete"
         assert journal.shop_status(SHOP) == "complete"
 
 
-def test_a_failed_shop_keeps_its_error_and_is_retried(tmp_path: Path) -> None:
+async def test_a_failed_shop_keeps_its_error_and_is_retried(tmp_path: Path) -> None:
     """Partial shops come back with their pages so a rerun fetches only what is missing."""
     with _open(tmp_path) as journal:
         page = _page(1, ["a"], total=40)
-        journal.record_page(SHOP, 1, page, page.items)
-        journal.record_shop(
+        await journal.record_page(SHOP, 1, page, page.items)
+        await journal.record_shop(
             ShopResult(
                 shop_url=SHOP,
                 status="partial",
@@ -99,34 +99,35 @@ def test_a_failed_shop_keeps_its_error_and_is_retried(tmp_path: Path) -> None:
             )
         )
     with _open(tmp_path) as journal:
-        checkpoint = journal.open_shop(SHOP)
+        checkpoint = await journal.open_shop(SHOP)
         assert checkpoint is not None
         assert checkpoint.status == "partial"
         assert checkpoint.error == "Failed to retrieve data (code 417)"
         assert checkpoint.pages == {1: 40}
 
 
-def test_an_invalid_shop_line_leaves_no_trace(tmp_path: Path) -> None:
+async def test_an_invalid_shop_line_leaves_no_trace(tmp_path: Path) -> None:
     """A shop that never had a page (invalid URL) has nothing to resume: no row."""
     with _open(tmp_path) as journal:
         bad = "not a url"
-        journal.record_shop(
+        await journal.record_shop(
             ShopResult(shop_url=bad, status="failed", error=tm.InvalidParameterError("bad"))
         )
-        assert journal.open_shop(bad) is None
+        assert await journal.open_shop(bad) is None
         assert journal.shop_status(bad) is None
         assert journal.summary().shops == 0
 
 
-def test_items_written_but_not_committed_are_cut_on_reopen(tmp_path: Path) -> None:
+async def test_items_written_but_not_committed_are_cut_on_reopen(tmp_path: Path) -> None:
     """The kill -9 window: export written, transaction not committed → bytes dropped."""
     journal = _open(tmp_path)
     page = _page(1, ["a", "b"])
-    journal.record_page(SHOP, 1, page, page.items)
+    await journal.record_page(SHOP, 1, page, page.items)
+    journal.flush()  # the end of the tick: page 1 is committed
     journal.sink.write(SHOP, _page(2, ["c", "d"]).items)  # then the process dies
     journal._db.close()  # no close(): as after kill -9
     with _open(tmp_path) as again:
-        checkpoint = again.open_shop(SHOP)
+        checkpoint = await again.open_shop(SHOP)
         assert checkpoint is not None
         assert checkpoint.pages == {1: 45}
         assert checkpoint.seen == {"a", "b"}
@@ -162,11 +163,11 @@ def test_an_existing_export_without_state_is_not_overwritten(tmp_path: Path) -> 
     assert out.read_text() == "precious\n"
 
 
-def test_a_deleted_export_is_reported(tmp_path: Path) -> None:
+async def test_a_deleted_export_is_reported(tmp_path: Path) -> None:
     """State says N bytes, the file is gone: a clear error instead of a silent gap."""
     with _open(tmp_path) as journal:
         page = _page(1, ["a"])
-        journal.record_page(SHOP, 1, page, page.items)
+        await journal.record_page(SHOP, 1, page, page.items)
     (tmp_path / "out.jsonl").unlink()
     with pytest.raises(SinkError, match="cut or replaced"):
         _open(tmp_path)
@@ -233,7 +234,7 @@ async def test_pages_of_one_tick_commit_together(tmp_path: Path) -> None:
     with _open(tmp_path) as journal:
         for n in range(1, 4):
             page = _page(n, [f"id{n}"])
-            journal.record_page(SHOP, n, page, page.items)
+            await journal.record_page(SHOP, n, page, page.items)
         assert _committed_pages(tmp_path) == 0  # written to the export, not yet committed
         journal.flush()
         assert _committed_pages(tmp_path) == 3
@@ -244,10 +245,10 @@ async def test_a_failed_commit_stops_the_journal(tmp_path: Path) -> None:
     """After a commit fails, no later page may commit a position past the lost ones."""
     journal = _open(tmp_path)
     page = _page(1, ["a"])
-    journal.record_page(SHOP, 1, page, page.items)
+    await journal.record_page(SHOP, 1, page, page.items)
     journal._db.close()  # the state file becomes unwritable
     with pytest.raises(sqlite3.Error):
         journal.flush()
     with pytest.raises(sqlite3.Error):
-        journal.record_page(SHOP, 2, _page(2, ["b"]), _page(2, ["b"]).items)
+        await journal.record_page(SHOP, 2, _page(2, ["b"]), _page(2, ["b"]).items)
     assert _ids(tmp_path / "out.jsonl") == ["a"]  # page 2 was refused before writing

@@ -284,15 +284,15 @@ async def test_resumed_complete_shop_reports_its_items(tmapi_sim_factory):
     """A shop an earlier run completed is not fetched and reports its item count."""
 
     class Done:
-        def open_shop(self, shop_url):
+        async def open_shop(self, shop_url):
             return tm.ShopCheckpoint(
                 pages={1: 30, 2: 30}, page_size=20, status="complete", item_count=30
             )
 
-        def record_page(self, *args):
+        async def record_page(self, *args):
             raise AssertionError("nothing should be fetched")
 
-        def record_shop(self, result):
+        async def record_shop(self, result):
             raise AssertionError("a resumed shop is not recorded again")
 
     sim = await tmapi_sim_factory()

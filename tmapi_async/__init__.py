@@ -32,12 +32,13 @@ from ._protocol import ShopQuery, normalise_shop_url
 from ._retry import RetryPolicy
 from ._shop import ShopCheckpoint, ShopResult
 from ._stats import HarvestProgress
-from ._throttle import Throttle
+from ._throttle import Admission, Throttle
 
 __version__ = "0.1.0"
 """The version of tmapi-async."""
 
 __all__ = [
+    "Admission",
     "AuthenticationError",
     "BalanceError",
     "Client",

@@ -184,7 +184,7 @@ class CheckpointJournal:
 
     # -- the Journal protocol ----------------------------------------------------------
 
-    def open_shop(self, shop_url: str) -> ShopCheckpoint | None:
+    async def open_shop(self, shop_url: str) -> ShopCheckpoint | None:
         """What earlier runs harvested of ``shop_url`` (``None`` if nothing)."""
         self.flush()
         row = self._db.execute(
@@ -216,7 +216,7 @@ class CheckpointJournal:
             pages=pages, page_size=page_size, seen=seen, status=status, error=error
         )
 
-    def record_page(
+    async def record_page(
         self, shop_url: str, page: int, answer: ShopItemsPage, new_items: Sequence[ShopItem]
     ) -> None:
         """Export ``new_items`` now; commit the page, their ids and the export position at
@@ -241,7 +241,7 @@ class CheckpointJournal:
         )
         self._schedule_flush()
 
-    def record_shop(self, result: ShopResult) -> None:
+    async def record_shop(self, result: ShopResult) -> None:
         """Commit (with the pages of this tick) that a shop is finished, with its status.
 
         A shop with no page recorded (an invalid line, page 1 failed) leaves no row:

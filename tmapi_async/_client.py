@@ -203,7 +203,7 @@ class Client:
         try:
             status, headers, body = await self._transport.get(encoded)
         finally:
-            self._throttle.release()
+            self._throttle.release(ticket)
         try:
             page = decipher(status, headers, body, secret=self._transport.secret)
         except TransientError as error:

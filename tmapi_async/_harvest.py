@@ -282,7 +282,7 @@ class Harvest:
             else:
                 fresh = crawl.accept(page, answer)
                 if self._journal is not None:
-                    self._journal.record_page(crawl.query.shop_url, page, answer, fresh)
+                    await self._journal.record_page(crawl.query.shop_url, page, answer, fresh)
                 self.progress.pages_done += 1
                 self.progress.items += len(fresh)
             if self._page_events:
@@ -310,7 +310,7 @@ class Harvest:
         self._wake(self._feeder_waiting, 1)
         result = crawl.result()
         if self._journal is not None:
-            self._journal.record_shop(result)
+            await self._journal.record_shop(result)
         await self._emit(result)
 
     async def _emit(self, event: ShopResult | PageEvent) -> None:
@@ -338,14 +338,14 @@ class Harvest:
         except InvalidParameterError as error:
             result = ShopResult(shop_url=str(entry), status="failed", error=error)
             if self._journal is not None:
-                self._journal.record_shop(result)
+                await self._journal.record_shop(result)
             await self._emit(result)
             return
         if query.shop_url in self._harvested:
             self.progress.duplicates += 1
             return
         self._harvested.add(query.shop_url)
-        checkpoint = self._journal.open_shop(query.shop_url) if self._journal else None
+        checkpoint = await self._journal.open_shop(query.shop_url) if self._journal else None
         if checkpoint is not None and checkpoint.status == "complete":
             self.progress.shops_resumed += 1
             await self._emit(_resumed(query.shop_url, checkpoint))

@@ -22,6 +22,7 @@ import asyncio
 import math
 from collections import deque
 from collections.abc import Awaitable
+from typing import Protocol
 
 from aiolimiter import AsyncLimiter
 
@@ -35,8 +36,82 @@ def default_burst(rate: float) -> int:
     return max(1, round(rate / 20))
 
 
+class Admission(Protocol):
+    """What a client asks of its throttle: admit a request, learn from its answer.
+
+    :class:`Throttle` keeps the gates in this process; another implementation may
+    share them between processes (every client of one token). Use as::
+
+        ticket = await admission.acquire()
+        try:
+            ...send...
+        finally:
+            admission.release(ticket)
+    """
+
+    @property
+    def rate(self) -> float:
+        """Requests per second, sustained."""
+
+    @property
+    def burst(self) -> int:
+        """Requests that may leave at once after idle."""
+
+    @property
+    def concurrency(self) -> int:
+        """The most requests in flight; the adaptive limit never exceeds it."""
+
+    @property
+    def sent(self) -> int:
+        """Requests this process was admitted to send (each is billed)."""
+
+    @property
+    def limit(self) -> int:
+        """The in-flight limit in force now."""
+
+    @property
+    def in_flight(self) -> int:
+        """Requests admitted and not yet released."""
+
+    @property
+    def fatal(self) -> FatalError | None:
+        """The error that stopped admission, if one did."""
+
+    async def start(self) -> None:
+        """Get ready to admit (the client's ``__aenter__`` awaits it)."""
+
+    async def aclose(self) -> None:
+        """Give back whatever is held (the client's ``aclose`` awaits it)."""
+
+    async def acquire(self) -> int:
+        """Wait until a request may leave; return its ticket.
+
+        Raises:
+            FatalError: admission was stopped (a fatal answer, a spent budget, a stop).
+        """
+
+    def release(self, ticket: int) -> None:
+        """The request of ``ticket`` is off the wire: free its in-flight slot."""
+
+    def congested(self, ticket: int) -> None:
+        """The request of ``ticket`` was refused for concurrency or rate."""
+
+    def succeeded(self) -> None:
+        """A request succeeded."""
+
+    def pause(self, seconds: float) -> None:
+        """Hold every request that has not left yet for ``seconds`` (Retry-After)."""
+
+    def fail(self, error: FatalError) -> None:
+        """Stop admission: every waiting and future request raises ``error`` at once."""
+
+    async def interruptible(self, wait: Awaitable[object]) -> None:
+        """Await ``wait`` (a backoff, say), but raise at once if admission is stopped."""
+
+
 class Throttle:
-    """Gates shared by all requests of one client; see the module docstring.
+    """Gates shared by all requests of one client, in this process; an
+    :class:`Admission` (see the module docstring).
 
     Use as::
 
@@ -44,7 +119,7 @@ class Throttle:
         try:
             ...send...
         finally:
-            throttle.release()
+            throttle.release(ticket)
     """
 
     __slots__ = (
@@ -155,8 +230,14 @@ class Throttle:
         self.sent += 1
         return self.sent
 
-    def release(self) -> None:
-        """Give back the in-flight slot taken by :meth:`acquire`."""
+    async def start(self) -> None:
+        """Nothing to prepare: the gates live in this process."""
+
+    async def aclose(self) -> None:
+        """Nothing to give back: the gates live in this process."""
+
+    def release(self, ticket: int = 0) -> None:
+        """Give back the in-flight slot taken by :meth:`acquire` (any ticket frees one)."""
         self._in_flight -= 1
         self._wake_slot_waiter()
 
