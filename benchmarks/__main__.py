@@ -1,32 +1,43 @@
-"""``python -m benchmarks [--quick] [--out DIR] [--only SCENARIO ...]``: the benchmark suite.
+"""``python -m benchmarks [--quick] [--out DIR] [--only SCENARIO ...] [--update-docs]``.
 
-Scenarios: ``throughput`` (a), ``rate`` (b), ``harvest`` (c), ``memory`` (d), ``decode`` (e).
-Prints a table, writes ``latest.json`` and ``bench-*.png`` into ``--out``
-(default ``benchmarks/results``). ``--quick`` takes under 3 minutes on 2 cores.
+Scenarios: ``throughput`` (with the whole-process race), ``rate``, ``harvest``,
+``memory``, ``decode``. Prints the tables and writes ``latest.json`` and ``bench-*.png``
+into ``--out`` (default ``benchmark-results/``, not tracked by git). ``--update-docs``
+also refreshes the figures of the documentation: the plots in ``docs/img/`` and the
+generated tables of ``docs/benchmarks.md``. ``--quick`` takes under 3 minutes on 2 cores.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import time
 from pathlib import Path
 
 from benchmarks._common import ROOT, machine_info
-from benchmarks._report import plots, table
+from benchmarks._report import plots, sections, table, update_page
 from benchmarks._scenarios import FULL, QUICK, SCENARIOS
+
+DEFAULT_OUT = ROOT / "benchmark-results"
+DOCS_PAGE = ROOT / "docs" / "benchmarks.md"
+DOCS_IMG = ROOT / "docs" / "img"
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the chosen scenarios; print and write the results."""
-    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--quick", action="store_true", help="smaller runs (< 3 min on 2 cores)")
     parser.add_argument(
         "--out",
         type=Path,
-        default=ROOT / "benchmarks" / "results",
-        help="where latest.json and bench-*.png go (benchmarks/results)",
+        default=DEFAULT_OUT,
+        help="where latest.json and bench-*.png go (default: benchmark-results/, untracked)",
     )
     parser.add_argument(
         "--only",
@@ -36,7 +47,14 @@ def main(argv: list[str] | None = None) -> int:
         help=f"run only these: {', '.join(SCENARIOS)}",
     )
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    parser.add_argument(
+        "--update-docs",
+        action="store_true",
+        help="also write the plots into docs/img/ and the tables into docs/benchmarks.md",
+    )
     args = parser.parse_args(argv)
+    if args.update_docs and args.no_plots:
+        parser.error("--update-docs needs the plots: drop --no-plots")
     plan = QUICK if args.quick else FULL
     chosen = args.only or list(SCENARIOS)
     results: dict[str, object] = {
@@ -68,11 +86,23 @@ def main(argv: list[str] | None = None) -> int:
         f"{results['mode']} run, {seconds['total']} s\n"
     )
     print(table(results))
-    if not args.no_plots:
-        for png in plots(results, args.out):
-            print(f"plot: {png}")
+    pngs = [] if args.no_plots else plots(results, args.out)
+    for png in pngs:
+        print(f"plot: {png}")
     print(f"figures: {path}")
+    if args.update_docs:
+        update_docs(results, pngs)
     return 0
+
+
+def update_docs(results: dict[str, object], pngs: list[Path]) -> None:
+    """Copy the plots into docs/img/ and the tables into docs/benchmarks.md."""
+    DOCS_IMG.mkdir(parents=True, exist_ok=True)
+    for png in pngs:
+        shutil.copyfile(png, DOCS_IMG / png.name)
+        print(f"docs: {DOCS_IMG / png.name}")
+    replaced = update_page(DOCS_PAGE, sections(results))
+    print(f"docs: {DOCS_PAGE} ({', '.join(replaced) or 'no table'} refreshed)")
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
 """The five scenarios of ``python -m benchmarks``; each returns its raw figures as a dict.
 
 Contenders of one comparison run in the same invocation, alternated round by round
-(A, B, C, then B, C, A, ...), and the medians are compared: the machine is shared and
-noisy, so only same-run ratios mean something.
+(A, B, C, then B, C, A, ...). A contender is compared with its baseline *in the same
+round* and the median of those paired ratios is the figure: rounds run back to back, so
+the ratio cancels the machine's drift between rounds, which a ratio of medians does not.
 """
 
 from __future__ import annotations
@@ -104,6 +105,14 @@ def _summarise(
     }
 
 
+Round = dict[str, dict[str, float]]  # contender -> its figures in one round
+
+
+def paired(rounds: Sequence[Round], name: str, base: str, key: str) -> float:
+    """The median over rounds of ``name``'s ``key`` ÷ ``base``'s in the same round."""
+    return median([r[name][key] / r[base][key] for r in rounds if name in r and base in r])
+
+
 def _progress(text: str) -> None:
     print(f"  {text}", file=sys.stderr, flush=True)
 
@@ -142,20 +151,7 @@ def throughput(plan: Plan) -> dict[str, Any]:
         _progress("throughput: warming the simulator's catalogues")
         run_child([*base, "bare", "--shops", str(n_sim)])
         runs: dict[str, list[ChildRun]] = {name: [] for name in inner}
-        for name in rotations(inner, plan.rounds):
-            contender, _, loop = name.partition("@")
-            run = run_child(
-                [*base, contender, "--shops", str(plan.shops), "--loop", loop or "asyncio"]
-            )
-            if run.report.get("items") != expected:
-                _progress(f"  {name}: {run.report.get('items')} items, expected {expected}")
-            runs[name].append(run)
-            r = run.report
-            if r:
-                _progress(
-                    f"throughput {name}: {r['requests'] / r['wall']:,.0f} req/s, "
-                    f"{1e6 * r['cpu'] / r['requests']:.0f} µs CPU/req"
-                )
+        rounds: list[Round] = [{} for _ in range(plan.rounds)]
 
         def figures(run: ChildRun) -> dict[str, float]:
             r = run.report
@@ -171,7 +167,30 @@ def throughput(plan: Plan) -> dict[str, Any]:
                 "req_per_cpu_s": r["requests"] / r["cpu"],
             }
 
+        for i, name in enumerate(rotations(inner, plan.rounds)):
+            contender, _, loop = name.partition("@")
+            run = run_child(
+                [*base, contender, "--shops", str(plan.shops), "--loop", loop or "asyncio"]
+            )
+            if run.report.get("items") != expected:
+                _progress(f"  {name}: {run.report.get('items')} items, expected {expected}")
+            runs[name].append(run)
+            r = run.report
+            if r and run.returncode == 0:
+                rounds[i // len(inner)][name] = figures(run)
+                _progress(
+                    f"throughput {name}: {r['requests'] / r['wall']:,.0f} req/s, "
+                    f"{1e6 * r['cpu'] / r['requests']:.0f} µs CPU/req"
+                )
+
         results["contenders"] = {name: _summarise(rs, figures) for name, rs in runs.items()}
+        for name, block in results["contenders"].items():
+            base_name = "bare@uvloop" if name.endswith("@uvloop") else "bare"
+            block["vs_base"] = {
+                "base": base_name,
+                "req_per_s": paired(rounds, name, base_name, "req_per_s"),
+                "req_per_cpu_s": paired(rounds, name, base_name, "req_per_cpu_s"),
+            }
         results["process"] = whole_process(plan, sim.url)
     return results
 
@@ -252,18 +271,8 @@ def whole_process(plan: Plan, url: str) -> dict[str, Any]:
                 f"{output}:jsonlines",
             ]
         runs: dict[str, list[ChildRun]] = {name: [] for name in commands}
+        rounds: list[Round] = [{} for _ in range(plan.process_rounds)]
         lines: dict[str, int] = {}
-        for i, name in enumerate(rotations(list(commands), plan.process_rounds)):
-            target = str(Path(tmp) / f"run{i}" / "out.jsonl")
-            Path(target).parent.mkdir()
-            run = run_child([arg.replace(output, target) for arg in commands[name]])
-            runs[name].append(run)
-            lines[name] = _count_lines(target)
-            shutil.rmtree(Path(target).parent)
-            _progress(
-                f"whole process {name}: {run.wall:.2f} s wall, {run.cpu:.2f} s CPU, "
-                f"{lines[name]} lines"
-            )
 
         def figures(run: ChildRun) -> dict[str, float]:
             return {
@@ -273,10 +282,26 @@ def whole_process(plan: Plan, url: str) -> dict[str, Any]:
                 "requests": float(run.report.get("requests", float("nan"))),
             }
 
+        for i, name in enumerate(rotations(list(commands), plan.process_rounds)):
+            target = str(Path(tmp) / f"run{i}" / "out.jsonl")
+            Path(target).parent.mkdir()
+            run = run_child([arg.replace(output, target) for arg in commands[name]])
+            runs[name].append(run)
+            lines[name] = _count_lines(target)
+            shutil.rmtree(Path(target).parent)
+            if run.returncode == 0:
+                rounds[i // len(commands)][name] = figures(run)
+            _progress(
+                f"whole process {name}: {run.wall:.2f} s wall, {run.cpu:.2f} s CPU, "
+                f"{lines[name]} lines"
+            )
+
         out["contenders"] = {
             name: {
                 **_summarise(rs, figures, need_report=False),
                 "lines_written": lines.get(name, 0),
+                # Scrapy's wall time ÷ this one's, paired by round.
+                "scrapy_speedup": paired(rounds, "scrapy", name, "wall_s"),
             }
             for name, rs in runs.items()
         }
@@ -299,10 +324,10 @@ def rate_fidelity(plan: Plan) -> dict[str, Any]:
     rows: list[dict[str, Any]] = []
     with Simulator("--shops", "1", "--items-per-shop", "20", logged=True) as sim:
         for target, seconds in plan.rates:
-            from tmapi_async._throttle import default_burst
+            import tmapi_async as tm
 
             n = int(target * seconds)
-            burst = default_burst(target)
+            burst = tm.Throttle(rate=target, concurrency=64).burst  # the default burst
             sim.ask("reset")
             run = run_child(
                 [

@@ -1,4 +1,4 @@
-"""The library's requests/s against a bare aiohttp + msgspec loop (issue 2's benchmark).
+"""The library's requests/s against a bare aiohttp + msgspec loop, paired by round.
 
 Run: ``python -m benchmarks.bench_client [--rounds 9] [--shops 120] [--concurrency 64]``
 
@@ -8,7 +8,7 @@ open. The verdict is the median of each round's ratio to that round's bare run: 
 run back to back, so the ratio cancels the machine's drift between rounds (a third,
 here), which a ratio of medians does not. Contenders: ``bare`` (the loop),
 ``lib-page`` (the same loop through ``Client.fetch_page``: the client's own cost) and
-``lib-harvest`` (``Client.harvest``). Target: library ≥ 0.85 × bare (issue 5 asks 0.90).
+``lib-harvest`` (``Client.harvest``). Goal: library ≥ 0.85 × bare (0.90 is the aim).
 """
 
 from __future__ import annotations
