@@ -7,8 +7,9 @@ benchmarks: run a crawler against it without spending money (like stripe-mock or
         ...  # point the client at sim.url; then look at sim.log
         expected = {i.item_id for i in shop_catalogue("xldjjg", 162)}
 
-Shops are deterministic in their URL's name (``https://NAME.1688.com``); tokens, quotas,
-concurrency and rate limits, seeded faults and listing drift are knobs of
+Shops are deterministic in their URL's name (``https://NAME.1688.com``) and live through days
+(``day=N``: new listings, removals, price and sales moves); tokens, quotas, concurrency and
+rate limits, seeded faults, failing shops and listing drift are knobs of
 :class:`SimulatorConfig`. Pytest fixtures: import them from
 ``tmapi_async.testing.pytest_plugin`` (or list it in a top-level ``pytest_plugins``).
 Command line: ``python -m tmapi_async.testing --help``.
@@ -20,11 +21,11 @@ from ._catalogue import (
     Category,
     Item,
     SaleInfo,
-    shop_catalogue,
     shop_categories,
     shop_name_from_url,
 )
 from ._config import DEFAULT_FAULT_KINDS, SimulatorConfig, sizes_between
+from ._days import DayChanges, shop_catalogue
 from ._faults import DEFAULT_FAULT_CODES, ERROR_MESSAGES, FaultKind
 from ._log import RequestLog, RequestRecord, fingerprint
 from ._server import SimulatedTmapi
@@ -37,6 +38,7 @@ __all__ = [
     "SIMULATOR_KEY",
     "SORTS",
     "Category",
+    "DayChanges",
     "FaultKind",
     "Item",
     "RequestLog",

@@ -16,6 +16,7 @@ from aiohttp import web
 
 from ._catalogue import SORTS, ShopCatalogue, shop_name_from_url
 from ._config import SimulatorConfig
+from ._days import catalogue_on
 from ._faults import (
     ERROR_MESSAGES,
     HTML_200_BODY,
@@ -87,7 +88,7 @@ class Simulator:
         self.config = config if config is not None else SimulatorConfig()
         self.log = RequestLog(self.config.log_max_records)
         self.closing = asyncio.Event()
-        self._catalogues: OrderedDict[tuple[str, int], ShopCatalogue] = OrderedDict()
+        self._catalogues: OrderedDict[tuple[object, ...], ShopCatalogue] = OrderedDict()
         self._pages: OrderedDict[tuple[object, ...], bytes] = OrderedDict()
         self._error_bodies: dict[int, bytes] = {}
         self._fps: dict[str, str] = {}
@@ -109,11 +110,14 @@ class Simulator:
         return self._drift[name]
 
     def catalogue(self, name: str, size: int) -> ShopCatalogue:
-        """The (cached, least recently used evicted) catalogue of shop ``name``."""
-        key = (name, size)
+        """The (cached, least recently used evicted) catalogue of shop ``name`` on the
+        configured day."""
+        day = self.config.day
+        changes = self.config.day_changes()
+        key = (name, size, day, changes) if day else (name, size)
         cat = self._catalogues.get(key)
         if cat is None:
-            cat = self._catalogues[key] = ShopCatalogue(name, size)
+            cat = self._catalogues[key] = catalogue_on(name, size, day, changes)
             if len(self._catalogues) > self.config.catalogue_cache_size:
                 self._catalogues.popitem(last=False)
         else:
@@ -151,7 +155,10 @@ class Simulator:
         page: int,
         page_size: int,
     ) -> bytes:
-        key = (name, size, drift, sort, cat, cat_type, page, page_size)
+        day = self.config.day
+        key: tuple[object, ...] = (name, size, drift, sort, cat, cat_type, page, page_size)
+        if day:  # day 0 keeps the plain key: the hot path of benchmarks
+            key += (day, self.config.day_changes())
         body = self._pages.get(key)
         if body is not None:
             return body
@@ -267,6 +274,11 @@ class Simulator:
             rec.outcome, rec.status, rec.code = "bad_parameter", 422, 422
             return self._error(422)
         name, page, page_size = params
+        failing_from = cfg.failing_shops.get(name)
+        if failing_from is not None and page >= failing_from:
+            rec.outcome = "failing_shop"
+            rec.status = rec.code = cfg.failing_code
+            return self._error(cfg.failing_code)
 
         if cfg.drift_every:
             n = self._shop_requests[name] = self._shop_requests[name] + 1

@@ -29,7 +29,6 @@ __all__ = [
     "Item",
     "SaleInfo",
     "ShopCatalogue",
-    "shop_catalogue",
     "shop_categories",
     "shop_name_from_url",
 ]
@@ -154,7 +153,7 @@ def _digest(*parts: object) -> int:
 
 def _item_id(h: int, parity: int) -> str:
     # 12 digits, never starting with 0, like real 1688 offer ids; base items get even ids and
-    # drift items odd ones, so the two streams can never collide.
+    # the other streams (drift, a day's new listings) odd ones, so none collides with a base id.
     return str(100_000_000_000 + (h % 450_000_000_000) * 2 + parity)
 
 
@@ -218,7 +217,7 @@ class _Generator:
         self.nouns, self.mods, self.uses = theme
         member = 1_000_000_000 + _digest("member", name) % 9_000_000_000
         self.img_tail = f"_!!{member}-0-cib.jpg"
-        self.parity = 1 if stream == "drift" else 0
+        self.parity = 0 if stream == "base" else 1
         # Listing times increase with the index; drift items are newer than every base item.
         self.epoch = _EPOCH if stream == "drift" else _EPOCH - 126_000_000
         self.ids: set[str] = set()
@@ -410,24 +409,3 @@ class ShopCatalogue:
         """Decoded items of the whole listing, in served order."""
         d_idx, order = self._indices(sort, cat, cat_type, drift)
         return [self._drift.item(j) for j in d_idx] + [self._base.item(i) for i in order]
-
-
-def shop_catalogue(
-    name: str,
-    size: int,
-    *,
-    sort: str = "default",
-    cat: str | None = None,
-    cat_type: str | None = None,
-    drift: int = 0,
-) -> list[Item]:
-    """The items of shop ``name`` with ``size`` base items, exactly as the simulator lists them.
-
-    ``sort`` is one of :data:`SORTS`; ``cat``/``cat_type`` select a category subset (leaf for
-    ``"0"``/``None``, group for ``"1"``); ``drift`` is the number of items inserted since the
-    listing started (they come first, newest first, in every sort order). The item-id set of
-    ``shop_catalogue(name, size)`` is the full expected set of a simulator shop of that size.
-    """
-    if sort not in SORTS:
-        raise ValueError(f"unknown sort {sort!r}")
-    return ShopCatalogue(name, size).items(sort, cat, cat_type, drift)

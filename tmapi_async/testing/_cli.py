@@ -40,6 +40,8 @@ examples:
   python -m tmapi_async.testing --fault-rate 0.1 --faults status,envelope,reset --seed 7 \\
       --latency-ms 50..300 --concurrency-limit 5 --quota 10000 --token "$TMAPI_TOKEN"
   python -m tmapi_async.testing --drift 3:2:40   # every 3rd request to a shop inserts 2 items
+  python -m tmapi_async.testing --day 1 --fail-shop shop3 --fail-shop shop4:4
+      # the catalogues one day later; shop3 fails for good, shop4 from its 4th page on
 """
 
 
@@ -86,6 +88,20 @@ def _drift(text: str) -> tuple[int, int, int]:
     k = int(m.group(2)) if m.group(2) else 1
     cap = int(m.group(3)) if m.group(3) else 20
     return every, k, cap
+
+
+def _day_changes(text: str) -> tuple[int, int, int, int]:
+    m = re.fullmatch(r"(\d+):(\d+):(\d+)(?::(\d+))?", text.strip())
+    if m is None:
+        raise argparse.ArgumentTypeError(f"expected NEW:GONE:REPRICED[:MIN], got {text!r}")
+    return int(m[1]), int(m[2]), int(m[3]), int(m[4]) if m[4] else 20
+
+
+def _failing_shop(text: str) -> tuple[str, int]:
+    name, sep, page = text.partition(":")
+    if not name or (sep and not (page.isdigit() and int(page) >= 1)):
+        raise argparse.ArgumentTypeError(f"expected NAME or NAME:PAGE (PAGE >= 1), got {text!r}")
+    return name.lower(), int(page) if sep else 1
 
 
 def _shop_size(text: str) -> tuple[str, int]:
@@ -158,6 +174,32 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         metavar="EVERY[:K[:MAX]]",
         help="every EVERY-th request to a shop inserts K new items (default 1) at the front of its "
         "listing, at most MAX (default 20) per shop",
+    )
+
+    days = parser.add_argument_group("days and failing shops")
+    days.add_argument(
+        "--day",
+        type=int,
+        default=0,
+        metavar="N",
+        help="serve the catalogues as they are N days later (default 0): each day lists new "
+        "items (first under sort=time_down), removes some and reprices some",
+    )
+    days.add_argument(
+        "--day-changes",
+        type=_day_changes,
+        default=(7, 3, 5, 20),
+        metavar="NEW:GONE:REPRICED[:MIN]",
+        help="what each day does to every shop of at least MIN items (default 7:3:5:20)",
+    )
+    days.add_argument(
+        "--fail-shop",
+        type=_failing_shop,
+        action="append",
+        default=[],
+        metavar="NAME[:PAGE]",
+        help="shop NAME answers HTTP 500 for page PAGE (default 1) and every later page "
+        "(repeatable)",
     )
 
     acct = parser.add_argument_group("accounts (per token)")
@@ -254,6 +296,12 @@ def build_config(args: argparse.Namespace) -> SimulatorConfig:
         drift_every=every,
         drift_items=k,
         drift_max=cap,
+        day=args.day,
+        new_per_day=args.day_changes[0],
+        gone_per_day=args.day_changes[1],
+        repriced_per_day=args.day_changes[2],
+        day_min_size=args.day_changes[3],
+        failing_shops=dict(args.fail_shop),
         log_max_records=args.log_max,
     )
 

@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
+from ._days import DayChanges
 from ._faults import DEFAULT_FAULT_CODES, FaultKind
 from ._log import RequestRecord
 
@@ -54,6 +55,13 @@ class SimulatorConfig:
     ``drift_items`` new items were put at the front of that shop's listing, at most
     ``drift_max`` in all.
 
+    Days: ``day`` is the day the catalogues are on (0 = the plain catalogue). Each day adds
+    ``new_per_day`` listings to every shop of at least ``day_min_size`` items (newest first
+    under ``time_down``), removes ``gone_per_day`` and reprices ``repriced_per_day`` (their
+    sales move too); see :mod:`tmapi_async.testing._days`. ``failing_shops`` maps a shop name
+    to the first page that fails for good: every request for that page or a later one is
+    answered with HTTP ``failing_code`` (1 = the whole shop fails).
+
     Plumbing: ``on_request`` is awaited for each admitted request (after its latency, before
     its answer) — tests gate it with an ``asyncio.Event`` to hold requests in flight; ``clock``
     stamps the log and drives the rate limit; ``page_cache_size`` encoded pages and
@@ -84,6 +92,14 @@ class SimulatorConfig:
     drift_items: int = 1
     drift_max: int = 20
 
+    day: int = 0
+    new_per_day: int = 7
+    gone_per_day: int = 3
+    repriced_per_day: int = 5
+    day_min_size: int = 20
+    failing_shops: Mapping[str, int] = field(default_factory=dict)
+    failing_code: int = 500
+
     on_request: Callable[[RequestRecord], Awaitable[None]] | None = None
     clock: Callable[[], float] = time.monotonic
     page_cache_size: int = 4096
@@ -107,6 +123,11 @@ class SimulatorConfig:
             )
         if self.drift_every < 0 or self.drift_items < 0 or self.drift_max < 0:
             raise ValueError("drift_every, drift_items and drift_max must be >= 0")
+        if self.day < 0:
+            raise ValueError(f"day must be >= 0, got {self.day}")
+        self.day_changes()  # validates the counts
+        if any(page < 1 for page in self.failing_shops.values()):
+            raise ValueError("failing_shops pages must be >= 1")
         for name, limit in (
             ("quota", self.quota),
             ("concurrency_limit", self.concurrency_limit),
@@ -116,6 +137,15 @@ class SimulatorConfig:
                 raise ValueError(f"{name} must be >= 0 or None")
         if self.tokens is not None:
             self.tokens = frozenset(self.tokens)
+
+    def day_changes(self) -> DayChanges:
+        """What each day does to a shop, from the ``*_per_day`` knobs."""
+        return DayChanges(
+            new=self.new_per_day,
+            gone=self.gone_per_day,
+            repriced=self.repriced_per_day,
+            min_size=self.day_min_size,
+        )
 
     def shop_size(self, name: str) -> int:
         """Number of base items of shop ``name`` under this configuration."""

@@ -28,7 +28,8 @@ class RequestRecord:
     ``status`` is the HTTP status sent (0 when the connection was reset without a response);
     ``code`` is the envelope ``code`` (``None`` when the body is not a JSON envelope);
     ``outcome`` is one of ``ok``, ``unauthorized``, ``quota_exceeded``, ``rate_limited``,
-    ``concurrency_limited``, ``bad_parameter`` or ``fault_<kind>`` (see :class:`FaultKind`).
+    ``concurrency_limited``, ``bad_parameter``, ``failing_shop`` (a page of a shop in
+    ``failing_shops``) or ``fault_<kind>`` (see :class:`FaultKind`).
     ``attempt`` numbers the requests with the same (shop, page, page_size, sort, cat, cat_type),
     from 1 (0 for a request rejected before its parameters were read). ``drift`` is the number of
     drift items the shop had when the page was served.
