@@ -1,7 +1,7 @@
 """Bookkeeping of one shop's harvest, free of I/O: which pages to ask for, which items are new.
 
 The plan comes from page 1: ``ceil(total_count / page_size)`` with the page size the
-server *answered with*. Listings drift while they are read (facts.md, "Paging"): new
+server *answered with*. Listings drift while they are read (docs/api-facts.md, "Paging"): new
 products appear at the front, so later pages shift back and ``total_count`` grows. To
 lose nothing, every page is placed by its distance from the *end* of the listing, which
 front insertions do not move: page ``k`` read when the shop had ``T`` items covers the
