@@ -1,0 +1,203 @@
+"""The delivery scripts of a distributed harvest, against a real redis-server.
+
+Each test drives the scripts as workers and a coordinator would, and checks what
+Redis holds afterwards: submit never twice, a page committed once per read, a shop
+renewed only by its owner, taken over once idle, given up after too many deliveries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import msgspec
+import pytest
+from redis.asyncio import Redis
+
+from tmapi_async._redis.queue import (
+    HarvestQueue,
+    PageCommitted,
+    ShopFinished,
+    harvest_id,
+)
+
+SHOP = "https://alpha.1688.com/"
+OTHER = "https://beta.1688.com/"
+
+
+@pytest.fixture
+async def redis(redis_url: str) -> AsyncIterator[Redis]:
+    client = Redis.from_url(redis_url)
+    try:
+        yield client
+    finally:
+        await client.aclose()
+
+
+@pytest.fixture
+async def queue(redis: Redis) -> HarvestQueue:
+    q = HarvestQueue(redis, "h1", max_deliveries=3)
+    await q.create(output="/tmp/out.jsonl", params={"page_size": 20})
+    return q
+
+
+async def _age(queue: HarvestQueue, consumer: str, message_id: str) -> None:
+    """Make a held message look abandoned for a minute (as a dead worker's would)."""
+    await queue.redis.xclaim(
+        queue.shops_key, "workers", consumer, 0, [message_id], idle=60_000, justid=True
+    )
+
+
+def test_harvest_id_is_the_state_path_identity(tmp_path: Path) -> None:
+    state = tmp_path / "out.jsonl.state.db"
+    same = tmp_path / "sub" / ".." / "out.jsonl.state.db"
+    assert harvest_id(state) == harvest_id(same)
+    assert harvest_id(state) != harvest_id(tmp_path / "other.state.db")
+    assert len(harvest_id(state)) == 16
+
+
+async def test_create_refuses_other_parameters(queue: HarvestQueue, redis: Redis) -> None:
+    again = HarvestQueue(redis, "h1")
+    await again.create(output="/tmp/out.jsonl", params={"page_size": 20})  # same: fine
+    with pytest.raises(ValueError, match="other parameters"):
+        await again.create(output="/tmp/out.jsonl", params={"page_size": 50})
+
+
+async def test_submit_is_idempotent_and_retries_failed_shops(queue: HarvestQueue) -> None:
+    assert await queue.submit([SHOP, OTHER]) == [1, 1]
+    assert await queue.submit([SHOP, OTHER]) == [0, 0]
+    assert await queue.redis.xlen(queue.shops_key) == 2
+    first, second = await queue.read_shops("w1", count=2)
+    await queue.finish_shop(first.shop_url, first.message_id, status="failed", error="boom")
+    await queue.finish_shop(second.shop_url, second.message_id, status="complete")
+    counts = await queue.counts()
+    assert (counts.done, counts.failed, counts.complete, counts.finished) == (2, 1, 1, True)
+    # A rerun submits the failed shop again, once; the complete one stays done.
+    assert await queue.submit([SHOP, OTHER]) == [2, 0]
+    assert await queue.submit([SHOP, OTHER]) == [0, 0]
+    counts = await queue.counts()
+    assert (counts.submitted, counts.done, counts.failed, counts.queued) == (2, 1, 0, 1)
+    (again,) = await queue.read_shops("w2")
+    assert again.shop_url == SHOP
+
+
+async def test_commit_page_is_idempotent_per_read(queue: HarvestQueue) -> None:
+    await queue.submit([SHOP])
+    items = msgspec.json.encode([{"item_id": "1"}])
+
+    async def commit(page: int, read: int, total: int = 45) -> bool:
+        return await queue.commit_page(
+            SHOP, page, read=read, total_count=total, page_size=20, items=items, item_count=1
+        )
+
+    assert await commit(1, 1)
+    assert not await commit(1, 1)  # a late duplicate from a worker that lost the shop
+    assert await commit(2, 1, total=47)
+    assert await commit(2, 2, total=46)  # a refetch after drift is a commit of its own
+    assert not await commit(2, 2)
+    checkpoint = await queue.checkpoint(SHOP)
+    assert checkpoint is not None
+    assert checkpoint.pages == {1: 45, 2: 47}
+    assert checkpoint.page_size == 20
+    assert checkpoint.status is None
+    results = await queue.read_results(pending=False)
+    assert [(r.page, r.read) for r in results if isinstance(r, PageCommitted)] == [
+        (1, 1),
+        (2, 1),
+        (2, 2),
+    ]
+    counts = await queue.counts()
+    assert (counts.pages, counts.items) == (3, 3)
+
+
+async def test_finish_is_once_and_closes_the_shop(queue: HarvestQueue) -> None:
+    await queue.submit([SHOP])
+    (delivery,) = await queue.read_shops("w1")
+    assert await queue.finish_shop(
+        SHOP, delivery.message_id, status="partial", error="page 3", pages=2, item_count=39
+    )
+    assert not await queue.finish_shop(SHOP, delivery.message_id, status="complete")
+    # No page is committed to a finished shop: a late worker adds nothing.
+    assert not await queue.commit_page(
+        SHOP, 3, read=1, total_count=45, page_size=20, items=b"[]", item_count=0
+    )
+    (result,) = await queue.read_results(pending=False)
+    assert isinstance(result, ShopFinished)
+    assert (result.status, result.error, result.pages, result.item_count) == (
+        "partial",
+        "page 3",
+        2,
+        39,
+    )
+    counts = await queue.counts()
+    assert (counts.in_progress, counts.partial, counts.done) == (0, 1, 1)
+
+
+async def test_heartbeat_renews_only_what_the_worker_still_owns(queue: HarvestQueue) -> None:
+    await queue.submit([SHOP, OTHER])
+    held = await queue.read_shops("slow", count=2)
+    ids = [d.message_id for d in held]
+    assert await queue.heartbeat("slow", ids) == []
+    # Both idle past the threshold would be taken; renew one first, then take over.
+    await _age(queue, "slow", ids[1])
+    taken = await queue.take_over("fast", min_idle_ms=10_000, count=10)
+    assert [(d.message_id, d.deliveries) for d in taken] == [(ids[1], 2)]
+    # The slow worker must not steal it back: the heartbeat reports it lost.
+    assert await queue.heartbeat("slow", ids) == [ids[1]]
+    pending = await queue.redis.xpending_range(queue.shops_key, "workers", "-", "+", 10)
+    owners = {p["message_id"].decode(): p["consumer"].decode() for p in pending}
+    assert owners == {ids[0]: "slow", ids[1]: "fast"}
+
+
+async def test_take_over_skips_deleted_messages(queue: HarvestQueue) -> None:
+    await queue.submit([SHOP, OTHER])
+    first, second = await queue.read_shops("dead", count=2)
+    await queue.redis.xdel(queue.shops_key, first.message_id)
+    await _age(queue, "dead", second.message_id)
+    await _age(queue, "dead", first.message_id)
+    taken = await queue.take_over("next", min_idle_ms=10_000, count=10)
+    assert [d.shop_url for d in taken] == [OTHER]
+
+
+async def test_hand_back_lets_another_take_the_shop_at_once(queue: HarvestQueue) -> None:
+    await queue.submit([SHOP])
+    (held,) = await queue.read_shops("stopping")
+    assert await queue.take_over("other", min_idle_ms=10_000) == []  # held: renewed now
+    assert await queue.hand_back("stopping", [held.message_id]) == 1
+    (taken,) = await queue.take_over("other", min_idle_ms=10_000)
+    # A polite hand-back does not count as a failed delivery.
+    assert (taken.shop_url, taken.deliveries) == (SHOP, 1)
+    assert await queue.hand_back("stopping", [held.message_id]) == 0  # no longer its own
+
+
+async def test_a_shop_delivered_too_often_is_dead_lettered(queue: HarvestQueue) -> None:
+    await queue.submit([SHOP])
+    (delivery,) = await queue.read_shops("w0")
+    for n in range(2, 5):
+        await _age(queue, f"w{n - 1}", delivery.message_id)
+        (delivery,) = await queue.take_over(f"w{n}", min_idle_ms=10_000)
+    assert delivery.deliveries == 4 > queue.max_deliveries
+    assert await queue.dead_letter(delivery)
+    (result,) = await queue.read_results(pending=False)
+    assert isinstance(result, ShopFinished)
+    assert result.status == "failed"
+    assert "3 deliveries" in result.error
+    assert await queue.redis.smembers(queue.dead_key) == {SHOP.encode()}
+    counts = await queue.counts()
+    assert (counts.failed, counts.in_progress, counts.queued) == (1, 0, 0)
+
+
+async def test_results_pending_then_new_and_ack(queue: HarvestQueue) -> None:
+    await queue.submit([SHOP])
+    for page in (1, 2):
+        await queue.commit_page(
+            SHOP, page, read=1, total_count=30, page_size=20, items=b"[]", item_count=0
+        )
+    first = await queue.read_results(pending=False, count=1)
+    # A coordinator restarted before its ack reads the same entry again, from id 0.
+    assert [r.entry_id for r in await queue.read_results(pending=True)] == [first[0].entry_id]
+    await queue.ack_results([first[0].entry_id])
+    assert await queue.read_results(pending=True) == []
+    (second,) = await queue.read_results(pending=False)
+    assert isinstance(second, PageCommitted)
+    assert second.page == 2

@@ -1,0 +1,431 @@
+"""Delivery of a harvest through Redis: shops out to workers, committed pages back.
+
+Keys of one harvest (``H`` is its id, :func:`harvest_id`)::
+
+    tmapi:harvests                 set      ids of every harvest submitted
+    tmapi:h:H                      hash     output, params (JSON), state, created
+    tmapi:h:H:members              set      shop URLs submitted (submit is idempotent)
+    tmapi:h:H:shops                stream   one message per shop; group "workers"
+    tmapi:h:H:shop:S               hash     per shop (S: hash of its URL): r<page> reads
+                                            committed, t<page> total_count, size,
+                                            status, error once finished
+    tmapi:h:H:results              stream   committed pages and finished shops, in
+                                            order; group "export" (the coordinator)
+    tmapi:h:H:counts               hash     submitted, done, complete, partial, failed,
+                                            pages, items
+    tmapi:h:H:dead                 set      shops given up after too many deliveries
+    tmapi:workers                  hash     worker id -> "<redis time> <JSON>"
+
+A worker holds a shop (a pending message) by renewing it every heartbeat; another
+takes it over once it stayed idle for three heartbeats. Each page is committed by one
+script (:data:`~.scripts.COMMIT_PAGE`): idempotent per (shop, page, read), so a late
+commit from a worker that lost its shop adds nothing. No key or value holds a token.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+from .._shop import ShopCheckpoint, ShopStatus
+from . import scripts
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+PREFIX: Final = "tmapi"
+SHOP_GROUP: Final = "workers"
+RESULT_GROUP: Final = "export"
+COORDINATOR: Final = "coordinator"  #: the consumer that exports a harvest's results
+DEFAULT_MAX_DELIVERIES: Final = 5
+
+
+def harvest_id(state_path: Path) -> str:
+    """The id of the harvest whose journal is ``state_path``: the same output (and so
+    the same state file) is the same harvest, whichever run submits it."""
+    identity = str(state_path.expanduser().resolve())
+    return hashlib.blake2b(identity.encode(), digest_size=8, person=b"tmapi-harvest").hexdigest()
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _int(value: object, default: int = 0) -> int:
+    return default if value is None else int(_text(value))
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """A shop message given to a worker."""
+
+    message_id: str
+    shop_url: str
+    deliveries: int = 1  #: how many times it was given out, this time included
+
+
+@dataclass(frozen=True, slots=True)
+class PageCommitted:
+    """A page a worker committed: its new items are ``items`` (msgspec JSON)."""
+
+    entry_id: str
+    shop_url: str
+    page: int
+    read: int  #: 1 for the page's first answer, 2 for a refetch after drift, ...
+    total_count: int
+    page_size: int
+    items: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ShopFinished:
+    """A shop's final status, written after every page it committed."""
+
+    entry_id: str
+    shop_url: str
+    status: ShopStatus
+    error: str
+    total_count: int
+    pages: int
+    requests: int
+    item_count: int
+
+
+Result = PageCommitted | ShopFinished
+
+
+@dataclass(frozen=True, slots=True)
+class HarvestCounts:
+    """Where a harvest stands, from its counters and its pending list."""
+
+    submitted: int
+    done: int
+    complete: int
+    partial: int
+    failed: int
+    pages: int
+    items: int
+    in_progress: int  #: shops given to a worker and not finished
+
+    @property
+    def queued(self) -> int:
+        """Shops waiting for a worker."""
+        return max(0, self.submitted - self.done - self.in_progress)
+
+    @property
+    def finished(self) -> bool:
+        """Every shop submitted has a final status."""
+        return self.submitted > 0 and self.done >= self.submitted
+
+
+class HarvestQueue:
+    """One harvest's keys and the scripts that move its shops and results."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        hid: str,
+        *,
+        prefix: str = PREFIX,
+        max_deliveries: int = DEFAULT_MAX_DELIVERIES,
+    ) -> None:
+        if max_deliveries < 1:
+            raise ValueError(f"max_deliveries must be >= 1, got {max_deliveries!r}")
+        self.redis = redis
+        self.hid = hid
+        self.prefix = prefix
+        self.max_deliveries = max_deliveries
+        base = f"{prefix}:h:{hid}"
+        self.meta_key = base
+        self.members_key = f"{base}:members"
+        self.shops_key = f"{base}:shops"
+        self.results_key = f"{base}:results"
+        self.counts_key = f"{base}:counts"
+        self.dead_key = f"{base}:dead"
+        self._submit = redis.register_script(scripts.SUBMIT)
+        self._commit = redis.register_script(scripts.COMMIT_PAGE)
+        self._finish = redis.register_script(scripts.FINISH_SHOP)
+        self._heartbeat = redis.register_script(scripts.HEARTBEAT)
+        self._take_over = redis.register_script(scripts.TAKE_OVER)
+        self._hand_back = redis.register_script(scripts.HAND_BACK)
+
+    def shop_key(self, shop_url: str) -> str:
+        """The hash of one shop's committed pages and final status."""
+        digest = hashlib.blake2b(shop_url.encode(), digest_size=8).hexdigest()
+        return f"{self.meta_key}:shop:{digest}"
+
+    # -- the harvest ---------------------------------------------------------------------
+
+    async def create(self, *, output: str, params: Mapping[str, object]) -> None:
+        """Register the harvest (or find it again) and open it to workers.
+
+        Raises:
+            ValueError: the harvest exists with other parameters.
+        """
+        encoded = json.dumps(dict(params), sort_keys=True)
+        created = await self.redis.hsetnx(self.meta_key, "params", encoded)
+        if not created:
+            had = _text(await self.redis.hget(self.meta_key, "params"))
+            if had != encoded:
+                raise ValueError(
+                    f"this output was harvested through Redis with other parameters ({had})"
+                )
+        for stream, group in ((self.shops_key, SHOP_GROUP), (self.results_key, RESULT_GROUP)):
+            try:
+                await self.redis.xgroup_create(stream, group, id="0", mkstream=True)
+            except Exception as error:  # BUSYGROUP: created by an earlier run
+                if "BUSYGROUP" not in str(error):
+                    raise
+        await self.redis.hset(self.meta_key, mapping={"output": output, "state": "open"})
+        await self.redis.sadd(f"{self.prefix}:harvests", self.hid)
+
+    async def params(self) -> dict[str, Any] | None:
+        """The harvest's parameters (``None``: no such harvest)."""
+        raw = await self.redis.hget(self.meta_key, "params")
+        return None if raw is None else dict(json.loads(_text(raw)))
+
+    async def set_state(self, state: str) -> None:
+        """``open`` (workers serve it) or ``finished`` (exported; workers skip it)."""
+        await self.redis.hset(self.meta_key, "state", state)
+
+    async def state(self) -> str | None:
+        raw = await self.redis.hget(self.meta_key, "state")
+        return None if raw is None else _text(raw)
+
+    async def submit(self, shop_urls: Sequence[str]) -> list[int]:
+        """Submit shops in one round trip: 1 new, 2 failed before and submitted again,
+        0 already submitted (queued, in progress or complete)."""
+        pipe = self.redis.pipeline(transaction=False)
+        for url in shop_urls:
+            keys = [self.members_key, self.shop_key(url), self.shops_key, self.counts_key]
+            await self._submit(keys=[*keys, self.dead_key], args=[url], client=pipe)
+        return [int(answer) for answer in await pipe.execute()]
+
+    async def counts(self) -> HarvestCounts:
+        raw = await self.redis.hgetall(self.counts_key)
+        values = {_text(k): _int(v) for k, v in raw.items()}
+        try:
+            pending = await self.redis.xpending(self.shops_key, SHOP_GROUP)
+            in_progress = int(pending["pending"])
+        except Exception as error:  # no group yet: nothing handed out
+            if "NOGROUP" not in str(error):
+                raise
+            in_progress = 0
+        return HarvestCounts(
+            submitted=values.get("submitted", 0),
+            done=values.get("done", 0),
+            complete=values.get("complete", 0),
+            partial=values.get("partial", 0),
+            failed=values.get("failed", 0),
+            pages=values.get("pages", 0),
+            items=values.get("items", 0),
+            in_progress=in_progress,
+        )
+
+    # -- workers: taking, holding and returning shops ------------------------------------
+
+    async def read_shops(
+        self, consumer: str, *, count: int = 1, block_ms: int | None = None, own: bool = False
+    ) -> list[Delivery]:
+        """New shops for ``consumer`` (``own``: those it was given before and holds still)."""
+        answer: Any = await self.redis.xreadgroup(
+            SHOP_GROUP, consumer, {self.shops_key: "0" if own else ">"}, count=count, block=block_ms
+        )
+        deliveries = []
+        for _stream, messages in answer or ():
+            for message_id, fields in messages:
+                if not fields:  # deleted after it was handed out: nothing to do
+                    continue
+                shop = fields.get(b"shop", fields.get("shop"))
+                deliveries.append(Delivery(_text(message_id), _text(shop)))
+        return deliveries
+
+    async def take_over(self, consumer: str, *, min_idle_ms: int, count: int = 1) -> list[Delivery]:
+        """Shops whose holder stopped renewing them for ``min_idle_ms``."""
+        answer = await self._take_over(
+            keys=[self.shops_key], args=[SHOP_GROUP, consumer, min_idle_ms, count]
+        )
+        return [Delivery(_text(mid), _text(url), int(n)) for mid, url, n in answer]
+
+    async def heartbeat(self, consumer: str, message_ids: Iterable[str]) -> list[str]:
+        """Renew the shops ``consumer`` holds; return the ids it no longer owns."""
+        ids = list(message_ids)
+        if not ids:
+            return []
+        lost = await self._heartbeat(keys=[self.shops_key], args=[SHOP_GROUP, consumer, *ids])
+        return [_text(mid) for mid in lost]
+
+    async def hand_back(self, consumer: str, message_ids: Iterable[str]) -> int:
+        """Give shops back for another worker to take at once (a polite stop)."""
+        ids = list(message_ids)
+        if not ids:
+            return 0
+        return int(await self._hand_back(keys=[self.shops_key], args=[SHOP_GROUP, consumer, *ids]))
+
+    # -- workers: pages and shops ----------------------------------------------------------
+
+    async def checkpoint(self, shop_url: str) -> ShopCheckpoint | None:
+        """What was committed of a shop so far, for a worker to resume it.
+
+        ``seen`` stays empty: the coordinator drops items exported before, so a
+        redelivered shop needs only its pages, not every item id.
+        """
+        raw = await self.redis.hgetall(self.shop_key(shop_url))
+        fields = {_text(k): _text(v) for k, v in raw.items()}
+        if not fields:
+            return None
+        reads = self.reads_of(fields)
+        pages = {page: int(fields.get(f"t{page}", "0")) for page in reads}
+        return ShopCheckpoint(
+            pages=pages,
+            page_size=int(fields.get("size", "0")),
+            status=_status(fields.get("status")),
+            error=fields.get("error") or None,
+        )
+
+    @staticmethod
+    def reads_of(fields: Mapping[str, str]) -> dict[int, int]:
+        """Page → reads committed, from a shop hash's fields."""
+        return {int(k[1:]): int(v) for k, v in fields.items() if k[0] == "r" and k[1:].isdigit()}
+
+    async def shop_fields(self, shop_url: str) -> dict[str, str]:
+        raw = await self.redis.hgetall(self.shop_key(shop_url))
+        return {_text(k): _text(v) for k, v in raw.items()}
+
+    async def commit_page(
+        self,
+        shop_url: str,
+        page: int,
+        *,
+        read: int,
+        total_count: int,
+        page_size: int,
+        items: bytes,
+        item_count: int,
+    ) -> bool:
+        """Commit one answered page; False if that read of it was committed before."""
+        keys = [self.shop_key(shop_url), self.results_key, self.counts_key]
+        args: list[str | int | bytes] = [
+            shop_url,
+            page,
+            read,
+            total_count,
+            page_size,
+            items,
+            item_count,
+        ]
+        return bool(await self._commit(keys=keys, args=args))
+
+    async def finish_shop(
+        self,
+        shop_url: str,
+        message_id: str,
+        *,
+        status: ShopStatus,
+        error: str = "",
+        total_count: int = 0,
+        pages: int = 0,
+        requests: int = 0,
+        item_count: int = 0,
+        dead: bool = False,
+    ) -> bool:
+        """Record a shop's final status and acknowledge its message, in one script;
+        False if someone finished it before (the message is acknowledged anyway)."""
+        keys = [
+            self.shop_key(shop_url),
+            self.results_key,
+            self.counts_key,
+            self.shops_key,
+            self.dead_key,
+        ]
+        args: list[str | int] = [
+            shop_url,
+            message_id,
+            SHOP_GROUP,
+            status,
+            error,
+            total_count,
+            pages,
+            requests,
+            item_count,
+            "1" if dead else "0",
+        ]
+        return bool(await self._finish(keys=keys, args=args))
+
+    async def dead_letter(self, delivery: Delivery) -> bool:
+        """Give up a shop delivered too often without finishing: it is failed."""
+        return await self.finish_shop(
+            delivery.shop_url,
+            delivery.message_id,
+            status="failed",
+            error=f"given up after {delivery.deliveries - 1} deliveries without finishing",
+            dead=True,
+        )
+
+    # -- the coordinator: reading results ------------------------------------------------
+
+    async def read_results(
+        self, *, pending: bool, count: int = 500, block_ms: int | None = None
+    ) -> list[Result]:
+        """Results for the coordinator: ``pending`` ones it read before and did not
+        acknowledge (after a restart), else new ones."""
+        answer: Any = await self.redis.xreadgroup(
+            RESULT_GROUP,
+            COORDINATOR,
+            {self.results_key: "0" if pending else ">"},
+            count=count,
+            block=None if pending else block_ms,
+        )
+        results: list[Result] = []
+        for _stream, messages in answer or ():
+            for entry_id, fields in messages:
+                if fields:
+                    results.append(_result(_text(entry_id), fields))
+        return results
+
+    async def ack_results(self, entry_ids: Sequence[str]) -> None:
+        """Acknowledge (and drop) results the coordinator has committed locally."""
+        if entry_ids:
+            pipe = self.redis.pipeline(transaction=True)
+            pipe.xack(self.results_key, RESULT_GROUP, *entry_ids)
+            pipe.xdel(self.results_key, *entry_ids)
+            await pipe.execute()
+
+
+def _status(text: str | None) -> ShopStatus | None:
+    statuses: dict[str | None, ShopStatus] = {
+        "complete": "complete",
+        "partial": "partial",
+        "failed": "failed",
+    }
+    return statuses.get(text)
+
+
+def _result(entry_id: str, raw: Mapping[Any, Any]) -> Result:
+    fields = {_text(k): v for k, v in raw.items()}
+    shop = _text(fields["shop"])
+    if _text(fields["kind"]) == "page":
+        items = fields["items"]
+        return PageCommitted(
+            entry_id=entry_id,
+            shop_url=shop,
+            page=_int(fields["page"]),
+            read=_int(fields["read"]),
+            total_count=_int(fields["total"]),
+            page_size=_int(fields["size"]),
+            items=items if isinstance(items, bytes) else str(items).encode(),
+        )
+    return ShopFinished(
+        entry_id=entry_id,
+        shop_url=shop,
+        status=_status(_text(fields["status"])) or "failed",
+        error=_text(fields.get("error", b"")),
+        total_count=_int(fields.get("total")),
+        pages=_int(fields.get("pages")),
+        requests=_int(fields.get("requests")),
+        item_count=_int(fields.get("items")),
+    )
