@@ -269,7 +269,7 @@ def update_page(page: Path, blocks: dict[str, str]) -> list[str]:
         _, found_end, tail = rest.partition(end)
         if not (found and found_end):
             continue
-        text = f"{head}{begin}\n{block}\n{end}{tail}"
+        text = f"{head}{begin}\n\n{block}\n\n{end}{tail}"
         replaced.append(name)
     page.write_text(text, encoding="utf-8")
     return replaced
