@@ -123,7 +123,7 @@ def _progress(text: str) -> None:
 def cli_available() -> bool:
     """True once the ``tmapi-async harvest`` command exists."""
     try:
-        import tmapi_async._cli  # noqa: F401
+        import tmapi_async.cli  # noqa: F401
     except ImportError:
         return False
     return True

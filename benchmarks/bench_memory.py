@@ -24,7 +24,7 @@ from pathlib import Path
 import psutil  # type: ignore[import-untyped]
 
 import tmapi_async as tm
-from tmapi_async._checkpoint import CheckpointJournal, default_state_path
+from tmapi_async.export import ExportJournal, default_state_path
 
 LIMIT_MB = 150.0
 GROWTH_MB = 15.0
@@ -77,7 +77,7 @@ async def _harvest(
     rows: list[dict[str, float]] = []
     pending = list(marks)
     urls = (f"https://memshop{i}.1688.com/" for i in range(1, shops + 1))
-    journal = CheckpointJournal.open(
+    journal = ExportJournal.open(
         default_state_path(out), out, "jsonl", params=PARAMS, base_url=url
     )
     start = time.perf_counter()

@@ -9,15 +9,15 @@ from pathlib import Path
 import pytest
 
 import tmapi_async as tm
-from tmapi_async._checkpoint import (
-    CheckpointJournal,
-    StateError,
+from tmapi_async._models import ShopItem, ShopItemsPage
+from tmapi_async._shop import ShopResult
+from tmapi_async.export import (
+    ExportJournal,
+    JournalError,
+    SinkError,
     default_state_path,
     public_base_url,
 )
-from tmapi_async._models import ShopItem, ShopItemsPage
-from tmapi_async._shop import ShopResult
-from tmapi_async._sinks import SinkError
 from tmapi_async.testing import SimulatedTmapi
 
 SHOP = "https://xldjjg.1688.com/"
@@ -34,9 +34,9 @@ def _page(page: int, ids: list[str], total: int = 45, size: int = 20) -> ShopIte
     )
 
 
-def _open(tmp_path: Path, **kw: object) -> CheckpointJournal:
+def _open(tmp_path: Path, **kw: object) -> ExportJournal:
     out = tmp_path / "out.jsonl"
-    return CheckpointJournal.open(
+    return ExportJournal.open(
         default_state_path(out),
         out,
         "jsonl",
@@ -138,27 +138,25 @@ async def test_items_written_but_not_committed_are_cut_on_reopen(tmp_path: Path)
 def test_other_parameters_are_refused(tmp_path: Path) -> None:
     """A rerun with another sort would mix listings: refused, naming the flags."""
     _open(tmp_path).close()
-    with pytest.raises(StateError, match="--sort"):
+    with pytest.raises(JournalError, match="--sort"):
         _open(tmp_path, params={**PARAMS, "sort": "sales"})
 
 
 def test_another_format_is_refused(tmp_path: Path) -> None:
     """The state remembers the export format."""
     out = tmp_path / "out.jsonl"
-    CheckpointJournal.open(
+    ExportJournal.open(
         default_state_path(out), out, "jsonl", params=PARAMS, base_url="https://x"
     ).close()
-    with pytest.raises(StateError, match="--format jsonl"):
-        CheckpointJournal.open(
-            default_state_path(out), out, "csv", params=PARAMS, base_url="https://x"
-        )
+    with pytest.raises(JournalError, match="--format jsonl"):
+        ExportJournal.open(default_state_path(out), out, "csv", params=PARAMS, base_url="https://x")
 
 
 def test_an_existing_export_without_state_is_not_overwritten(tmp_path: Path) -> None:
     """Starting fresh over someone's file would destroy it: refused."""
     out = tmp_path / "out.jsonl"
     out.write_text("precious\n")
-    with pytest.raises(StateError, match="already exists"):
+    with pytest.raises(JournalError, match="already exists"):
         _open(tmp_path)
     assert out.read_text() == "precious\n"
 
@@ -174,11 +172,11 @@ async def test_a_deleted_export_is_reported(tmp_path: Path) -> None:
 
 
 def test_not_a_state_file(tmp_path: Path) -> None:
-    """Garbage where the state should be is a StateError."""
+    """Garbage where the state should be is a JournalError."""
     out = tmp_path / "out.jsonl"
     default_state_path(out).write_bytes(b"not sqlite at all" * 100)
     out.write_text("")
-    with pytest.raises(StateError, match="not a usable state file"):
+    with pytest.raises(JournalError, match="not a usable state file"):
         _open(tmp_path)
 
 

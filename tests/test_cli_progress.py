@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import io
 
-from tmapi_async._progress import (
+from tmapi_async._stats import HarvestProgress
+from tmapi_async.cli._display import (
     HarvestSummary,
     ProgressDisplay,
     choose_mode,
     format_duration,
 )
-from tmapi_async._stats import HarvestProgress
 
 
 class _Tty(io.StringIO):

@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from tmapi_async._models import SaleInfo, ShopItem
-from tmapi_async._sinks import (
+from tmapi_async.export._sinks import (
     CSV_COLUMNS,
     CsvSink,
     JsonlSink,

@@ -8,34 +8,78 @@
         shop = await client.fetch_shop("https://xldjjg.1688.com/")
         async for result in client.harvest(shop_urls):
             ...
+
+Names are imported on first use (PEP 562), so that ``import tmapi_async`` and the
+command line's ``--help`` do not pay for aiohttp and the rest until they are needed.
 """
 
-from ._client import Client
-from ._errors import (
-    AuthenticationError,
-    BalanceError,
-    DecodeError,
-    FatalError,
-    HarvestStopped,
-    InvalidParameterError,
-    RateLimitError,
-    RequestBudgetExhausted,
-    TmapiError,
-    TransientError,
-    TransportError,
-    UpstreamError,
-)
-from ._harvest import Harvest, PageEvent
-from ._journal import Journal
-from ._models import SaleInfo, ShopItem, ShopItemsPage, Sort, normalise_image_url
-from ._protocol import ShopQuery, normalise_shop_url
-from ._retry import RetryPolicy
-from ._shop import ShopCheckpoint, ShopResult
-from ._stats import HarvestProgress
-from ._throttle import Admission, Throttle
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ._client import Client
+    from ._errors import (
+        AuthenticationError,
+        BalanceError,
+        DecodeError,
+        FatalError,
+        HarvestStopped,
+        InvalidParameterError,
+        RateLimitError,
+        RequestBudgetExhausted,
+        TmapiError,
+        TransientError,
+        TransportError,
+        UpstreamError,
+    )
+    from ._harvest import Harvest, PageEvent
+    from ._journal import Journal
+    from ._listing import Listing
+    from ._models import SaleInfo, ShopItem, ShopItemsPage, Sort, normalise_image_url
+    from ._protocol import ShopQuery, normalise_shop_url
+    from ._retry import RetryPolicy
+    from ._shop import ShopCheckpoint, ShopResult
+    from ._stats import HarvestProgress
+    from ._throttle import Admission, Throttle
 
 __version__ = "0.1.0"
 """The version of tmapi-async."""
+
+#: Where each public name lives: its module is imported when the name is first used.
+_SOURCES: dict[str, str] = {
+    "Admission": "._throttle",
+    "AuthenticationError": "._errors",
+    "BalanceError": "._errors",
+    "Client": "._client",
+    "DecodeError": "._errors",
+    "FatalError": "._errors",
+    "Harvest": "._harvest",
+    "HarvestProgress": "._stats",
+    "HarvestStopped": "._errors",
+    "InvalidParameterError": "._errors",
+    "Journal": "._journal",
+    "Listing": "._listing",
+    "PageEvent": "._harvest",
+    "RateLimitError": "._errors",
+    "RequestBudgetExhausted": "._errors",
+    "RetryPolicy": "._retry",
+    "SaleInfo": "._models",
+    "ShopCheckpoint": "._shop",
+    "ShopItem": "._models",
+    "ShopItemsPage": "._models",
+    "ShopQuery": "._protocol",
+    "ShopResult": "._shop",
+    "Sort": "._models",
+    "Throttle": "._throttle",
+    "TmapiError": "._errors",
+    "TransientError": "._errors",
+    "TransportError": "._errors",
+    "UpstreamError": "._errors",
+    "normalise_image_url": "._models",
+    "normalise_shop_url": "._protocol",
+}
 
 __all__ = [
     "Admission",
@@ -49,6 +93,7 @@ __all__ = [
     "HarvestStopped",
     "InvalidParameterError",
     "Journal",
+    "Listing",
     "PageEvent",
     "RateLimitError",
     "RequestBudgetExhausted",
@@ -69,3 +114,17 @@ __all__ = [
     "normalise_image_url",
     "normalise_shop_url",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """Import a public name's module on first use, then keep the name here."""
+    source = _SOURCES.get(name)
+    if source is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(source, __name__), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

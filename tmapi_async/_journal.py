@@ -19,7 +19,7 @@ from ._shop import ShopCheckpoint, ShopResult
 
 
 class Journal(Protocol):
-    """Where a harvest records its progress (see :mod:`tmapi_async._checkpoint`)."""
+    """Where a harvest records its progress (see :mod:`tmapi_async.export`)."""
 
     async def open_shop(self, shop_url: str) -> ShopCheckpoint | None:
         """Return what earlier runs harvested of ``shop_url``, or ``None`` if nothing."""

@@ -1,12 +1,13 @@
-"""The SQLite journal that makes a harvest resumable after any stop, ``kill -9`` included.
+"""The export journal: a harvest's progress in SQLite, resumable after any stop, even
+``kill -9``.
 
-One state file per export. For every answered page, :meth:`CheckpointJournal.record_page`
-first appends the page's new items to the export (flushed to the OS), then commits in
-one transaction: the page, the ``item_id`` of its new items and the export's byte
-position. A run killed between the two steps left bytes in the export that no committed
-page accounts for; the next :meth:`CheckpointJournal.open` cuts the export back to the
-committed position, so every item is in the export exactly once and every committed
-page is never requested again.
+One journal (its state file) per export. For every answered page,
+:meth:`ExportJournal.record_page` first appends the page's new items to the export
+(flushed to the OS), then commits in one transaction: the page, the ``item_id`` of its
+new items and the export's byte position. A run killed between the two steps left bytes
+in the export that no committed page accounts for; the next :meth:`ExportJournal.open`
+cuts the export back to the committed position, so every item is in the export exactly
+once and every committed page is never requested again.
 
 The database runs in WAL mode with ``synchronous=NORMAL``: a commit reaches the OS
 before ``record_page`` returns (safe against a killed process; a power cut may lose
@@ -30,11 +31,11 @@ from urllib.parse import urlsplit, urlunsplit
 
 import msgspec
 
-from ._models import ShopItem, ShopItemsPage
-from ._shop import ShopCheckpoint, ShopResult, ShopStatus
+from .._models import ShopItem, ShopItemsPage
+from .._shop import ShopCheckpoint, ShopResult, ShopStatus
 from ._sinks import ExportFormat, Sink, SinkError, open_sink
 
-__all__ = ["CheckpointJournal", "StateError", "StateSummary", "default_state_path"]
+__all__ = ["ExportJournal", "JournalError", "JournalSummary", "default_state_path"]
 
 SCHEMA_VERSION: Final = 1
 
@@ -61,7 +62,7 @@ CREATE INDEX IF NOT EXISTS pages_by_shop ON pages (shop_id);
 """
 
 
-class StateError(Exception):
+class JournalError(Exception):
     """The state file cannot be used for this harvest (a message for the user)."""
 
 
@@ -79,7 +80,7 @@ def public_base_url(url: str) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class StateSummary:
+class JournalSummary:
     """What the state file holds over all runs so far."""
 
     shops: int  #: shops with a record
@@ -88,8 +89,8 @@ class StateSummary:
     items: int  #: items in the export
 
 
-class CheckpointJournal:
-    """A :class:`~tmapi_async._journal.Journal` on SQLite, owning the export's sink.
+class ExportJournal:
+    """A :class:`~tmapi_async.Journal` on SQLite, owning the export's sink.
 
     Open it with :meth:`open`; hand it to ``client.harvest(..., journal=journal)``;
     :meth:`close` it when the harvest ends (also after a stop: state is kept).
@@ -123,20 +124,23 @@ class CheckpointJournal:
         *,
         params: Mapping[str, object],
         base_url: str,
-    ) -> CheckpointJournal:
+        csv_raw: bool = False,
+    ) -> ExportJournal:
         """Open (or create) the state for exporting to ``output``; reopen the export.
 
         ``params`` are the harvest's parameters (page size, sort, category): a resumed
         run must pass the same, or its pages would not fit the ones already exported.
+        ``csv_raw`` writes CSV text cells as sent (see :class:`CsvSink`); a resumed run
+        must repeat it too, so that one file is not half neutralised.
 
         Raises:
-            StateError: the state belongs to another export, format or parameters, or
+            JournalError: the state belongs to another export, format or parameters, or
                 is not a tmapi-async state file.
             SinkError: the export cannot be reopened at the committed position.
         """
         fresh = not state_path.exists()
         if fresh and output.exists():
-            raise StateError(
+            raise JournalError(
                 f"{output} already exists and has no state file ({state_path}): "
                 "remove it or choose another --output (nothing was overwritten)"
             )
@@ -147,24 +151,26 @@ class CheckpointJournal:
             db.executescript(_SCHEMA)
             meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
         except sqlite3.DatabaseError as exc:
-            raise StateError(f"{state_path} is not a usable state file: {exc}") from exc
+            raise JournalError(f"{state_path} is not a usable state file: {exc}") from exc
         wanted = {
             "version": str(SCHEMA_VERSION),
             "output": str(output.resolve()),
             "format": fmt,
             "params": json.dumps(dict(params), sort_keys=True),
         }
+        if fmt == "csv":
+            wanted["csv_raw"] = "yes" if csv_raw else "no"
         if meta:
             for key, value in wanted.items():
-                if meta.get(key) != value:
+                if meta.get(key) != value and (key != "csv_raw" or key in meta):
                     db.close()
-                    raise StateError(_mismatch(state_path, key, meta.get(key), value))
+                    raise JournalError(_mismatch(state_path, key, meta.get(key), value))
         # One row per page carries the export's size after it: the committed position
         # is the largest (the meta value covers a CSV header written before any page).
         last_page_end = db.execute("SELECT MAX(end_pos) FROM pages").fetchone()[0] or 0
         position = max(int(meta.get("position", "0")), last_page_end)
         try:
-            sink = open_sink(output, fmt, resume_at=position)
+            sink = open_sink(output, fmt, resume_at=position, csv_raw=csv_raw)
         except SinkError:
             db.close()
             raise
@@ -313,7 +319,7 @@ class CheckpointJournal:
         row = self._db.execute("SELECT status FROM shops WHERE url = ?", (shop_url,)).fetchone()
         return None if row is None else row[0]
 
-    def summary(self) -> StateSummary:
+    def summary(self) -> JournalSummary:
         """Totals over every run recorded in this state file."""
         self.flush()
         shops, complete = self._db.execute(
@@ -322,7 +328,7 @@ class CheckpointJournal:
         pages, items = self._db.execute(
             "SELECT COUNT(*), COALESCE(SUM(items), 0) FROM pages"
         ).fetchone()
-        return StateSummary(shops=shops, complete=complete, pages=pages, items=items)
+        return JournalSummary(shops=shops, complete=complete, pages=pages, items=items)
 
     def close(self) -> None:
         """Commit what is pending, finish the export (Parquet: write the file), close."""
@@ -336,7 +342,7 @@ class CheckpointJournal:
             finally:
                 self._db.close()
 
-    def __enter__(self) -> CheckpointJournal:
+    def __enter__(self) -> ExportJournal:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -363,6 +369,9 @@ def _mismatch(state_path: Path, key: str, had: str | None, want: str) -> str:
         return f"{state_path} was written by another version of tmapi-async (schema {had})"
     if key == "output":
         return f"{state_path} is the state of the export {had}, not {want}"
+    if key == "csv_raw":
+        flag = "with" if had == "yes" else "without"
+        return f"{state_path} belongs to a CSV export written {flag} --csv-raw; rerun {flag} it"
     if key == "format":
         return f"{state_path} belongs to a --format {had} export; rerun with --format {had}"
     return (

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from ._errors import InvalidParameterError
-from ._protocol import normalise_shop_url
+from .._errors import InvalidParameterError
+from .._protocol import normalise_shop_url
 
 
 class ShopListError(Exception):

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import IO, Any, Literal, Self
 
-from ._stats import HarvestProgress
+from .._stats import HarvestProgress
 
 __all__ = ["HarvestSummary", "ProgressDisplay", "choose_mode", "format_duration"]
 

@@ -9,15 +9,22 @@ where the file is, and stops the simulator. No token and no network needed.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import os
 import signal
-import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["configure_parser", "run_demo"]
+from ._exit import ExitCode
+from ._options import ClientOptions, ListingOptions, int_at_least, positive_float
+from ._output import err
+from .harvest import HarvestOptions, harvest
+
+if TYPE_CHECKING:
+    import asyncio
+
+__all__ = ["add_parser", "run"]
 
 _DEMO_TOKEN = "demo-token"  # the simulator accepts any non-empty token
 _FILES = ("items.{ext}", "items.{ext}.state.db", "items.{ext}.failures.txt")
@@ -34,15 +41,23 @@ examples:
 """
 
 
-def configure_parser(parser: argparse.ArgumentParser) -> None:
-    """Add the demo's options to ``parser``."""
-    parser.description = (
-        "Harvest a few hundred simulated shops from a TMAPI simulator started on loopback: "
-        "the progress display, the export and the summary, with no token and no network."
+def add_parser(commands: Any) -> argparse.ArgumentParser:
+    """Add ``demo`` to the subcommands."""
+    parser: argparse.ArgumentParser = commands.add_parser(
+        "demo",
+        help="harvest a few hundred simulated shops (no token, no network)",
+        description="Harvest a few hundred simulated shops from a TMAPI simulator started "
+        "on loopback: the progress display, the export and the summary, with no token and "
+        "no network.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.epilog = _EPILOG
     parser.add_argument(
-        "--shops", type=int, default=300, metavar="N", help="shops to harvest (default 300)"
+        "--shops",
+        type=int_at_least(1),
+        default=300,
+        metavar="N",
+        help="shops to harvest (default 300)",
     )
     parser.add_argument(
         "--dir",
@@ -65,12 +80,27 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         help="share of requests that fail transiently (default 0.05)",
     )
     parser.add_argument(
-        "--rate", type=float, default=300.0, metavar="R", help="requests/s (default 300)"
+        "--rate", type=positive_float, default=300.0, metavar="R", help="requests/s (default 300)"
     )
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress display")
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    """The ``demo`` command; returns the harvest's exit code."""
+    import asyncio  # here, not above: --help does not need it
+
+    os.environ.pop("TMAPI_BASE_URL", None)  # the demo talks to its own simulator only
+    try:
+        return asyncio.run(_demo(args))
+    except RuntimeError as exc:
+        err(f"tmapi-async demo: error: {exc}")
+        return ExitCode.SHOPS_FAILED
 
 
 async def _start_simulator(args: argparse.Namespace) -> tuple[asyncio.subprocess.Process, str]:
+    import asyncio
+
     command = [
         sys.executable,
         "-m",
@@ -92,8 +122,8 @@ async def _start_simulator(args: argparse.Namespace) -> tuple[asyncio.subprocess
     ]
     proc = await asyncio.create_subprocess_exec(
         *command,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
         start_new_session=True,  # our Ctrl-C is for the harvest; we stop the simulator
     )
     assert proc.stdout is not None
@@ -109,6 +139,8 @@ async def _start_simulator(args: argparse.Namespace) -> tuple[asyncio.subprocess
 
 
 async def _stop(proc: asyncio.subprocess.Process) -> None:
+    import asyncio
+
     if proc.returncode is None:
         with contextlib.suppress(ProcessLookupError):
             proc.send_signal(signal.SIGTERM)
@@ -138,33 +170,29 @@ def _prepare(args: argparse.Namespace) -> tuple[Path, Path]:
 
 
 async def _demo(args: argparse.Namespace) -> int:
-    from ._cli import build_parser, run_harvest
-
     shops_file, output = _prepare(args)
     proc, url = await _start_simulator(args)
     try:
         print(f"simulated TMAPI at {url} ({args.shops} shops, {args.fault_rate:.0%} faults)")
-        argv = [
-            "harvest",
-            str(shops_file),
-            "--output",
-            str(output),
-            "--format",
-            args.format,
-            "--base-url",
-            url,
-            "--token",
-            _DEMO_TOKEN,
-            "--rate",
-            str(args.rate),
-            "--concurrency",
-            "32",
-            "--timeout",
-            "10",
-        ]
-        if args.quiet:
-            argv.append("--quiet")
-        code = await run_harvest(build_parser().parse_args(argv))
+        options = HarvestOptions(
+            shops=str(shops_file),
+            output=output,
+            format=args.format,
+            state=output.with_name(output.name + ".state.db"),
+            listing=ListingOptions(
+                page_size=20, sort="default", cat=None, cat_type=None, max_pages=None
+            ),
+            client=ClientOptions(
+                token=_DEMO_TOKEN,
+                base_url=url,
+                rate=args.rate,
+                burst=None,
+                concurrency=32,
+                timeout=10.0,
+            ),
+            quiet=args.quiet,
+        )
+        code = await harvest(options)
     finally:
         await _stop(proc)
     print(f"\nthe export is {output.resolve()}")
@@ -177,16 +205,3 @@ async def _demo(args: argparse.Namespace) -> int:
         "--base-url http://127.0.0.1:8688 --token any-token"
     )
     return code
-
-
-def run_demo(args: argparse.Namespace) -> int:
-    """The ``demo`` command; returns the harvest's exit code."""
-    if args.shops < 1:
-        print("tmapi-async demo: error: --shops must be at least 1", file=sys.stderr)
-        return 2
-    os.environ.pop("TMAPI_BASE_URL", None)  # the demo talks to its own simulator only
-    try:
-        return asyncio.run(_demo(args))
-    except RuntimeError as exc:
-        print(f"tmapi-async demo: error: {exc}", file=sys.stderr)
-        return 1

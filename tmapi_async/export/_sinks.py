@@ -5,9 +5,13 @@ bytes of the export written and flushed to the OS so far. The journal commits th
 position with each page, and a resumed run reopens the sink at the last committed
 position, cutting off a page that was half written when the process died.
 
-* **JSON Lines** (``jsonl``, the default): one JSON object per line, encoded by msgspec.
+* **JSON Lines** (``jsonl``, the default): one JSON object per line, encoded by msgspec,
+  the text exactly as sent (so is Parquet's).
 * **CSV** (``csv``): a header, then one row per item; ``sale_info`` flattened into
   ``sale_info.sale_quantity`` and ``sale_info.sale_amount``, ``category_path`` as JSON.
+  Safe to open in a spreadsheet: a text cell starting with ``=``, ``+``, ``-``, ``@``,
+  TAB or CR, which a spreadsheet would run as a formula (OWASP "CSV injection"), gets a
+  leading apostrophe; ``csv_raw=True`` writes the text as sent.
 * **Parquet** (``parquet``, needs ``pip install 'tmapi-async[parquet]'``): a Parquet file
   cannot be appended to or cut back, so rows go to a JSON Lines *spool* beside it
   (``OUTPUT.spool.jsonl``), which is what the journal tracks; :meth:`Sink.close` writes
@@ -24,13 +28,13 @@ from __future__ import annotations
 import csv
 import io
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Final, Literal, Protocol
 
 import msgspec
 
-from ._models import ShopItem
+from .._models import ShopItem
 
 __all__ = [
     "FORMATS",
@@ -40,6 +44,7 @@ __all__ = [
     "ParquetSink",
     "Sink",
     "SinkError",
+    "neutralise",
     "open_sink",
     "spool_path",
 ]
@@ -162,27 +167,47 @@ class JsonlSink:
         self._out.close()
 
 
-def _csv_row(shop_url: str, item: ShopItem, encode: Any) -> list[object]:
+#: First characters that make a spreadsheet read a cell as a formula.
+FORMULA_STARTS: Final = frozenset("=+-@\t\r")
+
+
+def neutralise(text: str) -> str:
+    """``text`` with a leading apostrophe if a spreadsheet would run it as a formula."""
+    return "'" + text if text and text[0] in FORMULA_STARTS else text
+
+
+def _as_is(text: str) -> str:
+    return text
+
+
+def _csv_row(
+    shop_url: str, item: ShopItem, encode: Any, safe: Callable[[str], str]
+) -> list[object]:
     sale = item.sale_info
     return [
-        item.item_id,
-        item.title,
-        item.img,
+        safe(item.item_id),
+        safe(item.title),
+        safe(item.img),
         encode(item.category_path).decode() if item.category_path else "[]",
-        item.category_name,
-        item.price,
+        safe(item.category_name),
+        safe(item.price),
         "" if item.quantity is None else item.quantity,
         "" if sale is None or sale.sale_quantity is None else sale.sale_quantity,
         "" if sale is None or sale.sale_amount is None else sale.sale_amount,
-        shop_url,
+        safe(shop_url),
     ]
 
 
 class CsvSink:
-    """CSV with a header row; nested fields flattened (see :data:`CSV_COLUMNS`)."""
+    """CSV with a header row; nested fields flattened (see :data:`CSV_COLUMNS`).
 
-    def __init__(self, path: Path, *, resume_at: int = 0) -> None:
+    Text cells that a spreadsheet would run as a formula get a leading apostrophe
+    (see :func:`neutralise`) unless ``raw``.
+    """
+
+    def __init__(self, path: Path, *, resume_at: int = 0, raw: bool = False) -> None:
         self.path = path
+        self._safe = _as_is if raw else neutralise
         self._out = _AppendFile(path, resume_at)
         self._encode = msgspec.json.Encoder().encode
         self._text = io.StringIO()
@@ -204,7 +229,8 @@ class CsvSink:
     def write(self, shop_url: str, items: Sequence[ShopItem]) -> None:
         """Append one row per item."""
         if items:
-            self._writer.writerows(_csv_row(shop_url, item, self._encode) for item in items)
+            rows = (_csv_row(shop_url, item, self._encode, self._safe) for item in items)
+            self._writer.writerows(rows)
             self._drain()
 
     def close(self) -> None:
@@ -330,8 +356,9 @@ class ParquetSink:
             yield rows
 
 
-def open_sink(path: Path, fmt: ExportFormat, *, resume_at: int = 0) -> Sink:
-    """Open the export ``path`` in format ``fmt``, continuing at byte ``resume_at``.
+def open_sink(path: Path, fmt: ExportFormat, *, resume_at: int = 0, csv_raw: bool = False) -> Sink:
+    """Open the export ``path`` in format ``fmt``, continuing at byte ``resume_at``;
+    ``csv_raw`` turns off the CSV's formula neutralisation.
 
     Raises:
         SinkError: the file cannot be opened, is shorter than ``resume_at``, or the
@@ -340,7 +367,7 @@ def open_sink(path: Path, fmt: ExportFormat, *, resume_at: int = 0) -> Sink:
     if fmt == "jsonl":
         return JsonlSink(path, resume_at=resume_at)
     if fmt == "csv":
-        return CsvSink(path, resume_at=resume_at)
+        return CsvSink(path, resume_at=resume_at, raw=csv_raw)
     if fmt == "parquet":
         return ParquetSink(path, resume_at=resume_at)
     raise SinkError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")

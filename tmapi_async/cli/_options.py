@@ -1,0 +1,267 @@
+"""The options the commands share: argparse types, option groups, and the frozen values
+a command builds once from its parsed arguments (so nothing downstream reads argparse).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ._output import UsageError, secrets
+
+__all__ = [
+    "ClientOptions",
+    "ListingOptions",
+    "add_client_options",
+    "add_listing_options",
+    "add_output_level",
+    "int_at_least",
+    "positive_float",
+]
+
+
+def int_at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse type: a whole number no smaller than ``minimum``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < minimum:
+            bound = "at least 1" if minimum == 1 else f"{minimum} or more"
+            raise argparse.ArgumentTypeError(f"must be {bound}, got {value}")
+        return value
+
+    return parse
+
+
+#: The values of :class:`tmapi_async.Sort`, written out so that ``--help`` need not import
+#: the models (and msgspec); a test keeps the two equal.
+SORTS = ("default", "sales", "price_up", "price_down", "time_up", "time_down")
+
+positive_int = int_at_least(1)
+non_negative_int = int_at_least(0)
+
+
+def positive_float(text: str) -> float:
+    """An argparse type: a finite number above zero."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0 or math.isinf(value):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
+# -- the API and its throttle -------------------------------------------------------------
+
+
+def add_client_options(parser: argparse.ArgumentParser, *, budget: bool) -> None:
+    """``--token``, ``--base-url`` and the throttle; ``--max-requests`` if ``budget``."""
+    api = parser.add_argument_group("API and throttle")
+    api.add_argument(
+        "--token",
+        metavar="TOKEN",
+        help="TMAPI apiToken (default: $TMAPI_TOKEN; prefer the variable: "
+        "a flag shows in the process list)",
+    )
+    api.add_argument(
+        "--base-url",
+        metavar="URL",
+        help="API base URL (default: $TMAPI_BASE_URL or https://api.tmapi.io)",
+    )
+    api.add_argument(
+        "--rate",
+        type=positive_float,
+        default=10.0,
+        metavar="R",
+        help="requests per second, sustained (default %(default)s)",
+    )
+    api.add_argument(
+        "--burst",
+        type=positive_int,
+        metavar="B",
+        help="requests that may leave at once after idle (default: about R/20, at least 1)",
+    )
+    api.add_argument(
+        "--concurrency",
+        type=positive_int,
+        default=8,
+        metavar="C",
+        help="most requests in flight; lowered by itself on 503 (default %(default)s)",
+    )
+    api.add_argument(
+        "--timeout",
+        type=positive_float,
+        default=60.0,
+        metavar="SECONDS",
+        help="timeout of one request (default %(default)s, as TMAPI advises)",
+    )
+    if budget:
+        api.add_argument(
+            "--max-requests",
+            type=non_negative_int,
+            metavar="N",
+            help="stop cleanly (exit 3, resumable) once N billed requests are spent",
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ClientOptions:
+    """How to reach the API and how fast."""
+
+    token: str
+    base_url: str | None
+    rate: float
+    burst: int | None
+    concurrency: int
+    timeout: float
+    max_requests: int | None = None
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> ClientOptions:
+        """From parsed arguments; the token from ``--token``, else ``$TMAPI_TOKEN``.
+
+        Raises:
+            UsageError: there is no token.
+        """
+        token = args.token if args.token is not None else os.environ.get("TMAPI_TOKEN")
+        secrets.add(token)
+        if not token or not token.strip():
+            raise UsageError("no API token: set TMAPI_TOKEN (or pass --token)")
+        return cls(
+            token=token,
+            base_url=args.base_url,
+            rate=args.rate,
+            burst=args.burst,
+            concurrency=args.concurrency,
+            timeout=args.timeout,
+            max_requests=getattr(args, "max_requests", None),
+        )
+
+    def client(self) -> Any:
+        """A :class:`~tmapi_async.Client` with these options (imported only now).
+
+        Raises:
+            UsageError: the library refuses an option.
+        """
+        from .._client import Client
+        from .._errors import InvalidParameterError
+
+        try:
+            return Client(
+                self.token,
+                base_url=self.base_url,
+                rate=self.rate,
+                burst=self.burst,
+                concurrency=self.concurrency,
+                timeout=self.timeout,
+                max_requests=self.max_requests,
+            )
+        except InvalidParameterError as exc:
+            raise UsageError(str(exc)) from None
+
+
+# -- the listing --------------------------------------------------------------------------
+
+
+def add_listing_options(parser: argparse.ArgumentParser) -> None:
+    """Page size, sort, category and the bound on pages per shop."""
+    listing = parser.add_argument_group("listing")
+    listing.add_argument(
+        "--page-size",
+        type=positive_int,
+        default=20,
+        metavar="N",
+        help="items per page to ask for; the server may answer with fewer (default 20)",
+    )
+    listing.add_argument(
+        "--sort",
+        choices=SORTS,
+        default="default",
+        help="order of the listing (default %(default)s)",
+    )
+    listing.add_argument("--cat", metavar="ID", help="only this shop category id")
+    listing.add_argument(
+        "--cat-type", choices=["0", "1"], help="category type, passed to the API as is"
+    )
+    listing.add_argument(
+        "--max-pages",
+        type=positive_int,
+        metavar="N",
+        help="read at most N pages of a shop; a shop with more ends partial "
+        "(default: the library's bound, far above what real shops reach)",
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ListingOptions:
+    """Which listing of each shop to read, validated once before any file is touched."""
+
+    page_size: int
+    sort: str
+    cat: str | None
+    cat_type: str | None
+    max_pages: int | None
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> ListingOptions:
+        """From parsed arguments.
+
+        Raises:
+            UsageError: the library refuses the combination.
+        """
+        options = cls(args.page_size, args.sort, args.cat, args.cat_type, args.max_pages)
+        options.validate()
+        return options
+
+    def validate(self) -> None:
+        """Raise :class:`UsageError` if the library refuses these options."""
+        from .._errors import InvalidParameterError
+        from .._protocol import ShopQuery
+
+        try:
+            ShopQuery.build(
+                "https://shop.1688.com/",
+                page_size=self.page_size,
+                sort=self.sort,
+                cat=self.cat,
+                cat_type=self.cat_type,
+            )
+        except InvalidParameterError as exc:
+            raise UsageError(str(exc)) from None
+
+    @property
+    def params(self) -> dict[str, object]:
+        """The listing as the journal records it (a resumed run must repeat it)."""
+        return {
+            "page_size": self.page_size,
+            "sort": self.sort,
+            "cat": self.cat,
+            "cat_type": self.cat_type,
+        }
+
+    @property
+    def keywords(self) -> dict[str, Any]:
+        """The listing as keywords of ``Client.harvest``."""
+        keywords: dict[str, Any] = dict(self.params)
+        if self.max_pages is not None:
+            keywords["max_pages"] = self.max_pages
+        return keywords
+
+
+def add_output_level(parser: argparse.ArgumentParser) -> None:
+    """``-v`` / ``-q``."""
+    level = parser.add_mutually_exclusive_group()
+    level.add_argument(
+        "-v", "--verbose", action="store_true", help="also name every shop as it finishes"
+    )
+    level.add_argument(
+        "-q", "--quiet", action="store_true", help="no progress and no summary; errors only"
+    )

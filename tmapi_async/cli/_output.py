@@ -1,0 +1,125 @@
+"""What the command line prints: the token scrubbed from every line, the library's log
+records shown through the display, and messages that quote input cut to a readable size.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, TextIO
+
+if TYPE_CHECKING:
+    import logging
+
+__all__ = [
+    "UsageError",
+    "clip",
+    "err",
+    "fatal_message",
+    "library_logs",
+    "say",
+    "secrets",
+    "shorten",
+]
+
+#: Characters of a quoted input line shown in a message; the rest is counted, not shown.
+QUOTE_LIMIT = 200
+
+
+class UsageError(Exception):
+    """A problem with the command line or its files: exit code 2, no traceback."""
+
+
+class Secrets:
+    """Every token this process knows of, scrubbed from everything it prints."""
+
+    def __init__(self) -> None:
+        self.values: set[str] = set()
+
+    def add(self, value: str | None) -> None:
+        """Remember ``value`` (a token from the environment or a flag) as secret."""
+        if value and value.strip():
+            self.values.add(value.strip())
+
+    def scrub(self, text: str) -> str:
+        """``text`` with every known token replaced."""
+        for value in sorted(self.values, key=len, reverse=True):
+            text = text.replace(value, "***")
+        return text
+
+
+secrets = Secrets()
+
+
+def say(message: str, stream: TextIO | None = None) -> None:
+    """Print one scrubbed message on stdout (or ``stream``)."""
+    print(secrets.scrub(message), file=stream or sys.stdout, flush=True)
+
+
+def err(message: str) -> None:
+    """Print one scrubbed message on stderr."""
+    say(message, sys.stderr)
+
+
+def shorten(text: str, limit: int = QUOTE_LIMIT) -> str:
+    """``text`` quoted as in a message, cut to ``limit`` characters with its length said:
+    a 2 MB garbage line must not flood the terminal."""
+    if len(text) <= limit:
+        return repr(text)
+    return f"{text[:limit]!r}… ({len(text):,} characters)"
+
+
+def clip(message: str, limit: int = 2 * QUOTE_LIMIT) -> str:
+    """A message (which may quote input) cut to ``limit`` characters, its length said."""
+    if len(message) <= limit:
+        return message
+    return f"{message[:limit]}… ({len(message):,} characters)"
+
+
+def _log_lines(show: Callable[[str], None]) -> logging.Handler:
+    """A handler that hands the library's log records to ``show`` (the display, which
+    scrubs them), one line each."""
+    import logging
+
+    class LogLines(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            try:
+                show(f"{record.levelname.lower()}: {record.getMessage()}")
+            except Exception:  # a log line must never break a harvest
+                self.handleError(record)
+
+    return LogLines()
+
+
+@contextlib.contextmanager
+def library_logs(show: Callable[[str], None], *, verbose: bool) -> Iterator[None]:
+    """Retries (INFO) shown with --verbose; otherwise only errors. The CLI reports fatal
+    stops itself, so the library's warning about them is not repeated."""
+    import logging
+
+    logger = logging.getLogger("tmapi_async")
+    handler = _log_lines(show)
+    saved = logger.level, logger.propagate
+    logger.setLevel(logging.INFO if verbose else logging.ERROR)
+    logger.propagate = False
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(saved[0])
+        logger.propagate = saved[1]
+
+
+def fatal_message(error: BaseException, budget: int | None) -> str:
+    """The line that says why a run stopped on a fatal error."""
+    from .._errors import AuthenticationError, BalanceError, RequestBudgetExhausted
+
+    if isinstance(error, AuthenticationError):
+        return f"stopped: the API refused the token ({error})"
+    if isinstance(error, BalanceError):
+        return f"stopped: the subscription expired or the balance is spent ({error})"
+    if isinstance(error, RequestBudgetExhausted):
+        return f"stopped: --max-requests {budget} spent"
+    return f"stopped: {error}"

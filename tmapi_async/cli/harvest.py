@@ -1,0 +1,349 @@
+"""``tmapi-async harvest``: every product of the shops of a list into one export,
+resumable after any stop."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import signal
+import sys
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any, Literal, cast
+
+from ._exit import ExitCode
+from ._failures import Failures, describe
+from ._options import (
+    ClientOptions,
+    ListingOptions,
+    add_client_options,
+    add_listing_options,
+    add_output_level,
+)
+from ._output import UsageError, err, fatal_message, library_logs, say, secrets
+from ._signals import Stop
+
+if TYPE_CHECKING:
+    from .._shop import ShopResult
+    from ..export import ExportJournal
+    from ._display import ProgressDisplay
+    from ._shoplist import ShopList
+
+__all__ = ["HarvestOptions", "add_parser", "harvest", "run"]
+
+ExportFormat = Literal["jsonl", "csv", "parquet"]
+_FORMATS: tuple[ExportFormat, ...] = ("jsonl", "csv", "parquet")
+
+EPILOG = """\
+SHOPS is a text file with one shop URL per line (https://NAME.1688.com/, or any page of
+the shop); blank lines and lines starting with # are ignored; - reads standard input.
+Shops that resolve to the same shop are harvested once.
+
+Resume: the state file (default OUTPUT.state.db) records every page with the export's
+position in one transaction. After any stop (Ctrl-C, SIGTERM, kill -9, a bad token, an
+empty balance, --max-requests) rerun the same command: pages already read are not
+requested again and the export ends with every item exactly once. Shops that failed are
+tried again; failures of the last run are listed in OUTPUT.failures.txt, itself a valid
+SHOPS file. Parquet is written at the end of each run from OUTPUT.spool.jsonl.
+
+CSV is made safe to open in a spreadsheet: a text cell starting with =, +, -, @, TAB or
+CR (which a spreadsheet would run as a formula) gets a leading apostrophe; --csv-raw
+writes the text as sent. JSON Lines and Parquet always keep the text as sent.
+
+examples:
+  tmapi-async harvest shops.txt --output items.jsonl
+  tmapi-async harvest shops.txt --output items.parquet --max-requests 5000
+  TMAPI_BASE_URL=http://127.0.0.1:8080 tmapi-async harvest shops.txt -o out.csv
+"""
+
+
+def add_parser(commands: Any) -> argparse.ArgumentParser:
+    """Add ``harvest`` to the subcommands."""
+    parser: argparse.ArgumentParser = commands.add_parser(
+        "harvest",
+        help="harvest the shops of a list into an export (resumable)",
+        description="Harvest every product of the shops listed in SHOPS into OUTPUT, one "
+        "row per item. Progress on stderr, a summary at the end.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("shops", metavar="SHOPS", help="file of shop URLs, one a line; - = stdin")
+    out = parser.add_argument_group("output")
+    out.add_argument(
+        "-o", "--output", required=True, type=Path, metavar="PATH", help="the export file"
+    )
+    out.add_argument(
+        "--format",
+        choices=_FORMATS,
+        help="export format (default: from the extension of PATH, else jsonl)",
+    )
+    out.add_argument(
+        "--state",
+        type=Path,
+        metavar="PATH",
+        help="the resume state (SQLite; default: PATH.state.db beside the output)",
+    )
+    out.add_argument(
+        "--csv-raw",
+        action="store_true",
+        help="CSV: write text cells as sent, without the apostrophe that stops a "
+        "spreadsheet from running =, +, -, @ cells as formulas",
+    )
+    add_listing_options(parser)
+    add_client_options(parser, budget=True)
+    add_output_level(parser)
+    return parser
+
+
+@dataclass(frozen=True, slots=True)
+class HarvestOptions:
+    """Everything a harvest run needs, decided before anything is opened."""
+
+    shops: str  #: the SHOPS file, or ``-`` for standard input
+    output: Path
+    format: ExportFormat
+    state: Path
+    listing: ListingOptions
+    client: ClientOptions
+    csv_raw: bool = False
+    verbose: bool = False
+    quiet: bool = False
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> HarvestOptions:
+        """From parsed arguments: the format from the extension, the state beside."""
+        output: Path = args.output
+        if not output.parent.is_dir():
+            raise UsageError(f"cannot write {output}: directory {output.parent} does not exist")
+        client = ClientOptions.from_args(args)
+        return cls(
+            shops=args.shops,
+            output=output,
+            format=args.format or _format_of(output),
+            state=args.state or output.with_name(output.name + ".state.db"),
+            listing=ListingOptions.from_args(args),
+            client=client,
+            csv_raw=args.csv_raw,
+            verbose=args.verbose,
+            quiet=args.quiet,
+        )
+
+
+def _format_of(output: Path) -> ExportFormat:
+    suffix = output.suffix.lower().lstrip(".")
+    return {"csv": "csv", "parquet": "parquet", "pq": "parquet"}.get(suffix, "jsonl")  # type: ignore[return-value]
+
+
+def run(args: argparse.Namespace) -> int:
+    """The ``harvest`` command; returns the exit code."""
+    import asyncio  # here, not above: --help does not need it
+
+    return asyncio.run(harvest(HarvestOptions.from_args(args)))
+
+
+# -- the run ------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Run:
+    """What one harvest run holds open, and how it ended."""
+
+    options: HarvestOptions
+    client: Any
+    shops: ShopList
+    stream: IO[bytes]
+    journal: ExportJournal
+    failures: Failures
+    stop: Stop
+    fatal: BaseException | None = None
+    export_items: int = 0
+
+
+async def harvest(options: HarvestOptions) -> int:
+    """Run a harvest (the ``harvest`` command and the demo); returns the exit code.
+
+    Raises:
+        UsageError: SHOPS cannot be read, or the state or export cannot be opened.
+    """
+    session = _open(options)
+    job = session.client.harvest(
+        _shop_texts(session),
+        **options.listing.keywords,
+        journal=session.journal,
+        keep_items=False,
+    )
+    from ._display import ProgressDisplay, choose_mode
+    from ._shoplist import count_shops
+
+    display = ProgressDisplay(
+        job.progress,
+        total_shops=count_shops(options.shops),
+        mode=choose_mode(quiet=options.quiet, stream=sys.stderr),
+        scrub=secrets.scrub,
+    )
+    _announce(session, display)
+    try:
+        await _drive(session, job, display)
+    finally:
+        _close(session, display)
+    if not options.quiet:
+        _print_summary(session, job.progress)
+    return _exit_code(session)
+
+
+def _open(options: HarvestOptions) -> _Run:
+    """The client, SHOPS and the journal (which reopens the export), or a UsageError."""
+    import sqlite3
+
+    from ..export import ExportJournal, JournalError, SinkError
+    from ._shoplist import ShopList, ShopListError, close_shops, open_shops
+
+    client = options.client.client()
+    try:
+        stream = open_shops(options.shops)
+    except ShopListError as exc:
+        raise UsageError(str(exc)) from None
+    try:
+        journal = ExportJournal.open(
+            options.state,
+            options.output,
+            options.format,
+            params=options.listing.params,
+            base_url=client.base_url,
+            csv_raw=options.csv_raw,
+        )
+    except (JournalError, SinkError) as exc:
+        close_shops(stream)
+        raise UsageError(str(exc)) from None
+    except (OSError, sqlite3.Error) as exc:
+        close_shops(stream)
+        raise UsageError(f"cannot open the state file {options.state}: {exc}") from None
+    return _Run(
+        options, client, ShopList(options.shops), stream, journal, Failures(options.output), Stop()
+    )
+
+
+def _shop_texts(session: _Run) -> Any:
+    from ._shoplist import shop_lines
+
+    return shop_lines(session.stream, session.shops)
+
+
+def _announce(session: _Run, display: ProgressDisplay) -> None:
+    from ..export import public_base_url
+
+    options = session.options
+    if session.journal.resumed_position:
+        display.log(f"resuming from {options.state}")
+    if options.verbose:
+        display.log(
+            f"harvest to {options.output} ({options.format}), state {options.state}, "
+            f"API {public_base_url(session.client.base_url)}, rate {options.client.rate:g}/s, "
+            f"concurrency {options.client.concurrency}"
+        )
+
+
+async def _drive(session: _Run, job: Any, display: ProgressDisplay) -> None:
+    """Run the harvest to its end, a fatal error or a stop; report each failed shop."""
+    import asyncio
+    import sqlite3
+
+    from .._errors import FatalError
+    from ._signals import install_signals
+
+    main_task = asyncio.current_task()
+
+    def first() -> None:
+        display.error(
+            "stopping: no new requests; waiting for the ones in flight "
+            "(press Ctrl-C again to quit at once; a rerun resumes either way)"
+        )
+        job.stop()
+
+    def second() -> None:
+        if main_task is not None:
+            main_task.cancel()
+
+    undo = install_signals(session.stop, first, second)
+    try:
+        async with session.client:
+            results = cast(AsyncGenerator["ShopResult", None], aiter(job))
+            with display, library_logs(display.log, verbose=session.options.verbose):
+                async with contextlib.aclosing(results):
+                    async for result in results:
+                        _report(session, result, display)
+    except (FatalError, OSError, sqlite3.Error) as exc:
+        session.fatal = exc
+    except asyncio.CancelledError:
+        if not session.stop.hard:
+            raise
+    finally:
+        undo()
+
+
+def _report(session: _Run, result: ShopResult, display: ProgressDisplay) -> None:
+    if result.status == "complete":
+        if session.options.verbose and result.pages and not result.requests:
+            display.log(f"complete {result.shop_url}: harvested by an earlier run, skipped")
+        elif session.options.verbose:
+            display.log(
+                f"complete {result.shop_url}: {result.item_count} items, {result.pages} pages, "
+                f"{result.requests} requests"
+            )
+        return
+    who, why = describe(result, session.shops)
+    display.error(f"{result.status}: {who}: {why}")
+    session.failures.add(result.shop_url, f"{result.status}: {why}")
+
+
+def _close(session: _Run, display: ProgressDisplay) -> None:
+    """Close SHOPS, the failures file and the journal (which finishes the export)."""
+    import sqlite3
+
+    from ..export import SinkError
+    from ._shoplist import close_shops
+
+    close_shops(session.stream)
+    session.failures.close()
+    try:
+        session.export_items = session.journal.summary().items
+        session.journal.close()
+    except (OSError, SinkError, sqlite3.Error) as exc:
+        display.error(f"error: cannot finish {session.options.output}: {exc}")
+        session.fatal = session.fatal or exc
+
+
+def _print_summary(session: _Run, progress: Any) -> None:
+    from ._display import HarvestSummary
+
+    summary = HarvestSummary.from_progress(
+        progress, export_items=session.export_items, pages_needed=progress.pages_planned
+    )
+    for line in summary.lines():
+        say(line)
+    failures = session.failures
+    say(
+        f"export:   {session.options.output}"
+        + (f" (failures: {failures.path})" if failures.count else "")
+    )
+
+
+def _exit_code(session: _Run) -> int:
+    from .._errors import FatalError, HarvestStopped
+
+    stop, fatal = session.stop, session.fatal
+    if stop.signal is not None and (fatal is None or isinstance(fatal, HarvestStopped)):
+        err(f"stopped by {signal.Signals(stop.signal).name}; rerun the same command to resume")
+        return ExitCode.SIGINT if stop.signal == signal.SIGINT else ExitCode.SIGTERM
+    if fatal is not None:
+        if isinstance(fatal, FatalError):
+            message = fatal_message(fatal, session.options.client.max_requests)
+        else:
+            message = f"stopped: cannot write the export or the state: {fatal}"
+        err(f"{message}\nstate kept in {session.options.state}: rerun the same command to resume")
+        return ExitCode.FATAL
+    if session.failures.count:
+        err(f"{session.failures.count} shops failed; listed in {session.failures.path}")
+        return ExitCode.SHOPS_FAILED
+    return ExitCode.OK

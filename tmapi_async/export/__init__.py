@@ -1,0 +1,60 @@
+"""Exports and their journal: where a harvest's items go, and how it resumes.
+
+::
+
+    from tmapi_async.export import ExportJournal, default_state_path
+
+    output = Path("items.jsonl")
+    journal = ExportJournal.open(
+        default_state_path(output), output, "jsonl",
+        params={"page_size": 20, "sort": "default", "cat": None, "cat_type": None},
+        base_url=client.base_url,
+    )
+    try:
+        async for result in client.harvest(shop_urls, journal=journal, keep_items=False):
+            ...
+    finally:
+        journal.close()
+
+The *journal* is the harvest's persisted progress: an :class:`ExportJournal` keeps it in
+one SQLite file beside the export (its *state file*) and owns the export's
+:class:`Sink`, so that a page's items and the export's position commit together.
+"""
+
+from ._journal import (
+    ExportJournal,
+    JournalError,
+    JournalSummary,
+    default_state_path,
+    public_base_url,
+)
+from ._sinks import (
+    FORMATS,
+    CsvSink,
+    ExportFormat,
+    JsonlSink,
+    ParquetSink,
+    Sink,
+    SinkError,
+    neutralise,
+    open_sink,
+    spool_path,
+)
+
+__all__ = [
+    "FORMATS",
+    "CsvSink",
+    "ExportFormat",
+    "ExportJournal",
+    "JournalError",
+    "JournalSummary",
+    "JsonlSink",
+    "ParquetSink",
+    "Sink",
+    "SinkError",
+    "default_state_path",
+    "neutralise",
+    "open_sink",
+    "public_base_url",
+    "spool_path",
+]
