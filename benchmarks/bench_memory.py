@@ -77,9 +77,7 @@ async def _harvest(
     rows: list[dict[str, float]] = []
     pending = list(marks)
     urls = (f"https://memshop{i}.1688.com/" for i in range(1, shops + 1))
-    journal = ExportJournal.open(
-        default_state_path(out), out, "jsonl", params=PARAMS, base_url=url
-    )
+    journal = ExportJournal.open(default_state_path(out), out, "jsonl", params=PARAMS, base_url=url)
     start = time.perf_counter()
     with journal:
         async with tm.Client("bench-token", base_url=url, rate=rate, concurrency=32) as client:
