@@ -16,6 +16,7 @@ from tmapi_async import (
     DecodeError,
     FatalError,
     InvalidParameterError,
+    Listing,
     RateLimitError,
     ShopItemsPage,
     ShopQuery,
@@ -121,7 +122,7 @@ def test_normalise_shop_url_rejects(raw: object) -> None:
 def test_build_defaults() -> None:
     """A query built from a URL alone has the documented defaults."""
     query = ShopQuery.build(" http://XLDJJG.1688.com/page/offerlist.htm ")
-    assert query == ShopQuery("https://xldjjg.1688.com/", 20, "default", None, None)
+    assert query == ShopQuery("https://xldjjg.1688.com/", Listing(20, "default", None, None))
 
 
 def test_build_rejects_bad_shop_url() -> None:

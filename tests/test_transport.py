@@ -20,7 +20,7 @@ import tmapi_async as tm
 if TYPE_CHECKING:
     from conftest import Server  # the local failing server, a fixture there
 from tmapi_async._protocol import REDACTED, redact
-from tmapi_async._transport import Transport
+from tmapi_async._transport import AiohttpTransport as Transport
 
 DATA = Path(__file__).parent / "data"
 TOKEN = "SECRET-tok/en+="
@@ -192,7 +192,7 @@ async def test_get_after_close_refuses(server: Server) -> None:
 def test_transport_repr_has_no_token() -> None:
     """A transport's repr shows the base URL and not the token."""
     transport = Transport(base_url="https://api.tmapi.io/", token=TOKEN, timeout=1, connections=1)
-    assert repr(transport) == "Transport(base_url='https://api.tmapi.io')"
+    assert repr(transport) == "AiohttpTransport(base_url='https://api.tmapi.io')"
     assert MARK not in repr(transport)
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import AsyncIterable, AsyncIterator, Iterable
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from types import TracebackType
-from typing import Protocol, Self
+from typing import Self
 from urllib.parse import urlsplit
 
 from ._errors import (
@@ -15,22 +15,20 @@ from ._errors import (
     FatalError,
     InvalidParameterError,
     RateLimitError,
+    TmapiError,
     TransientError,
 )
-from ._harvest import Harvest
+from ._harvest import Fetched, Harvest, ShopSource
 from ._journal import Journal
+from ._listing import Listing, choose_listing
 from ._models import ShopItem, ShopItemsPage, Sort
 from ._protocol import DEFAULT_BASE_URL, ShopQuery, decipher, validate_page
 from ._retry import RetryPolicy, retry_transient
 from ._shop import ShopResult
-from ._throttle import Throttle
-from ._transport import Transport
+from ._throttle import Admission, Throttle
+from ._transport import AiohttpTransport, Transport
 
 _log = logging.getLogger("tmapi_async")
-
-
-class _Tally(Protocol):
-    requests: int
 
 
 def _base_url(base_url: str | None) -> str:
@@ -63,6 +61,11 @@ class Client:
         max_requests: a budget of requests (each is billed); once spent, requests
             raise :class:`~tmapi_async.RequestBudgetExhausted`.
         retry: how transient failures are retried.
+        throttle: the admission every request passes (an :class:`~tmapi_async.Admission`);
+            default a :class:`~tmapi_async.Throttle` of ``rate``, ``burst``,
+            ``concurrency`` and ``max_requests``, which are then the throttle's to set.
+        transport: what sends the requests (``get(query) -> (status, headers, body)``);
+            default aiohttp. Tests answer without sockets with a ``MockTransport``.
 
     Use it as an async context manager::
 
@@ -81,23 +84,33 @@ class Client:
         timeout: float = 60.0,
         max_requests: int | None = None,
         retry: RetryPolicy | None = None,
+        throttle: Admission | None = None,
+        transport: Transport | None = None,
     ) -> None:
         token = token if token is not None else os.environ.get("TMAPI_TOKEN")
         if not token or not token.strip():
             raise AuthenticationError("no API token: pass token=... or set TMAPI_TOKEN")
         if not timeout > 0:
             raise InvalidParameterError(f"timeout must be > 0 seconds, got {timeout!r}")
-        try:
-            self._throttle = Throttle(
-                rate=rate, burst=burst, concurrency=concurrency, max_requests=max_requests
+        if throttle is None:
+            try:
+                throttle = Throttle(
+                    rate=rate, burst=burst, concurrency=concurrency, max_requests=max_requests
+                )
+            except ValueError as exc:
+                raise InvalidParameterError(str(exc)) from None
+        elif (rate, burst, concurrency, max_requests) != (10.0, None, 8, None):
+            raise InvalidParameterError(
+                "rate, burst, concurrency and max_requests belong to the throttle given"
             )
-        except ValueError as exc:
-            raise InvalidParameterError(str(exc)) from None
-        self._transport = Transport(
-            base_url=_base_url(base_url),
-            token=token.strip(),
+        self._throttle: Admission = throttle
+        self._token = token.strip()
+        self._base_url = _base_url(base_url)
+        self._transport: Transport = transport or AiohttpTransport(
+            base_url=self._base_url,
+            token=self._token,
             timeout=timeout,
-            connections=concurrency,
+            connections=throttle.concurrency,
         )
         policy = retry or RetryPolicy()
         # Backoffs end at once when the client is stopped, like every other wait.
@@ -118,6 +131,7 @@ class Client:
     async def __aenter__(self) -> Self:
         if self._closed:
             raise RuntimeError("a closed Client cannot be reopened: create a new one")
+        await self._throttle.start()
         await self._transport.open()
         self._entered = True
         return self
@@ -133,14 +147,18 @@ class Client:
     async def aclose(self) -> None:
         """Close the HTTP session; the client cannot be used afterwards."""
         self._closed = True
-        await self._transport.close()
+        self._entered = False
+        try:
+            await self._transport.close()
+        finally:
+            await self._throttle.aclose()
 
-    # -- observation -------------------------------------------------------------------
+    # -- observation and control -------------------------------------------------------
 
     @property
     def base_url(self) -> str:
         """The API's base URL this client sends to."""
-        return self._transport.base_url
+        return self._base_url
 
     @property
     def requests(self) -> int:
@@ -148,9 +166,24 @@ class Client:
         return self._throttle.sent
 
     @property
-    def throttle(self) -> Throttle:
+    def throttle(self) -> Admission:
         """The gates every request passes (rate, burst, in-flight limit)."""
         return self._throttle
+
+    @property
+    def concurrency(self) -> int:
+        """The most requests in flight at once."""
+        return self._throttle.concurrency
+
+    @property
+    def fatal(self) -> FatalError | None:
+        """The error that stopped the client, if one did."""
+        return self._throttle.fatal
+
+    def stop(self, error: FatalError) -> None:
+        """Stop the client: requests waiting to leave or in backoff, and every later
+        one, raise ``error`` at once; answers in flight still arrive."""
+        self._throttle.fail(error)
 
     # -- one page ----------------------------------------------------------------------
 
@@ -158,12 +191,16 @@ class Client:
         self,
         shop_url: str,
         page: int = 1,
-        page_size: int = 20,
-        sort: str | Sort = "default",
+        page_size: int | None = None,
+        sort: str | Sort | None = None,
         cat: str | None = None,
         cat_type: str | None = None,
+        *,
+        listing: Listing | None = None,
     ) -> ShopItemsPage:
         """Fetch one page of a shop's listing, retrying transient failures.
+
+        The listing is ``listing`` or the options (default 20 a page, default order).
 
         Raises:
             InvalidParameterError: a bad argument (nothing is sent) or a 422.
@@ -171,53 +208,77 @@ class Client:
             TransientError: the failure persisted through every retry.
         """
         query = ShopQuery.build(
-            shop_url, page_size=page_size, sort=sort, cat=cat, cat_type=cat_type
+            shop_url, listing=choose_listing(listing, page_size, sort, cat, cat_type)
         )
         return await self.fetch_page(query, validate_page(page))
 
-    async def fetch_page(
-        self, query: ShopQuery, page: int, tally: _Tally | None = None
-    ) -> ShopItemsPage:
-        """Fetch page ``page`` of a validated query; ``tally.requests`` counts the sends."""
+    async def fetch_page(self, query: ShopQuery, page: int) -> ShopItemsPage:
+        """Fetch page ``page`` of a validated query, retrying transient failures."""
+        answer, error, _ = await self.fetch_counted(query, page)
+        if error is not None:
+            raise error
+        assert answer is not None
+        return answer
+
+    async def fetch_counted(self, query: ShopQuery, page: int) -> Fetched:
+        """Fetch a page as a harvest does: ``(answer, None, requests)`` or, once retries
+        are spent or the error is not transient, ``(None, error, requests)``.
+
+        Raises:
+            FatalError: the client is stopped (the page was not answered).
+        """
         encoded = f"{query.query}&page={page}"
         try:
-            return await self._attempt(encoded, tally)
+            return await self._attempt(encoded), None, 1
         except TransientError as error:
+            first = error
+        except FatalError:
+            raise
+        except TmapiError as error:
+            return None, error, 1
+        sent = 1
 
-            def count_retry(error: TransientError) -> None:
-                self.retries += 1
-                # Messages are scrubbed of the token where they are made.
-                _log.info("retrying %s page %d after %r", query.shop_url, page, error)
+        def count_retry(error: TransientError) -> None:
+            self.retries += 1
+            # Messages are scrubbed of the token where they are made.
+            _log.info("retrying %s page %d after %r", query.shop_url, page, error)
 
-            return await retry_transient(
-                error, lambda: self._attempt(encoded, tally), self._retry, count_retry
-            )
+        async def again() -> ShopItemsPage:
+            nonlocal sent
+            sent += 1  # a FatalError on admission raises through: no count needed then
+            return await self._attempt(encoded)
 
-    async def _attempt(self, encoded: str, tally: _Tally | None) -> ShopItemsPage:
+        try:
+            return await retry_transient(first, again, self._retry, count_retry), None, sent
+        except FatalError:
+            raise
+        except TmapiError as error:
+            return None, error, sent
+
+    async def _attempt(self, encoded: str) -> ShopItemsPage:
         # The success path: one admission, one send, one decode.
         if not self._entered:
             raise RuntimeError("the client is not open: use `async with Client(...)`")
-        ticket = await self._throttle.acquire()
-        if tally is not None:
-            tally.requests += 1
+        throttle = self._throttle
+        ticket = await throttle.acquire()
         try:
             status, headers, body = await self._transport.get(encoded)
         finally:
-            self._throttle.release(ticket)
+            throttle.release(ticket)
         try:
-            page = decipher(status, headers, body, secret=self._transport.secret)
+            page = decipher(status, headers, body, secret=self._token)
         except TransientError as error:
             if isinstance(error, RateLimitError):
-                self._throttle.congested(ticket)
+                throttle.congested(ticket)
             if error.retry_after:
-                self._throttle.pause(error.retry_after)
+                throttle.pause(error.retry_after)
             raise
         except FatalError as error:
-            if self._throttle.fatal is None:
+            if throttle.fatal is None:
                 _log.warning("stopping the client: %r", error)
-            self._throttle.fail(error)
+            throttle.fail(error)
             raise
-        self._throttle.succeeded()
+        throttle.succeeded()
         return page
 
     # -- one shop ----------------------------------------------------------------------
@@ -226,23 +287,29 @@ class Client:
         self,
         shop_url: str,
         *,
-        page_size: int = 20,
-        sort: str | Sort = "default",
+        page_size: int | None = None,
+        sort: str | Sort | None = None,
         cat: str | None = None,
         cat_type: str | None = None,
+        listing: Listing | None = None,
+        max_pages: int | None = None,
     ) -> AsyncIterator[ShopItem]:
         """Yield every product of a shop once, in page order, while later pages load.
+
+        The listing is ``listing`` or the options (default 20 a page, default order);
+        ``max_pages`` caps the pages read (see :class:`Harvest`).
 
         Raises (after yielding what could be read): the error that left the shop
         partial or failed; at once: bad arguments and fatal errors.
         """
         query = ShopQuery.build(
-            shop_url, page_size=page_size, sort=sort, cat=cat, cat_type=cat_type
+            shop_url, listing=choose_listing(listing, page_size, sort, cat, cat_type)
         )
         waiting: dict[int, list[ShopItem]] = {}
         next_page = 1
         result: ShopResult | None = None
-        async for event in Harvest(self, [query], keep_items=False).events():
+        harvest = Harvest(self, [query], keep_items=False, max_pages=max_pages)
+        async for event in harvest.events():
             if isinstance(event, ShopResult):
                 result = event
                 continue
@@ -265,24 +332,28 @@ class Client:
         self,
         shop_url: str,
         *,
-        page_size: int = 20,
-        sort: str | Sort = "default",
+        page_size: int | None = None,
+        sort: str | Sort | None = None,
         cat: str | None = None,
         cat_type: str | None = None,
+        listing: Listing | None = None,
+        max_pages: int | None = None,
     ) -> ShopResult:
         """Fetch every product of a shop: page 1, then the other pages concurrently.
 
-        A shop-level failure does not raise: the result's ``status`` is ``"failed"``
-        or ``"partial"`` with ``error`` set.
+        The listing is ``listing`` or the options (default 20 a page, default order);
+        ``max_pages`` caps the pages read (see :class:`Harvest`). A shop-level
+        failure does not raise: the result's ``status`` is ``"failed"`` or
+        ``"partial"`` with ``error`` set.
 
         Raises:
             InvalidParameterError: a bad argument, the shop URL included.
             FatalError: authentication, balance or budget.
         """
         query = ShopQuery.build(
-            shop_url, page_size=page_size, sort=sort, cat=cat, cat_type=cat_type
+            shop_url, listing=choose_listing(listing, page_size, sort, cat, cat_type)
         )
-        async for result in Harvest(self, [query]):
+        async for result in Harvest(self, [query], max_pages=max_pages):
             return result
         raise AssertionError("a harvest of one shop yields one result")  # pragma: no cover
 
@@ -290,15 +361,17 @@ class Client:
 
     def harvest(
         self,
-        shop_urls: Iterable[str] | AsyncIterable[str],
+        shop_urls: ShopSource,
         *,
-        page_size: int = 20,
-        sort: str | Sort = "default",
+        page_size: int | None = None,
+        sort: str | Sort | None = None,
         cat: str | None = None,
         cat_type: str | None = None,
+        listing: Listing | None = None,
         journal: Journal | None = None,
         keep_items: bool = True,
         max_open_shops: int | None = None,
+        max_pages: int | None = None,
     ) -> Harvest:
         """Harvest many shops; iterate the result for a :class:`ShopResult` per shop.
 
@@ -307,13 +380,16 @@ class Client:
         the harvest goes on; a fatal error stops it and is raised.
 
         Args:
+            listing: the listing of every shop, or give its options (``page_size``,
+                ``sort``, ``cat``, ``cat_type``) separately.
             journal: records progress for resuming (see :class:`Journal`).
             keep_items: keep each shop's items in its result; pass ``False`` when a
                 journal streams them to a file, so memory does not grow with items.
             max_open_shops: shops harvested at once; default ``2 * concurrency``.
+            max_pages: the most pages read of one shop (see :class:`Harvest`).
 
         Raises:
-            InvalidParameterError: a bad ``page_size``, ``sort``, ``cat`` or ``cat_type``.
+            InvalidParameterError: a bad listing option, or a listing given twice.
         """
         return Harvest(
             self,
@@ -322,7 +398,9 @@ class Client:
             sort=sort,
             cat=cat,
             cat_type=cat_type,
+            listing=listing,
             journal=journal,
             keep_items=keep_items,
             max_open_shops=max_open_shops,
+            max_pages=max_pages,
         )

@@ -14,18 +14,51 @@ import heapq
 import itertools
 from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Iterable
-from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import Protocol
 
 from ._errors import FatalError, HarvestStopped, InvalidParameterError, TmapiError
 from ._journal import Journal
-from ._models import ShopItem, Sort
+from ._listing import Listing, choose_listing
+from ._models import ShopItem, ShopItemsPage, Sort
 from ._protocol import ShopQuery, normalise_shop_url
 from ._shop import ShopCheckpoint, ShopCrawl, ShopResult
 from ._stats import HarvestProgress
 
-if TYPE_CHECKING:
-    from ._client import Client
+Fetched = tuple[ShopItemsPage | None, TmapiError | None, int]
+"""A page fetched for good: ``(answer, None, requests)`` or ``(None, error, requests)``,
+with the requests it took (each billed), retries included."""
+
+
+class PageSource(Protocol):
+    """What the harvest needs from a client: pages, their cost, and a way to stop."""
+
+    @property
+    def concurrency(self) -> int:
+        """The most requests in flight: the harvest runs as many workers."""
+
+    @property
+    def requests(self) -> int:
+        """Requests sent so far, retries included."""
+
+    @property
+    def retries(self) -> int:
+        """Requests that were retries of a failed one."""
+
+    @property
+    def fatal(self) -> FatalError | None:
+        """The error that stopped the source, if one did."""
+
+    def stop(self, error: FatalError) -> None:
+        """Send nothing more: waiting requests (for admission or in backoff) and later
+        ones raise ``error``."""
+
+    async def fetch_counted(self, query: ShopQuery, page: int) -> Fetched:
+        """Fetch one page, retrying as the source sees fit.
+
+        Raises:
+            FatalError: the source is stopped; the page stays unanswered.
+        """
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,32 +98,42 @@ def _resumed(shop_url: str, checkpoint: ShopCheckpoint) -> ShopResult:
 class Harvest:
     """A running harvest: an async iterator of :class:`ShopResult`, one per shop.
 
+    ``client`` is a :class:`~tmapi_async.Client` (any :class:`PageSource`). Shops come
+    as URLs, read with ``listing`` (or its options given separately), or as
+    :class:`ShopQuery` values. ``max_pages`` caps the pages read of one shop (default
+    ``DEFAULT_MAX_PAGES``): a shop that reaches it ends ``partial``, saying so.
+
     Attributes:
         progress: live counters, for progress displays.
     """
 
     def __init__(
         self,
-        client: Client,
+        client: PageSource,
         shops: ShopSource,
         *,
-        page_size: int = 20,
-        sort: str | Sort = "default",
+        page_size: int | None = None,
+        sort: str | Sort | None = None,
         cat: str | None = None,
         cat_type: str | None = None,
+        listing: Listing | None = None,
         journal: Journal | None = None,
         keep_items: bool = True,
         max_open_shops: int | None = None,
+        max_pages: int | None = None,
     ) -> None:
-        # The shared options are validated once; each shop only swaps in its URL.
-        self._template = ShopQuery.build(
-            "https://shop.1688.com/", page_size=page_size, sort=sort, cat=cat, cat_type=cat_type
-        )
-        self._client = client
+        # Validated once, shared by every shop given as a URL.
+        self._listing = choose_listing(listing, page_size, sort, cat, cat_type)
+        if max_pages is not None and (
+            isinstance(max_pages, bool) or not isinstance(max_pages, int) or max_pages < 1
+        ):
+            raise InvalidParameterError(f"max_pages must be an integer >= 1, got {max_pages!r}")
+        self._max_pages = max_pages
+        self._source = client
         self._input = _aiter(shops)
         self._journal = journal
         self._keep_items = keep_items
-        self._max_workers = client.throttle.concurrency
+        self._max_workers = client.concurrency
         self._max_open = 2 * self._max_workers if max_open_shops is None else max_open_shops
         if self._max_open < 1:
             raise InvalidParameterError(f"max_open_shops must be >= 1, got {max_open_shops!r}")
@@ -128,7 +171,7 @@ class Harvest:
         with it (create a new one to go on).
         """
         stopped = HarvestStopped("harvest stopped on request")
-        self._client.throttle.fail(stopped)  # requests waiting to leave end too
+        self._source.stop(stopped)  # requests waiting to leave or in backoff end too
         self._fail(stopped)
 
     def events(self) -> AsyncIterator[ShopResult | PageEvent]:
@@ -256,8 +299,9 @@ class Harvest:
 
     async def _next_work(self) -> tuple[ShopCrawl, int] | None:
         while True:
-            if self._client.throttle.fatal is not None:
-                self._fail(self._client.throttle.fatal)  # perhaps raised for another caller
+            fatal = self._source.fatal
+            if fatal is not None:
+                self._fail(fatal)  # perhaps raised for another caller
             if self._error is not None:
                 return None
             if self._heap:
@@ -272,14 +316,14 @@ class Harvest:
 
     async def _fetch(self, crawl: ShopCrawl, page: int) -> None:
         try:
-            try:
-                answer = await self._client.fetch_page(crawl.query, page, crawl)
-            except FatalError:
-                raise  # the page stays unrecorded: a rerun asks for it
-            except TmapiError as error:
+            # A FatalError raises through: the page stays unrecorded, a rerun asks for it.
+            answer, error, sent = await self._source.fetch_counted(crawl.query, page)
+            crawl.requests += sent
+            if error is not None:
                 crawl.reject(page, error)
                 fresh: list[ShopItem] = []
             else:
+                assert answer is not None
                 fresh = crawl.accept(page, answer)
                 if self._journal is not None:
                     await self._journal.record_page(crawl.query.shop_url, page, answer, fresh)
@@ -291,8 +335,8 @@ class Harvest:
             if crawl.finished:
                 await self._finish(crawl)
         finally:
-            self.progress.requests = self._client.requests
-            self.progress.retries = self._client.retries
+            self.progress.requests = self._source.requests
+            self.progress.retries = self._source.retries
             self._busy -= 1
             self._wake_if_finished()
 
@@ -333,7 +377,7 @@ class Harvest:
             query = (
                 entry
                 if isinstance(entry, ShopQuery)
-                else replace(self._template, shop_url=normalise_shop_url(entry))
+                else ShopQuery(normalise_shop_url(entry), self._listing)
             )
         except InvalidParameterError as error:
             result = ShopResult(shop_url=str(entry), status="failed", error=error)

@@ -25,25 +25,66 @@ from ._errors import (
     TmapiError,
     TransientError,
     UpstreamError,
+    quote_input,
 )
+from ._listing import DEFAULT_LISTING, Listing, choose_listing
 from ._models import ShopItemsPage, Sort, error_decoder, page_decoder
+from ._secret import REDACTED as REDACTED  # the marker, where callers look for it
+from ._secret import redact as _redact
 
 ENDPOINT_PATH = "/1688/shop/items/v2"
 DEFAULT_BASE_URL = "https://api.tmapi.io"
 
 _SHOP_NAME = re.compile(r"[a-z0-9][a-z0-9-]*")
-_NOT_SHOPS = frozenset({"www", "detail", "s", "login"})  # 1688 hosts that are no shop
+
+SERVICE_HOSTS = frozenset(
+    {
+        # Browsing and buying: the portal, the mobile site, search, product pages,
+        # promotions and topic pages, the cart and orders.
+        *("www", "m", "s", "search", "detail", "offer", "show", "sale", "air", "page"),
+        *("dj", "p4p", "cart", "trade"),
+        # Accounts and the sellers' tools.
+        *("login", "passport", "member", "work", "seller", "fuwu", "open", "wuliu"),
+        # Content, rules and help.
+        *("club", "news", "info", "help", "rule", "daxue", "exodus"),
+    }
+)
+"""Hosts ``NAME.1688.com`` that are 1688's own services, not shops.
+
+1688 reserves the names of its services, so no shop can be called so; an URL on one
+of them (a product page on ``detail``, a search on ``s``, the mobile site ``m``) is
+refused before anything is sent, instead of being billed as a shop that does not exist.
+"""
+
+_USE_INSTEAD = "use the shop's own home page https://NAME.1688.com/"
+_MOBILE_HINT = (
+    "a page of the mobile site: open the shop on a computer and copy its "
+    "https://NAME.1688.com/ address"
+)
 _SORTS = frozenset(s.value for s in Sort)
+
+
+def _not_a_shop(host: str, name: str) -> str:
+    """Why a host on 1688.com is no shop, and which URL to use instead."""
+    if name == "m" or host.endswith(".m.1688.com"):
+        return f"{host} is {_MOBILE_HINT}"
+    if name == "detail":
+        return (
+            f"{host} is a product page, not a shop: {_USE_INSTEAD} (linked from the product page)"
+        )
+    return f"{host} is one of 1688's own services, not a shop: {_USE_INSTEAD}"
 
 
 def normalise_shop_url(shop_url: str) -> str:
     """Return the shop's home page ``https://NAME.1688.com/`` or raise.
 
     Accepts any http(s) URL on the shop's host (a product or category page of the
-    shop too), with surrounding spaces.
+    shop too), with surrounding spaces. Hosts of 1688's own services
+    (:data:`SERVICE_HOSTS`: ``www``, ``m``, ``detail``, ``s``...) are no shop.
 
     Raises:
-        InvalidParameterError: not an http(s) URL whose host is ``NAME.1688.com``.
+        InvalidParameterError: not an http(s) URL whose host is ``NAME.1688.com``, or
+            the host is one of 1688's services; the message says which URL to use.
     """
     text = shop_url.strip() if isinstance(shop_url, str) else ""
     try:
@@ -52,18 +93,13 @@ def normalise_shop_url(shop_url: str) -> str:
     except ValueError:
         parts, host = None, ""
     name, dot, domain = host.partition(".")
-    if (
-        parts is None
-        or parts.scheme.lower() not in ("http", "https")
-        or domain != "1688.com"
-        or not dot
-        or not _SHOP_NAME.fullmatch(name)
-        or name in _NOT_SHOPS
-    ):
-        raise InvalidParameterError(
-            f"shop_url must be a 1688 shop URL like https://NAME.1688.com/, got {shop_url!r}"
-        )
-    return f"https://{name}.1688.com/"
+    why = "it must be a 1688 shop URL like https://NAME.1688.com/"
+    if parts is not None and parts.scheme.lower() in ("http", "https"):
+        if (dot and domain == "1688.com" and name in SERVICE_HOSTS) or host.endswith(".m.1688.com"):
+            why = _not_a_shop(host, name)
+        elif dot and domain == "1688.com" and _SHOP_NAME.fullmatch(name):
+            return f"https://{name}.1688.com/"
+    raise InvalidParameterError(f"shop_url {quote_input(shop_url)} is refused: {why}")
 
 
 def validate_page(page: int) -> int:
@@ -73,19 +109,18 @@ def validate_page(page: int) -> int:
     return page
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)  # no slots: with them, setting a property raises TypeError
 class ShopQuery:
-    """A validated request for one shop's listing, minus the page number.
+    """One shop's listing to read, minus the page number: a shop URL plus a
+    :class:`~tmapi_async.Listing`.
 
     ``query`` is the encoded query string without token or page, built once so that
-    each page costs one string concatenation.
+    each page costs one string concatenation. Build one with :meth:`build`, which
+    validates; the constructor trusts ``shop_url`` to be normalised already.
     """
 
     shop_url: str
-    page_size: int = 20
-    sort: str = "default"
-    cat: str | None = None
-    cat_type: str | None = None
+    listing: Listing = DEFAULT_LISTING
 
     @classmethod
     def build(
@@ -96,44 +131,43 @@ class ShopQuery:
         sort: str | Sort = "default",
         cat: str | int | None = None,
         cat_type: str | int | None = None,
+        listing: Listing | None = None,
     ) -> ShopQuery:
-        """Validate every parameter; raise :class:`InvalidParameterError` naming the bad one."""
-        if isinstance(page_size, bool) or not isinstance(page_size, int) or page_size < 1:
-            raise InvalidParameterError(f"page_size must be an integer >= 1, got {page_size!r}")
-        sort_value = sort.value if isinstance(sort, Sort) else sort
-        if sort_value not in _SORTS:
-            raise InvalidParameterError(
-                f"sort must be one of {', '.join(s.value for s in Sort)}; got {sort!r}"
-            )
-        if cat_type is not None and str(cat_type) not in ("0", "1"):
-            raise InvalidParameterError(f'cat_type must be "0" or "1", got {cat_type!r}')
-        if cat is not None and not str(cat).strip():
-            raise InvalidParameterError(f"cat must be a category id, got {cat!r}")
-        return cls(
-            normalise_shop_url(shop_url),
-            page_size,
-            sort_value,
-            None if cat is None else str(cat).strip(),
-            None if cat_type is None else str(cat_type),
-        )
+        """Validate the shop URL and the listing, given whole or as its options (not
+        both); raise :class:`InvalidParameterError` naming the bad one."""
+        if listing is None:
+            listing = Listing(page_size, sort, cat, cat_type)
+        elif (page_size, sort, cat, cat_type) != (20, "default", None, None):
+            raise InvalidParameterError("give either listing= or its options, not both")
+        return cls(normalise_shop_url(shop_url), choose_listing(listing))
 
     query: str = field(init=False, repr=False, compare=False)
     """The encoded query string of everything but the token and the page."""
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "query", self._encode())  # once: each page reuses it
+        # Once: each page reuses it.
+        query = f"shop_url={quote(self.shop_url, safe='')}&{self.listing.query}"
+        object.__setattr__(self, "query", query)
 
-    def _encode(self) -> str:
-        parts = [
-            f"shop_url={quote(self.shop_url, safe='')}",
-            f"page_size={self.page_size}",
-            f"sort={self.sort}",
-        ]
-        if self.cat is not None:
-            parts.append(f"cat={quote(self.cat, safe='')}")
-        if self.cat_type is not None:
-            parts.append(f"cat_type={self.cat_type}")
-        return "&".join(parts)
+    @property
+    def page_size(self) -> int:
+        """Products per page asked for (the listing's)."""
+        return self.listing.page_size
+
+    @property
+    def sort(self) -> str:
+        """The listing's sort order."""
+        return self.listing.sort
+
+    @property
+    def cat(self) -> str | None:
+        """The listing's category id, if any."""
+        return self.listing.cat
+
+    @property
+    def cat_type(self) -> str | None:
+        """The listing's category type, if any."""
+        return self.listing.cat_type
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
@@ -181,24 +215,23 @@ def error_for(
     )
 
 
-REDACTED = "***"
-
-
 def redact(text: str, secret: str) -> str:
-    """``text`` with every occurrence of ``secret`` (plain or URL-quoted) replaced."""
-    if not secret:
-        return text
-    for form in {secret, quote(secret, safe="")}:
-        text = text.replace(form, REDACTED)
-    return text
+    """``text`` scrubbed of ``secret`` by the one redaction rule (:mod:`._secret`)."""
+    return _redact(text, secret) if secret else text
 
 
-def _error_message(body: bytes) -> tuple[int | None, str]:
+_MESSAGE_LIMIT = 200  # the server's msg, in an error: a sentence, not a page of garbage
+
+
+def _error_message(body: bytes, secret: str) -> tuple[int | None, str]:
     try:
         head = error_decoder.decode(body)
     except msgspec.DecodeError:
         return None, ""
-    return head.code, (head.msg or "").strip()
+    message = redact((head.msg or "").strip(), secret)  # scrub whole, then cut
+    if len(message) > _MESSAGE_LIMIT:
+        message = f"{message[:_MESSAGE_LIMIT]}… ({len(message)} characters)"
+    return head.code, message
 
 
 def decipher(
@@ -206,23 +239,27 @@ def decipher(
 ) -> ShopItemsPage:
     """Turn one HTTP answer into a page, or raise the most specific :class:`TmapiError`.
 
-    ``secret`` (the token) is scrubbed from any message the server sends back.
+    ``secret`` (the token) is scrubbed from any message the server sends back. A page
+    whose ``page_size`` or ``total_count`` is out of bounds (see :class:`ShopItemsPage`)
+    is a :class:`DecodeError`: retried, like any answer that makes no sense.
     """
+    shape_error = ""
     if status == 200:
         try:
             envelope = page_decoder.decode(body)
-        except msgspec.ValidationError:
+        except msgspec.ValidationError as exc:
             envelope = None  # an error envelope whose data is not a page: read below
+            shape_error = str(exc)[:_MESSAGE_LIMIT]  # names the field, never its value
         except msgspec.DecodeError as exc:
             raise DecodeError(f"answer is not valid JSON: {exc}", status=status) from exc
         if envelope is not None and envelope.code == 200:
             if envelope.data is None:
                 raise DecodeError("answer has code 200 but no data", code=200, status=status)
             return envelope.data
-    code, message = _error_message(body)
-    message = redact(message, secret)
+    code, message = _error_message(body, secret)
     if status == 200 and code in (None, 200):
-        raise DecodeError("answer is not shaped like a shop-items page", status=status)
+        detail = f": {shape_error}" if shape_error else ""
+        raise DecodeError(f"answer is not shaped like a shop-items page{detail}", status=status)
     retry_after = parse_retry_after(headers.get("Retry-After"))
     if status != 200:
         code = status  # the HTTP status is the stronger signal

@@ -1,46 +1,104 @@
-"""The one module that knows aiohttp: send a GET, return ``(status, headers, body)``.
+"""How requests reach the API: a ``Transport`` answers ``(status, headers, body)``.
 
-The token rides in every URL, and aiohttp's errors may quote the URL. So every
-aiohttp or timeout error becomes a :class:`TransportError` whose text is scrubbed,
-chained to the original only when no part of its traceback names the token.
+:class:`AiohttpTransport` is the one class that knows aiohttp. The token rides in every
+URL, and aiohttp's errors may quote the URL. So every aiohttp or timeout error becomes
+a :class:`TransportError` whose text is scrubbed, chained to the original only when no
+part of its traceback names the token.
+
+:class:`MockTransport` answers from a function instead, with no socket: tests of the
+client inject answers with it, as with httpx's transport of the same name.
 """
 
 from __future__ import annotations
 
+import inspect
 import traceback
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Protocol
 from urllib.parse import quote
 
 import aiohttp
 from yarl import URL
 
 from ._errors import TransportError
-from ._protocol import ENDPOINT_PATH, redact
+from ._protocol import ENDPOINT_PATH
+from ._secret import Redactor, redactor
+
+Answer = tuple[int, Mapping[str, str], bytes]
+"""An HTTP answer: status, headers, body."""
 
 
-def _mentions(error: BaseException, secret: str) -> bool:
-    rendered = "".join(traceback.format_exception(error))
-    return secret in rendered or quote(secret, safe="") in rendered
+class Transport(Protocol):
+    """What sends the client's requests."""
+
+    async def open(self) -> None:
+        """Get ready to send (the client's ``__aenter__`` awaits it)."""
+
+    async def close(self) -> None:
+        """Let go of connections (the client's ``aclose`` awaits it)."""
+
+    async def get(self, query: str) -> Answer:
+        """Answer the endpoint's GET for ``query`` (encoded; no token, which the
+        transport adds if it sends over a network).
+
+        Raises:
+            TransportError: no complete answer arrived; its text names no token.
+        """
 
 
-class Transport:
+Handler = Callable[[str], Answer | Awaitable[Answer]]
+
+
+class MockTransport:
+    """A :class:`Transport` that asks ``handler(query)`` (plain or async) for answers.
+
+    ``queries`` lists every query asked, in order. The handler may raise
+    :class:`TransportError` to act as a network failure.
+    """
+
+    __slots__ = ("_handler", "queries")
+
+    def __init__(self, handler: Handler) -> None:
+        self._handler = handler
+        self.queries: list[str] = []
+
+    async def open(self) -> None:
+        """Nothing to open."""
+
+    async def close(self) -> None:
+        """Nothing to close."""
+
+    async def get(self, query: str) -> Answer:
+        """The handler's answer to ``query``."""
+        self.queries.append(query)
+        answer = self._handler(query)
+        if inspect.isawaitable(answer):
+            return await answer
+        return answer
+
+
+def _mentions(error: BaseException, scrubber: Redactor) -> bool:
+    return scrubber.mentions("".join(traceback.format_exception(error)))
+
+
+class AiohttpTransport:
     """An aiohttp session bound to one base URL and one token."""
 
-    __slots__ = ("_prefix", "_session", "_timeout", "_token", "base_url", "connections")
+    __slots__ = ("_prefix", "_redactor", "_session", "_timeout", "base_url", "connections")
 
     def __init__(self, *, base_url: str, token: str, timeout: float, connections: int) -> None:
         if not token:
             raise ValueError("token must not be empty")
         self.base_url = base_url.rstrip("/")
         self.connections = connections
-        self._token = token
+        self._redactor = redactor(token)
         self._timeout = timeout
         # Built once: a page costs one concatenation and no re-encoding.
         self._prefix = f"{self.base_url}{ENDPOINT_PATH}?apiToken={quote(token, safe='')}&"
         self._session: aiohttp.ClientSession | None = None
 
     def __repr__(self) -> str:
-        return f"Transport(base_url={self.base_url!r})"
+        return f"AiohttpTransport(base_url={self.base_url!r})"
 
     async def open(self) -> None:
         """Create the session (inside the running loop, as aiohttp requires)."""
@@ -61,11 +119,11 @@ class Transport:
             session, self._session = self._session, None
             await session.close()
 
-    async def get(self, query: str) -> tuple[int, Mapping[str, str], bytes]:
+    async def get(self, query: str) -> Answer:
         """GET the endpoint with ``query`` (encoded, without the token).
 
         Raises:
-            TransportError: no complete answer arrived (refused, reset, timed out).
+            TransportError: no complete answer arrived (refused, reset, cut, timed out).
         """
         session = self._session
         if session is None:
@@ -80,13 +138,8 @@ class Transport:
         # Raised outside the handlers, so that the aiohttp error is no implicit context.
         raise error
 
-    @property
-    def secret(self) -> str:
-        """The token, for scrubbing messages; never put it in one."""
-        return self._token
-
     def _error(self, message: str, cause: BaseException) -> TransportError:
-        error = TransportError(redact(message, self._token))
-        if not _mentions(cause, self._token):
+        error = TransportError(self._redactor.scrub(message))
+        if not _mentions(cause, self._redactor):
             error.__cause__ = cause  # safe to show: the traceback keeps what went wrong
         return error
