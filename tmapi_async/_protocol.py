@@ -25,7 +25,6 @@ from ._errors import (
     TmapiError,
     TransientError,
     UpstreamError,
-    quote_input,
 )
 from ._listing import DEFAULT_LISTING, Listing, choose_listing
 from ._models import ShopItemsPage, Sort, error_decoder, page_decoder
@@ -36,55 +35,18 @@ ENDPOINT_PATH = "/1688/shop/items/v2"
 DEFAULT_BASE_URL = "https://api.tmapi.io"
 
 _SHOP_NAME = re.compile(r"[a-z0-9][a-z0-9-]*")
-
-SERVICE_HOSTS = frozenset(
-    {
-        # Browsing and buying: the portal, the mobile site, search, product pages,
-        # promotions and topic pages, the cart and orders.
-        *("www", "m", "s", "search", "detail", "offer", "show", "sale", "air", "page"),
-        *("dj", "p4p", "cart", "trade"),
-        # Accounts and the sellers' tools.
-        *("login", "passport", "member", "work", "seller", "fuwu", "open", "wuliu"),
-        # Content, rules and help.
-        *("club", "news", "info", "help", "rule", "daxue", "exodus"),
-    }
-)
-"""Hosts ``NAME.1688.com`` that are 1688's own services, not shops.
-
-1688 reserves the names of its services, so no shop can be called so; an URL on one
-of them (a product page on ``detail``, a search on ``s``, the mobile site ``m``) is
-refused before anything is sent, instead of being billed as a shop that does not exist.
-"""
-
-_USE_INSTEAD = "use the shop's own home page https://NAME.1688.com/"
-_MOBILE_HINT = (
-    "a page of the mobile site: open the shop on a computer and copy its "
-    "https://NAME.1688.com/ address"
-)
+_NOT_SHOPS = frozenset({"www", "detail", "s", "login"})  # 1688 hosts that are no shop
 _SORTS = frozenset(s.value for s in Sort)
-
-
-def _not_a_shop(host: str, name: str) -> str:
-    """Why a host on 1688.com is no shop, and which URL to use instead."""
-    if name == "m" or host.endswith(".m.1688.com"):
-        return f"{host} is {_MOBILE_HINT}"
-    if name == "detail":
-        return (
-            f"{host} is a product page, not a shop: {_USE_INSTEAD} (linked from the product page)"
-        )
-    return f"{host} is one of 1688's own services, not a shop: {_USE_INSTEAD}"
 
 
 def normalise_shop_url(shop_url: str) -> str:
     """Return the shop's home page ``https://NAME.1688.com/`` or raise.
 
     Accepts any http(s) URL on the shop's host (a product or category page of the
-    shop too), with surrounding spaces. Hosts of 1688's own services
-    (:data:`SERVICE_HOSTS`: ``www``, ``m``, ``detail``, ``s``...) are no shop.
+    shop too), with surrounding spaces.
 
     Raises:
-        InvalidParameterError: not an http(s) URL whose host is ``NAME.1688.com``, or
-            the host is one of 1688's services; the message says which URL to use.
+        InvalidParameterError: not an http(s) URL whose host is ``NAME.1688.com``.
     """
     text = shop_url.strip() if isinstance(shop_url, str) else ""
     try:
@@ -93,13 +55,18 @@ def normalise_shop_url(shop_url: str) -> str:
     except ValueError:
         parts, host = None, ""
     name, dot, domain = host.partition(".")
-    why = "it must be a 1688 shop URL like https://NAME.1688.com/"
-    if parts is not None and parts.scheme.lower() in ("http", "https"):
-        if (dot and domain == "1688.com" and name in SERVICE_HOSTS) or host.endswith(".m.1688.com"):
-            why = _not_a_shop(host, name)
-        elif dot and domain == "1688.com" and _SHOP_NAME.fullmatch(name):
-            return f"https://{name}.1688.com/"
-    raise InvalidParameterError(f"shop_url {quote_input(shop_url)} is refused: {why}")
+    if (
+        parts is None
+        or parts.scheme.lower() not in ("http", "https")
+        or domain != "1688.com"
+        or not dot
+        or not _SHOP_NAME.fullmatch(name)
+        or name in _NOT_SHOPS
+    ):
+        raise InvalidParameterError(
+            f"shop_url must be a 1688 shop URL like https://NAME.1688.com/, got {shop_url!r}"
+        )
+    return f"https://{name}.1688.com/"
 
 
 def validate_page(page: int) -> int:
@@ -220,18 +187,12 @@ def redact(text: str, secret: str) -> str:
     return _redact(text, secret) if secret else text
 
 
-_MESSAGE_LIMIT = 200  # the server's msg, in an error: a sentence, not a page of garbage
-
-
-def _error_message(body: bytes, secret: str) -> tuple[int | None, str]:
+def _error_message(body: bytes) -> tuple[int | None, str]:
     try:
         head = error_decoder.decode(body)
     except msgspec.DecodeError:
         return None, ""
-    message = redact((head.msg or "").strip(), secret)  # scrub whole, then cut
-    if len(message) > _MESSAGE_LIMIT:
-        message = f"{message[:_MESSAGE_LIMIT]}… ({len(message)} characters)"
-    return head.code, message
+    return head.code, (head.msg or "").strip()
 
 
 def decipher(
@@ -239,27 +200,23 @@ def decipher(
 ) -> ShopItemsPage:
     """Turn one HTTP answer into a page, or raise the most specific :class:`TmapiError`.
 
-    ``secret`` (the token) is scrubbed from any message the server sends back. A page
-    whose ``page_size`` or ``total_count`` is out of bounds (see :class:`ShopItemsPage`)
-    is a :class:`DecodeError`: retried, like any answer that makes no sense.
+    ``secret`` (the token) is scrubbed from any message the server sends back.
     """
-    shape_error = ""
     if status == 200:
         try:
             envelope = page_decoder.decode(body)
-        except msgspec.ValidationError as exc:
+        except msgspec.ValidationError:
             envelope = None  # an error envelope whose data is not a page: read below
-            shape_error = str(exc)[:_MESSAGE_LIMIT]  # names the field, never its value
         except msgspec.DecodeError as exc:
             raise DecodeError(f"answer is not valid JSON: {exc}", status=status) from exc
         if envelope is not None and envelope.code == 200:
             if envelope.data is None:
                 raise DecodeError("answer has code 200 but no data", code=200, status=status)
             return envelope.data
-    code, message = _error_message(body, secret)
+    code, message = _error_message(body)
+    message = redact(message, secret)
     if status == 200 and code in (None, 200):
-        detail = f": {shape_error}" if shape_error else ""
-        raise DecodeError(f"answer is not shaped like a shop-items page{detail}", status=status)
+        raise DecodeError("answer is not shaped like a shop-items page", status=status)
     retry_after = parse_retry_after(headers.get("Retry-After"))
     if status != 200:
         code = status  # the HTTP status is the stronger signal
