@@ -119,7 +119,8 @@ async def test_page_one_first_then_older_shops_first() -> None:
     seq = {"a": 0, "b": 1, "c": 2}
     for name in seq:
         mine = [page for shop, page in source.asked if shop == name]
-        assert mine[0] == 1 and sorted(mine) == [1, 2, 3, 4, 5]
+        assert mine[0] == 1
+        assert sorted(mine) == [1, 2, 3, 4, 5]
     later = [seq[shop] for shop, page in source.asked if page != 1]
     assert later == sorted(later)  # one worker: never a younger shop's page first
 
