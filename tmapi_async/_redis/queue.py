@@ -160,8 +160,12 @@ class HarvestQueue:
 
     # -- the harvest ---------------------------------------------------------------------
 
-    async def create(self, *, output: str, params: Mapping[str, object]) -> None:
+    async def create(
+        self, *, output: str, params: Mapping[str, object], max_pages: int | None = None
+    ) -> None:
         """Register the harvest (or find it again) and open it to workers.
+
+        ``params`` (the listing) must be those of every run; ``max_pages`` may change.
 
         Raises:
             ValueError: the harvest exists with other parameters.
@@ -180,13 +184,21 @@ class HarvestQueue:
             except Exception as error:  # BUSYGROUP: created by an earlier run
                 if "BUSYGROUP" not in str(error):
                     raise
-        await self.redis.hset(self.meta_key, mapping={"output": output, "state": "open"})
+        pages = "" if max_pages is None else str(max_pages)
+        await self.redis.hset(
+            self.meta_key, mapping={"output": output, "state": "open", "max_pages": pages}
+        )
         await self.redis.sadd(f"{self.prefix}:harvests", self.hid)
 
     async def params(self) -> dict[str, Any] | None:
         """The harvest's parameters (``None``: no such harvest)."""
         raw = await self.redis.hget(self.meta_key, "params")
         return None if raw is None else dict(json.loads(_text(raw)))
+
+    async def max_pages(self) -> int | None:
+        """The bound on pages per shop the last run set (``None``: the library's)."""
+        raw = await self.redis.hget(self.meta_key, "max_pages")
+        return int(raw) if raw else None
 
     async def set_state(self, state: str) -> None:
         """``open`` (workers serve it) or ``finished`` (exported; workers skip it)."""

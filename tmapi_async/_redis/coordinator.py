@@ -1,0 +1,364 @@
+"""The coordinator of a harvest through Redis: submit the shops, export the results.
+
+:class:`RedisHarvest` is what ``harvest --redis`` iterates instead of a local
+:class:`~tmapi_async._harvest.Harvest` (same face: ``progress``, ``stop()``, an async
+iterator of :class:`ShopResult`). It submits the shops (the same state file is the
+same harvest: a rerun submits nothing twice, and shops that failed are tried again),
+starts local worker processes if asked, and writes every committed page into the
+export journal exactly once: its own pending results first (after a kill), then new
+ones; pages the journal holds are skipped; the journal commits *before* Redis is told
+the results are taken (``XACK``), so a kill at any instant loses nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Final
+
+import msgspec
+
+from .._errors import FatalError, HarvestStopped, InvalidParameterError, TmapiError
+from .._models import ShopItem, ShopItemsPage
+from .._protocol import normalise_shop_url
+from .._shop import ShopResult
+from .._stats import HarvestProgress
+from .connection import RedisConnection, open_connection
+from .queue import HarvestQueue, PageCommitted, Result, ShopFinished, harvest_id
+from .throttle import RedisThrottle
+from .worker import alive, read_workers
+
+if TYPE_CHECKING:
+    from ..export import ExportJournal
+
+_SUBMIT_BATCH: Final = 200  # shops per submit round trip
+_READ_BATCH: Final = 500  # results per read
+_WORKER_STOP: Final = 10.0  # seconds a local worker gets to stop before it is killed
+_decode_items = msgspec.json.Decoder(list[ShopItem]).decode
+
+
+class LocalWorkers:
+    """``count`` worker processes on this machine (``tmapi-async worker``).
+
+    The token and the Redis URL reach them through their environment, never argv
+    (argv shows in every process list).
+    """
+
+    def __init__(
+        self, count: int, *, env: Mapping[str, str], args: Sequence[str] = (), quiet: bool = True
+    ) -> None:
+        self._count = count
+        self._env = {**os.environ, **env}
+        self._args = list(args)
+        self._quiet = quiet
+        self.processes: list[asyncio.subprocess.Process] = []
+
+    async def start(self) -> None:
+        command = ["-m", "tmapi_async", "worker", *self._args]
+        output = subprocess.DEVNULL if self._quiet else None
+        for _ in range(self._count):
+            process = await asyncio.create_subprocess_exec(
+                sys.executable, *command, env=self._env, stdout=output, stderr=output
+            )
+            self.processes.append(process)
+
+    async def stop(self) -> None:
+        """SIGTERM each (they hand their shops back), kill those still there after 10 s."""
+        for process in self.processes:
+            if process.returncode is None:
+                process.send_signal(signal.SIGTERM)
+        for process in self.processes:
+            try:
+                await asyncio.wait_for(process.wait(), _WORKER_STOP)
+            except TimeoutError:
+                process.kill()
+                await process.wait()
+
+
+@dataclass(slots=True)
+class _OpenShop:
+    """A shop the export has results of in this run: what it holds already."""
+
+    seen: set[str]
+    pages: set[int]
+    complete: bool = False
+
+
+@dataclass(slots=True)
+class ClusterView:
+    """What the coordinator last learned of the cluster."""
+
+    workers_alive: int = 0
+    requests: int = 0
+    queued: int = 0
+    in_progress: int = 0
+    log: list[str] = field(default_factory=list)
+
+
+class RedisHarvest:
+    """A harvest run by workers through Redis, exported here.
+
+    Args:
+        url: the Redis URL.
+        journal: the export journal (its state file names the harvest).
+        output: the export's path (shown by ``status``).
+        shops: the SHOPS lines, read lazily.
+        params: the listing (as the journal records it); ``max_pages`` apart.
+        workers: local worker processes to start (None: none).
+        limits: the token and its ``(rate, burst, concurrency)`` to set in Redis for
+            every process of the token (None: leave the limits in force).
+        on_event: receives a line for things worth telling (workers alive changed).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        journal: ExportJournal,
+        shops: AsyncIterable[str],
+        *,
+        output: Path,
+        params: Mapping[str, object],
+        max_pages: int | None = None,
+        workers: LocalWorkers | None = None,
+        limits: tuple[str, float, int | None, int] | None = None,
+        on_event: Callable[[str], None] | None = None,
+        poll: float = 0.5,
+    ) -> None:
+        self._url = url
+        self._limits = limits
+        self._journal = journal
+        self._output = output
+        self._input = shops
+        self._params = dict(params)
+        self._max_pages = max_pages
+        self._workers = workers
+        self.on_event = on_event or (lambda line: None)
+        self._poll = poll
+        self.hid = harvest_id(journal.state_path)
+        self.progress = HarvestProgress()
+        self.cluster = ClusterView()
+        self._stopping = asyncio.Event()
+        self._results: asyncio.Queue[ShopResult] = asyncio.Queue()
+        self._shops: dict[str, _OpenShop] = {}
+        self._submitted_all = False
+        self._shop_requests = 0  # requests the finished shops took (in this harvest)
+        self._started = False
+
+    def stop(self) -> None:
+        """Stop: submit and export nothing more; local workers hand their shops back.
+        Iteration then ends by raising :class:`HarvestStopped` (a rerun resumes)."""
+        self._stopping.set()
+
+    def __aiter__(self) -> AsyncIterator[ShopResult]:
+        return self._run()
+
+    async def _run(self) -> AsyncIterator[ShopResult]:
+        if self._started:
+            raise RuntimeError("a RedisHarvest can be iterated once")
+        self._started = True
+        conn = await open_connection(self._url)
+        try:
+            async for result in self._run_on(conn):
+                yield result
+        except Exception as error:
+            if conn.is_redis_error(error):
+                raise conn.unavailable(error) from None
+            raise
+        finally:
+            await conn.aclose()
+
+    async def _run_on(self, conn: RedisConnection) -> AsyncIterator[ShopResult]:
+        self.queue = HarvestQueue(conn.client, self.hid)
+        if self._limits is not None:
+            await _set_limits(self._url, *self._limits)
+        output = str(self._output.resolve())
+        try:
+            await self.queue.create(output=output, params=self._params, max_pages=self._max_pages)
+        except ValueError as error:
+            raise RedisHarvestError(f"{error}: rerun with the same listing options") from None
+        if self._workers is not None:
+            await self._workers.start()
+        submitter = asyncio.create_task(self._submit_all(), name="tmapi-submit")
+        exporter = asyncio.create_task(self._export_all(), name="tmapi-export")
+        try:
+            while True:
+                getter = asyncio.ensure_future(self._results.get())
+                await asyncio.wait({getter, exporter}, return_when=asyncio.FIRST_COMPLETED)
+                if getter.done():
+                    yield getter.result()
+                    continue
+                getter.cancel()
+                while not self._results.empty():
+                    yield self._results.get_nowait()
+                break
+            exporter.result()  # raises what stopped the export (Redis, the journal)
+            if submitter.done() and not submitter.cancelled():
+                submitter.result()
+            if self._stopping.is_set():
+                raise HarvestStopped("harvest stopped on request")
+            await self.queue.set_state("finished")
+        finally:
+            submitter.cancel()
+            exporter.cancel()
+            await asyncio.gather(submitter, exporter, return_exceptions=True)
+            if self._workers is not None:
+                await self._workers.stop()
+
+    # -- submitting ----------------------------------------------------------------------
+
+    async def _submit_all(self) -> None:
+        batch: list[str] = []
+        seen: set[str] = set()
+        progress = self.progress
+        async for line in self._input:
+            if self._stopping.is_set():
+                break
+            progress.shops_seen += 1
+            try:
+                url = normalise_shop_url(line)
+            except InvalidParameterError as error:
+                await self._finished(ShopResult(shop_url=line, status="failed", error=error))
+                continue
+            if url in seen:
+                progress.duplicates += 1
+                continue
+            seen.add(url)
+            if self._journal.shop_status(url) == "complete":
+                checkpoint = await self._journal.open_shop(url)
+                progress.shops_resumed += 1
+                pages = len(checkpoint.pages) if checkpoint else 0
+                count = checkpoint.item_count if checkpoint else 0
+                await self._finished(ShopResult(shop_url=url, pages=pages, item_count=count))
+                continue
+            batch.append(url)
+            if len(batch) >= _SUBMIT_BATCH:
+                await self.queue.submit(batch)
+                batch = []
+        if batch and not self._stopping.is_set():
+            await self.queue.submit(batch)
+        progress.input_exhausted = True
+        self._submitted_all = True
+
+    # -- exporting -----------------------------------------------------------------------
+
+    async def _export_all(self) -> None:
+        """Take results into the journal until every submitted shop is finished."""
+        while await self._export_batch(pending=True):
+            pass  # results read before a kill, not acknowledged: first, in order
+        loop = asyncio.get_running_loop()
+        next_look = 0.0
+        while not self._stopping.is_set():
+            block = int(self._poll * 1000)
+            exported = await self._export_batch(pending=False, block_ms=block)
+            if loop.time() >= next_look or not exported:
+                next_look = loop.time() + self._poll
+                if await self._look() and not await self._export_batch(pending=False):
+                    return  # every shop finished and every result taken
+
+    async def _export_batch(self, *, pending: bool, block_ms: int | None = None) -> bool:
+        results = await self.queue.read_results(
+            pending=pending, count=_READ_BATCH, block_ms=block_ms
+        )
+        if not results:
+            return False
+        for result in results:
+            await self._apply(result)
+        self._journal.flush()  # committed here before Redis lets the results go
+        await self.queue.ack_results([result.entry_id for result in results])
+        return True
+
+    async def _apply(self, result: Result) -> None:
+        shop = self._shops.get(result.shop_url)
+        if shop is None:
+            checkpoint = await self._journal.open_shop(result.shop_url)
+            shop = _OpenShop(
+                seen=set(checkpoint.seen) if checkpoint else set(),
+                pages=set(checkpoint.pages) if checkpoint else set(),
+                complete=checkpoint is not None and checkpoint.status == "complete",
+            )
+            self._shops[result.shop_url] = shop
+        if isinstance(result, PageCommitted):
+            if not shop.complete:
+                await self._take_page(result, shop)
+            return
+        del self._shops[result.shop_url]
+        if shop.complete:
+            return  # exported complete before: an older result must not undo it
+        await self._journal.record_shop(_shop_result(result))
+        await self._finished(_shop_result(result))
+
+    async def _take_page(self, result: PageCommitted, shop: _OpenShop) -> None:
+        items = _decode_items(result.items)
+        fresh = [item for item in items if item.item_id not in shop.seen]
+        if not fresh and result.page in shop.pages:
+            return  # the journal holds this page already (a result read twice)
+        shop.seen.update(item.item_id for item in fresh)
+        shop.pages.add(result.page)
+        answer = ShopItemsPage(
+            page=result.page,
+            page_size=result.page_size,
+            total_count=result.total_count,
+            items=items,
+        )
+        await self._journal.record_page(result.shop_url, result.page, answer, fresh)
+        self.progress.pages_done += 1
+        self.progress.pages_planned = max(self.progress.pages_planned, self.progress.pages_done)
+        self.progress.items += len(fresh)
+
+    async def _finished(self, result: ShopResult) -> None:
+        progress = self.progress
+        self._shop_requests += result.requests
+        progress.requests = max(progress.requests, self._shop_requests)
+        progress.shops_done += 1
+        if result.status == "complete":
+            progress.shops_complete += 1
+        elif result.status == "partial":
+            progress.shops_partial += 1
+        else:
+            progress.shops_failed += 1
+        await self._results.put(result)
+
+    async def _look(self) -> bool:
+        """Refresh the cluster view; True when every submitted shop is finished."""
+        counts = await self.queue.counts()
+        now, workers = await read_workers(self.queue.redis)
+        live = [about for beat, about in workers.values() if alive(now, beat)]
+        view = self.cluster
+        if len(live) != view.workers_alive:
+            self.on_event(f"workers alive: {len(live)}")
+        view.workers_alive = len(live)
+        view.requests = sum(int(about.get("sent", 0)) for about in live)
+        view.queued, view.in_progress = counts.queued, counts.in_progress
+        self.progress.requests = max(self.progress.requests, view.requests, self._shop_requests)
+        return self._submitted_all and (counts.finished or counts.submitted == 0)
+
+
+class RedisHarvestError(FatalError):
+    """The harvest cannot go on through Redis as asked (say, other listing options)."""
+
+
+async def _set_limits(
+    url: str, token: str, rate: float, burst: int | None, concurrency: int
+) -> None:
+    """Set the token's shared limits in Redis (the last to set them wins)."""
+    throttle = RedisThrottle(url, token, rate=rate, burst=burst, concurrency=concurrency)
+    await throttle.start()
+    await throttle.aclose()
+
+
+def _shop_result(result: ShopFinished) -> ShopResult:
+    return ShopResult(
+        shop_url=result.shop_url,
+        total_count=result.total_count,
+        pages=result.pages,
+        requests=result.requests,
+        status=result.status,
+        error=TmapiError(result.error) if result.error else None,
+        item_count=result.item_count,
+    )

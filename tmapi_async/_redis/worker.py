@@ -1,0 +1,407 @@
+"""A worker: serves every harvest submitted to a Redis, with the one harvest engine.
+
+For each open harvest the worker runs a :class:`~tmapi_async._harvest.Harvest` over
+an async iterable of the shops it takes from the harvest's stream, with a
+:class:`RedisJournal`: pages resume from and commit to Redis, a finished shop is
+recorded and acknowledged there. A heartbeat renews the shops the worker holds (and
+its entry in the workers hash); shops idle for three heartbeats are another worker's
+to take. A stop lets the requests already sent finish and commit, then hands the
+shops still held back at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import secrets
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Final
+
+import msgspec
+
+from .._errors import FatalError, HarvestStopped
+from .._harvest import Harvest
+from .._models import ShopItem, ShopItemsPage
+from .._shop import ShopCheckpoint, ShopResult
+from .queue import PREFIX, HarvestQueue, _text
+from .scripts import WORKER_BEAT
+
+if TYPE_CHECKING:
+    from .._client import Client
+    from .._throttle import Admission
+    from .connection import RedisConnection
+
+_log = logging.getLogger("tmapi_async.redis.worker")
+
+HEARTBEAT: Final = 1.0  #: seconds between renewals of the shops a worker holds
+TAKE_OVER_AFTER: Final = 3  #: heartbeats a shop may miss before another worker takes it
+STOP_GRACE: Final = 8.0  #: seconds a stopping worker waits for requests already sent
+_encode_items = msgspec.json.Encoder().encode
+
+
+def workers_key(prefix: str = PREFIX) -> str:
+    """The hash of live workers: id → ``"<redis time> <JSON>"``."""
+    return f"{prefix}:workers"
+
+
+class CappedAdmission:
+    """The shared throttle, with at most ``cap`` requests of this process in flight.
+
+    ``worker --concurrency`` caps the worker's own tasks, not the token's limit: the
+    token's limit stays in Redis, shared by every process (one throttle, not two).
+    """
+
+    def __init__(self, inner: Admission, cap: int | None) -> None:
+        self._inner = inner
+        self._cap = cap
+        self._slots: asyncio.Semaphore | None = None
+
+    @property
+    def rate(self) -> float:
+        return self._inner.rate
+
+    @property
+    def burst(self) -> int:
+        return self._inner.burst
+
+    @property
+    def sent(self) -> int:
+        return self._inner.sent
+
+    @property
+    def limit(self) -> int:
+        return min(self._inner.limit, self.concurrency)
+
+    @property
+    def in_flight(self) -> int:
+        return self._inner.in_flight
+
+    @property
+    def fatal(self) -> FatalError | None:
+        return self._inner.fatal
+
+    async def start(self) -> None:
+        await self._inner.start()
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+    def congested(self, ticket: int) -> None:
+        self._inner.congested(ticket)
+
+    def succeeded(self) -> None:
+        self._inner.succeeded()
+
+    def pause(self, seconds: float) -> None:
+        self._inner.pause(seconds)
+
+    def fail(self, error: FatalError) -> None:
+        self._inner.fail(error)
+
+    async def interruptible(self, wait: Awaitable[object]) -> None:
+        await self._inner.interruptible(wait)
+
+    @property
+    def concurrency(self) -> int:
+        token_limit = self._inner.concurrency
+        return token_limit if self._cap is None else min(self._cap, token_limit)
+
+    async def acquire(self) -> int:
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self.concurrency)
+        await self._inner.interruptible(self._slots.acquire())
+        try:
+            return await self._inner.acquire()
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def release(self, ticket: int) -> None:
+        self._inner.release(ticket)
+        if self._slots is not None:
+            self._slots.release()
+
+
+class RedisJournal:
+    """The :class:`~tmapi_async._journal.Journal` of one harvest in one worker."""
+
+    def __init__(self, queue: HarvestQueue, page_size: int) -> None:
+        self.queue = queue
+        self._page_size = page_size
+        self.message_ids: dict[str, str] = {}  #: shop URL → its message, while open here
+        self.held: set[str] = set()  #: messages this worker holds (renews)
+        self._reads: dict[str, dict[int, int]] = {}  # shop URL → page → reads committed
+
+    async def open_shop(self, shop_url: str) -> ShopCheckpoint | None:
+        fields = await self.queue.shop_fields(shop_url)
+        if fields.get("status"):  # finished elsewhere (a message delivered twice)
+            await self._acknowledge(shop_url)
+            return ShopCheckpoint(status="complete")
+        reads = self.queue.reads_of(fields)
+        self._reads[shop_url] = reads
+        if not reads:
+            return None
+        return ShopCheckpoint(
+            pages={page: int(fields.get(f"t{page}", "0")) for page in reads},
+            page_size=int(fields.get("size", "0")) or self._page_size,
+        )
+
+    async def record_page(
+        self, shop_url: str, page: int, answer: ShopItemsPage, new_items: Sequence[ShopItem]
+    ) -> None:
+        reads = self._reads.setdefault(shop_url, {})
+        read = reads[page] = reads.get(page, 0) + 1  # a refetch after drift commits anew
+        await self.queue.commit_page(
+            shop_url,
+            page,
+            read=read,
+            total_count=answer.total_count,
+            page_size=answer.page_size or self._page_size,
+            items=_encode_items(new_items),
+            item_count=len(new_items),
+        )
+
+    async def record_shop(self, result: ShopResult) -> None:
+        self._reads.pop(result.shop_url, None)
+        message_id = self.message_ids.pop(result.shop_url, None)
+        if message_id is None:
+            return
+        self.held.discard(message_id)
+        await self.queue.finish_shop(
+            result.shop_url,
+            message_id,
+            status=result.status,
+            error="" if result.error is None else str(result.error),
+            total_count=result.total_count,
+            pages=result.pages,
+            requests=result.requests,
+            item_count=result.item_count,
+        )
+
+    async def _acknowledge(self, shop_url: str) -> None:
+        message_id = self.message_ids.pop(shop_url, None)
+        if message_id is not None:
+            self.held.discard(message_id)
+            await self.queue.redis.xack(self.queue.shops_key, "workers", message_id)
+
+
+class RedisWorker:
+    """Serve every open harvest of a Redis until :meth:`stop`.
+
+    Args:
+        conn: the connection (its client also reads the streams).
+        client: the API client; its throttle must be the shared one.
+        worker_id: names this worker (consumer name, workers hash); default host-pid-random.
+        heartbeat: seconds between renewals; shops idle for ``TAKE_OVER_AFTER``
+            heartbeats are taken over.
+        max_deliveries: deliveries after which a shop is given up (dead letter).
+        on_event: receives one line per event worth telling (started, shop finished...).
+    """
+
+    def __init__(
+        self,
+        conn: RedisConnection,
+        client: Client,
+        *,
+        worker_id: str | None = None,
+        heartbeat: float = HEARTBEAT,
+        max_deliveries: int = 5,
+        prefix: str = PREFIX,
+        on_event: Callable[[str], None] | None = None,
+    ) -> None:
+        self._conn = conn
+        self._redis = conn.client
+        self._client = client
+        self.worker_id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(2)}"
+        self._heartbeat = heartbeat
+        self._max_deliveries = max_deliveries
+        self._prefix = prefix
+        self._tell = on_event or (lambda line: None)
+        self._stopping = asyncio.Event()
+        self._engines: dict[str, tuple[Harvest, RedisJournal, asyncio.Task[None]]] = {}
+        self._beat = self._redis.register_script(WORKER_BEAT)
+        self.fatal: FatalError | None = None
+        self.shops_done = 0
+
+    def stop(self) -> None:
+        """Send nothing more; let requests already sent finish; hand shops back."""
+        self._stopping.set()
+        for harvest, _journal, _task in self._engines.values():
+            harvest.stop()
+
+    async def run(self) -> None:
+        """Serve until stopped (or a fatal error, which is raised after the hand-back)."""
+        beat = asyncio.create_task(self._beat_forever(), name="tmapi-worker-heartbeat")
+        try:
+            await self._beat_once()
+            self._tell(f"worker {self.worker_id} ready")
+            while not self._stopping.is_set() and self.fatal is None:
+                await self._start_engines()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), self._heartbeat)
+            await self._wind_down()
+        finally:
+            beat.cancel()
+            await asyncio.gather(beat, return_exceptions=True)
+            with contextlib.suppress(Exception):
+                await self._redis.hdel(workers_key(self._prefix), self.worker_id)
+        if self.fatal is not None:
+            raise self.fatal
+
+    # -- harvests ------------------------------------------------------------------------
+
+    async def _start_engines(self) -> None:
+        for raw in await self._redis.smembers(f"{self._prefix}:harvests"):
+            hid = _text(raw)
+            if hid in self._engines:
+                continue
+            queue = HarvestQueue(
+                self._redis, hid, prefix=self._prefix, max_deliveries=self._max_deliveries
+            )
+            if await queue.state() != "open" or (await queue.counts()).finished:
+                continue
+            params = await queue.params() or {}
+            journal = RedisJournal(queue, int(params.get("page_size") or 20))
+            harvest = Harvest(
+                self._client,
+                self._shops(journal),
+                journal=journal,
+                keep_items=False,
+                **_listing_keywords(params, await queue.max_pages()),
+            )
+            task = asyncio.create_task(self._serve(hid, harvest), name=f"tmapi-harvest-{hid}")
+            self._engines[hid] = (harvest, journal, task)
+
+    async def _serve(self, hid: str, harvest: Harvest) -> None:
+        try:
+            async for result in harvest:
+                self.shops_done += 1
+                self._tell(f"{result.status} {result.shop_url} ({result.item_count} items)")
+        except HarvestStopped:
+            pass
+        except FatalError as error:
+            self.fatal = self.fatal or error
+            self._stopping.set()
+        except Exception as error:  # Redis failed under the journal: stop, hand back
+            _log.error("harvest %s stopped: %s", hid, error)
+            self.fatal = self.fatal or self._conn.unavailable(error)
+            self._stopping.set()
+        finally:
+            engine = self._engines.pop(hid, None)
+            if engine is not None:
+                await self._hand_back(engine[1])
+
+    async def _wind_down(self) -> None:
+        """Stop every engine; wait for the requests already sent; hand shops back."""
+        engines = list(self._engines.values())
+        for harvest, _journal, _task in engines:
+            harvest.stop()
+        tasks = [task for *_, task in engines]
+        if tasks:
+            _done, late = await asyncio.wait(tasks, timeout=STOP_GRACE)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _hand_back(self, journal: RedisJournal) -> None:
+        held = list(journal.held)
+        journal.held.clear()
+        if held:
+            with contextlib.suppress(Exception):
+                count = await journal.queue.hand_back(self.worker_id, held)
+                self._tell(f"handed back {count} shops")
+
+    # -- the shops of one harvest, for its engine ----------------------------------------
+
+    async def _shops(self, journal: RedisJournal) -> AsyncIterator[str]:
+        """Shops for the engine: this worker's leftovers, shops of dead workers, new ones.
+
+        Ends when the harvest is finished, or when a shop comes again that this engine
+        already harvested (submitted again after failing): the engine ends, and the
+        next one takes it from this worker's pending shops.
+        """
+        queue, me = journal.queue, self.worker_id
+        loop = asyncio.get_running_loop()
+        seen: set[str] = set()
+        idle_ms = int(TAKE_OVER_AFTER * self._heartbeat * 1000)
+        next_take_over = 0.0
+        leftovers = await queue.read_shops(me, count=1000, own=True)
+        while not self._stopping.is_set():
+            if leftovers:
+                batch, leftovers = leftovers, []
+            elif loop.time() >= next_take_over:
+                batch = await queue.take_over(me, min_idle_ms=idle_ms, count=1)
+                if not batch:
+                    next_take_over = loop.time() + self._heartbeat
+            else:
+                batch = await queue.read_shops(me, count=1, block_ms=int(self._heartbeat * 1000))
+                if not batch and (await queue.counts()).finished:
+                    return
+            for delivery in batch:
+                if delivery.deliveries > queue.max_deliveries:
+                    await queue.dead_letter(delivery)
+                    self._tell(f"failed {delivery.shop_url}: delivered too often (dead letter)")
+                    continue
+                if delivery.shop_url in seen or delivery.shop_url in journal.message_ids:
+                    return  # submitted again: the next engine takes it
+                seen.add(delivery.shop_url)
+                journal.message_ids[delivery.shop_url] = delivery.message_id
+                journal.held.add(delivery.message_id)
+                yield delivery.shop_url
+
+    # -- heartbeat -----------------------------------------------------------------------
+
+    async def _beat_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self._heartbeat)
+            try:
+                await self._beat_once()
+            except Exception as error:  # Redis blinked: the next beat tries again
+                _log.warning("heartbeat failed: %s", error)
+
+    async def _beat_once(self) -> None:
+        held = sum(len(journal.held) for _h, journal, _t in self._engines.values())
+        about = {
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "shops": held,
+            "done": self.shops_done,
+            "sent": self._client.requests,
+        }
+        await self._beat(keys=[workers_key(self._prefix)], args=[self.worker_id, json.dumps(about)])
+        for _harvest, journal, _task in list(self._engines.values()):
+            lost = await journal.queue.heartbeat(self.worker_id, list(journal.held))
+            for message_id in lost:
+                journal.held.discard(message_id)  # another worker has it now
+
+
+def _listing_keywords(params: dict[str, Any], max_pages: int | None) -> dict[str, Any]:
+    """The harvest's listing, as :class:`Harvest` keywords."""
+    keywords: dict[str, Any] = {
+        key: params[key] for key in ("page_size", "sort", "cat", "cat_type") if key in params
+    }
+    if max_pages is not None:
+        keywords["max_pages"] = max_pages
+    return keywords
+
+
+async def read_workers(
+    redis: Any, prefix: str = PREFIX
+) -> tuple[int, dict[str, tuple[int, dict[str, Any]]]]:
+    """Redis's clock now, and every worker's last heartbeat (Redis time) and report."""
+    now = int((await redis.time())[0])
+    workers = {}
+    for raw_id, raw in (await redis.hgetall(workers_key(prefix))).items():
+        beat, _, about = _text(raw).partition(" ")
+        with contextlib.suppress(ValueError):
+            workers[_text(raw_id)] = (int(beat), json.loads(about))
+    return now, workers
+
+
+def alive(now: int, beat: int, heartbeat: float = HEARTBEAT) -> bool:
+    """Whether a worker that beat at ``beat`` still counts as alive at ``now``."""
+    return now - beat <= max(2, int(TAKE_OVER_AFTER * heartbeat))

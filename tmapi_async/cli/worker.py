@@ -1,0 +1,141 @@
+"""``tmapi-async worker``: serve every harvest submitted to a Redis, until stopped."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+from typing import Any
+
+from ._exit import ExitCode
+from ._options import add_output_level, positive_float, positive_int
+from ._output import UsageError, err, fatal_message, secrets
+from ._signals import Stop, install_signals
+
+__all__ = ["add_parser", "run"]
+
+EPILOG = """\
+A worker takes shops from every harvest submitted to the Redis (by `tmapi-async harvest
+SHOPS --output PATH --redis URL`), one shop at a time per free task, and commits each page
+there. It holds its shops by a heartbeat: if it dies, other workers take them over within
+seconds and go on at the first page not committed. The token's limits (rate, burst, in
+flight) are shared through Redis by every process that uses the token.
+
+SIGTERM or Ctrl-C: nothing new is sent, requests already sent finish and are committed,
+the shops still held are handed back; the worker exits 0 within 10 s.
+
+examples:
+  export TMAPI_TOKEN=... TMAPI_REDIS_URL=redis://:password@10.0.0.5:6379/0
+  tmapi-async worker
+  tmapi-async worker --redis redis://127.0.0.1:6379/0 --concurrency 4 -v
+"""
+
+
+def add_parser(commands: Any) -> argparse.ArgumentParser:
+    """Add ``worker`` to the subcommands."""
+    parser: argparse.ArgumentParser = commands.add_parser(
+        "worker",
+        help="serve the harvests submitted to a Redis (scale out)",
+        description="Serve every harvest submitted to a Redis until SIGTERM or Ctrl-C.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--redis",
+        metavar="URL",
+        help="the Redis (default: $TMAPI_REDIS_URL; prefer the variable when the URL "
+        "holds a password: a flag shows in the process list)",
+    )
+    parser.add_argument(
+        "--token",
+        metavar="TOKEN",
+        help="TMAPI apiToken (default: $TMAPI_TOKEN; prefer the variable)",
+    )
+    parser.add_argument(
+        "--base-url",
+        metavar="URL",
+        help="API base URL (default: $TMAPI_BASE_URL or https://api.tmapi.io)",
+    )
+    parser.add_argument(
+        "--concurrency",
+        type=positive_int,
+        metavar="C",
+        help="most requests of this worker in flight (default: the token's limit, "
+        "which every process shares)",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=positive_float,
+        default=60.0,
+        metavar="SECONDS",
+        help="timeout of one request (default %(default)s)",
+    )
+    add_output_level(parser)
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    """The ``worker`` command; returns the exit code."""
+    token = args.token if args.token is not None else os.environ.get("TMAPI_TOKEN")
+    secrets.add(token)
+    if not token or not token.strip():
+        raise UsageError("no API token: set TMAPI_TOKEN (or pass --token)")
+    from .._redis.connection import redis_url_from_env
+
+    url = redis_url_from_env(args.redis)
+    if url is None:
+        raise UsageError("no Redis: pass --redis URL or set TMAPI_REDIS_URL")
+    return asyncio.run(_serve(args, token.strip(), url))
+
+
+async def _serve(args: argparse.Namespace, token: str, url: str) -> int:
+    from .._client import Client
+    from .._errors import FatalError, InvalidParameterError
+    from .._redis.connection import open_connection, redact_url
+    from .._redis.throttle import RedisThrottle
+    from .._redis.worker import CappedAdmission, RedisWorker
+
+    def tell(line: str) -> None:
+        if args.verbose or (not args.quiet and not line.startswith(("complete ", "partial "))):
+            err(line)
+
+    try:
+        conn = await open_connection(url)
+    except FatalError as error:
+        err(f"tmapi-async worker: {error}")
+        return ExitCode.FATAL
+    try:
+        throttle = CappedAdmission(RedisThrottle(url, token), args.concurrency)
+        client = Client(token, base_url=args.base_url, timeout=args.timeout, throttle=throttle)
+    except (InvalidParameterError, ValueError) as error:
+        await conn.aclose()
+        raise UsageError(str(error)) from None
+    worker = RedisWorker(conn, client, on_event=tell)
+    stop = Stop()
+    main = asyncio.current_task()
+
+    def first() -> None:
+        tell("stopping: no new requests; the ones in flight finish, shops are handed back")
+        worker.stop()
+
+    def second() -> None:
+        if main is not None:
+            main.cancel()
+
+    undo = install_signals(stop, first, second)
+    try:
+        async with client:
+            tell(f"worker {worker.worker_id} serving {redact_url(url)}")
+            await worker.run()
+    except FatalError as error:
+        err(fatal_message(error, None))
+        return ExitCode.FATAL
+    except asyncio.CancelledError:
+        if not stop.hard:
+            raise
+        return ExitCode.SIGINT if stop.signal == 2 else ExitCode.SIGTERM
+    finally:
+        undo()
+        await conn.aclose()
+    tell(f"worker {worker.worker_id} stopped")
+    return ExitCode.OK
