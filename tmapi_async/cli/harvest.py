@@ -22,6 +22,7 @@ from ._options import (
     add_output_level,
 )
 from ._output import UsageError, err, fatal_message, library_logs, say, secrets
+from ._scale_out import add_scale_out_options, scale_out_job
 from ._signals import Stop
 
 if TYPE_CHECKING:
@@ -92,6 +93,7 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
     )
     add_listing_options(parser)
     add_client_options(parser, budget=True)
+    add_scale_out_options(parser)
     add_output_level(parser)
     return parser
 
@@ -109,6 +111,8 @@ class HarvestOptions:
     csv_raw: bool = False
     verbose: bool = False
     quiet: bool = False
+    redis: str | None = None  #: harvest through this Redis (workers anywhere)
+    workers: int = 1  #: with ``redis``: local worker processes
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> HarvestOptions:
@@ -127,6 +131,8 @@ class HarvestOptions:
             csv_raw=args.csv_raw,
             verbose=args.verbose,
             quiet=args.quiet,
+            redis=args.redis,
+            workers=args.workers,
         )
 
 
@@ -167,11 +173,15 @@ async def harvest(options: HarvestOptions) -> int:
         UsageError: SHOPS cannot be read, or the state or export cannot be opened.
     """
     session = _open(options)
-    job = session.client.harvest(
-        _shop_texts(session),
-        **options.listing.keywords,
-        journal=session.journal,
-        keep_items=False,
+    job = (
+        scale_out_job(options, session.journal, _shop_texts(session))
+        if options.redis is not None
+        else session.client.harvest(
+            _shop_texts(session),
+            **options.listing.keywords,
+            journal=session.journal,
+            keep_items=False,
+        )
     )
     from ._display import ProgressDisplay, choose_mode
     from ._shoplist import count_shops
@@ -182,6 +192,8 @@ async def harvest(options: HarvestOptions) -> int:
         mode=choose_mode(quiet=options.quiet, stream=sys.stderr),
         scrub=secrets.scrub,
     )
+    if options.redis is not None:
+        job.on_event = display.log
     _announce(session, display)
     try:
         await _drive(session, job, display)
