@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from ._client import Client
+    from ._diff import Change, Diff, DiffInputError, DiffSummary, diff
     from ._errors import (
         AuthenticationError,
         BalanceError,
@@ -52,8 +53,12 @@ _SOURCES: dict[str, str] = {
     "Admission": "._throttle",
     "AuthenticationError": "._errors",
     "BalanceError": "._errors",
+    "Change": "._diff",
     "Client": "._client",
     "DecodeError": "._errors",
+    "Diff": "._diff",
+    "DiffInputError": "._diff",
+    "DiffSummary": "._diff",
     "FatalError": "._errors",
     "Harvest": "._harvest",
     "HarvestProgress": "._stats",
@@ -77,6 +82,7 @@ _SOURCES: dict[str, str] = {
     "TransientError": "._errors",
     "TransportError": "._errors",
     "UpstreamError": "._errors",
+    "diff": "._diff",
     "normalise_image_url": "._models",
     "normalise_shop_url": "._protocol",
 }
@@ -85,8 +91,12 @@ __all__ = [
     "Admission",
     "AuthenticationError",
     "BalanceError",
+    "Change",
     "Client",
     "DecodeError",
+    "Diff",
+    "DiffInputError",
+    "DiffSummary",
     "FatalError",
     "Harvest",
     "HarvestProgress",
@@ -111,6 +121,7 @@ __all__ = [
     "TransportError",
     "UpstreamError",
     "__version__",
+    "diff",
     "normalise_image_url",
     "normalise_shop_url",
 ]
