@@ -17,7 +17,7 @@ __all__ = ["COMMANDS", "build_parser", "main"]
 
 #: The subcommands, in the order --help lists them: each is a module of this package
 #: with ``add_parser(subparsers) -> ArgumentParser`` and ``run(args) -> int``.
-COMMANDS: tuple[str, ...] = ("harvest", "estimate", "simulate", "demo", "worker", "status")
+COMMANDS: tuple[str, ...] = ("harvest", "estimate", "diff", "simulate", "demo", "worker", "status")
 
 
 class Command(Protocol):
