@@ -10,7 +10,7 @@ import msgspec
 import pytest
 
 from tmapi_async import SaleInfo, ShopItem, ShopItemsPage, Sort, normalise_image_url
-from tmapi_async._models import Envelope, page_decoder
+from tmapi_async._models import MAX_PAGE_SIZE, MAX_TOTAL_COUNT, Envelope, page_decoder
 
 DATA = Path(__file__).parent / "data"
 
@@ -292,3 +292,38 @@ def test_price_accessors_after_decoding() -> None:
     item = decode_item(price="25.90-29.89")
     assert item.price == "25.90-29.89"
     assert (item.price_min, item.price_max) == (Decimal("25.90"), Decimal("29.89"))
+
+
+def decode_page(**data: object) -> ShopItemsPage:
+    """A page decoded from ``data`` (page 1, no items unless given)."""
+    page = page_decoder.decode(json.dumps({"code": 200, "data": {"items": [], **data}})).data
+    assert page is not None
+    return page
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"page_size": 0},
+        {"page_size": -20},
+        {"page_size": MAX_PAGE_SIZE + 1},
+        {"page_size": 10**15},
+        {"total_count": -1},
+        {"total_count": MAX_TOTAL_COUNT + 1},
+        {"total_count": 10**15},
+        {"total_count": 2**63},
+        {"total_count": "1000000000"},
+    ],
+)
+def test_absurd_sizes_fail_validation(data: dict[str, object]) -> None:
+    """A page_size or total_count zero, negative or absurd never reaches a plan."""
+    with pytest.raises(msgspec.ValidationError):
+        decode_page(**data)
+
+
+def test_sizes_at_their_bounds_decode() -> None:
+    """The bounds themselves are valid; a missing page_size stays 0 (no claim made)."""
+    page = decode_page(page_size=MAX_PAGE_SIZE, total_count=MAX_TOTAL_COUNT)
+    assert (page.page_size, page.total_count) == (MAX_PAGE_SIZE, MAX_TOTAL_COUNT)
+    assert decode_page(page_size=1, total_count=0).page_size == 1
+    assert decode_page().page_size == 0

@@ -26,8 +26,15 @@ from tmapi_async import (
     UpstreamError,
     normalise_shop_url,
 )
+from tmapi_async._errors import quote_input
 from tmapi_async._models import page_decoder
-from tmapi_async._protocol import decipher, parse_retry_after, validate_page
+from tmapi_async._protocol import (
+    MAX_RETRY_AFTER,
+    SERVICE_HOSTS,
+    decipher,
+    parse_retry_after,
+    validate_page,
+)
 
 DATA = Path(__file__).parent / "data"
 
@@ -276,7 +283,7 @@ NOW = 1445412470.0  # Wed, 21 Oct 2015 07:27:50 GMT
         ("-3", 0.0),
         ("Wed, 21 Oct 2015 07:28:00 GMT", 10.0),
         ("Wed, 21 Oct 2015 07:27:00 GMT", 0.0),
-        ("Wed, 21 Oct 2015 08:27:50 GMT", 3600.0),
+        ("Wed, 21 Oct 2015 07:37:50 GMT", 600.0),
     ],
 )
 def test_parse_retry_after(value: str, expected: float) -> None:
@@ -285,7 +292,21 @@ def test_parse_retry_after(value: str, expected: float) -> None:
 
 
 @pytest.mark.parametrize(
-    "value", [None, "", "   ", "soon", "Wed, 99 Foo 2015", "5s", "inf", "nan", "1e400"]
+    "value",
+    ["601", "1e9", "9" * 300, "Wed, 21 Oct 2015 08:27:50 GMT", "Fri, 31 Dec 9999 23:59:59 GMT"],
+)
+def test_parse_retry_after_is_capped(value: str) -> None:
+    """A wait of hours, years or 1e9 seconds is cut to MAX_RETRY_AFTER: no endless pause."""
+    assert parse_retry_after(value, now=NOW) == MAX_RETRY_AFTER == 600.0
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        *(None, "", "   ", "soon", "Wed, 99 Foo 2015", "5s", "inf", "nan", "1e400", "\x00"),
+        *("Mon, 31 Feb 2020 00:00:00 GMT", "Mon, 01 Jan 99999 00:00:00 GMT"),
+        "Mon, 01 Jan 2020 25:61:61 +9999",
+    ],
 )
 def test_parse_retry_after_garbage(value: str | None) -> None:
     """Missing or unreadable Retry-After values give None, not an endless pause."""
@@ -545,3 +566,99 @@ def test_decipher_decode_error_is_chained_not_msgspec() -> None:
         decipher(200, {}, body("truncated.json"))
     assert info.value.__cause__ is not None
     assert type(info.value).__module__.startswith("tmapi_async")
+
+
+# -- hosts that are no shop, and readable messages ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "hint"),
+    [
+        ("https://m.1688.com/winport/b2b-22042069.html", "open the shop on a computer"),
+        ("https://shop.m.1688.com/page/index.html", "open the shop on a computer"),
+        ("https://detail.1688.com/offer/609958065284.html", "product page"),
+        ("https://s.1688.com/selloffer/offer_search.htm?keywords=x", "1688's own services"),
+        ("https://work.1688.com/", "1688's own services"),
+        ("https://air.1688.com/app/x.html", "1688's own services"),
+        ("https://sale.1688.com/factory/x.html", "1688's own services"),
+        ("http://WWW.1688.com/", "1688's own services"),
+    ],
+)
+def test_service_hosts_are_refused_with_the_url_to_use(raw: str, hint: str) -> None:
+    """A 1688 service URL is no shop: refused before anything is billed, saying what to
+    use instead (the shop's own https://NAME.1688.com/ page)."""
+    with pytest.raises(InvalidParameterError) as info:
+        normalise_shop_url(raw)
+    message = str(info.value)
+    assert hint in message
+    assert "https://NAME.1688.com/" in message
+    assert raw in message
+
+
+@pytest.mark.parametrize("host", sorted(SERVICE_HOSTS))
+def test_every_service_host_is_refused(host: str) -> None:
+    """Each documented service host is refused, on any path."""
+    with pytest.raises(InvalidParameterError, match=r"not a shop|mobile site"):
+        normalise_shop_url(f"https://{host}.1688.com/any/page.html")
+
+
+def test_a_huge_bad_url_is_quoted_cut_with_its_length() -> None:
+    """A 2 MB garbage line is not echoed whole: cut, with its length said."""
+    garbage = "https://evil.example/" + "x" * 2_000_000
+    with pytest.raises(InvalidParameterError) as info:
+        normalise_shop_url(garbage)
+    message = str(info.value)
+    assert len(message) < 400
+    assert f"({len(garbage)} characters)" in message
+    assert garbage[:40] in message
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("abc", "'abc'"),
+        ("a\nb", "'a\\nb'"),
+        ("x" * 80, repr("x" * 80)),
+        ("x" * 81, repr("x" * 80) + "… (81 characters)"),
+        (None, "None"),
+        (b"ab", "b'ab'"),
+    ],
+)
+def test_quote_input(text: object, expected: str) -> None:
+    """quote_input quotes short input as repr would and cuts long input, saying its length."""
+    assert quote_input(text) == expected
+
+
+def test_quote_input_limit() -> None:
+    """The limit is the number of characters shown."""
+    assert quote_input("abcdef", limit=3) == "'abc'… (6 characters)"
+
+
+def test_long_server_message_is_cut_after_scrubbing() -> None:
+    """A megabyte msg is cut to a sentence; a token near the cut is scrubbed, not halved."""
+    token = "tok-SECRET-123"
+    msg = "x" * 195 + token + "y" * 1_000_000
+    with pytest.raises(UpstreamError) as info:
+        decipher(500, {}, json.dumps({"code": 500, "msg": msg}).encode(), secret=token)
+    text = str(info.value)
+    assert len(text) < 400
+    assert "characters)" in text
+    assert "tok-" not in text
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"page_size": 0, "total_count": 10, "items": []},
+        {"page_size": -1, "total_count": 10, "items": []},
+        {"page_size": 20, "total_count": 10**9, "items": []},
+        {"page_size": 20, "total_count": 2**63, "items": []},
+        {"page_size": 20, "total_count": -5, "items": []},
+    ],
+)
+def test_decipher_absurd_sizes_are_decode_errors(data: dict[str, object]) -> None:
+    """Such a page is a DecodeError (transient: retried) that names the field."""
+    with pytest.raises(DecodeError) as info:
+        decipher(200, {}, json.dumps({"code": 200, "msg": "success", "data": data}).encode())
+    field = "page_size" if data["page_size"] != 20 else "total_count"
+    assert field in str(info.value)

@@ -4,6 +4,7 @@ Every exception the public API raises is a :class:`TmapiError`::
 
     TmapiError
     ├── InvalidParameterError (also ValueError)  bad argument or 422: permanent for the request
+    ├── MaxPagesReached                          a shop has more pages than ``max_pages``
     ├── FatalError                               stops the whole client: nothing more is sent
     │   ├── AuthenticationError                  401/403: token not authorised or expired
     │   ├── BalanceError                         439: subscription expired or balance spent
@@ -20,6 +21,37 @@ from messages the transport has already scrubbed.
 """
 
 from __future__ import annotations
+
+__all__ = [
+    "AuthenticationError",
+    "BalanceError",
+    "DecodeError",
+    "FatalError",
+    "HarvestStopped",
+    "InvalidParameterError",
+    "MaxPagesReached",
+    "RateLimitError",
+    "RequestBudgetExhausted",
+    "TmapiError",
+    "TransientError",
+    "TransportError",
+    "UpstreamError",
+    "quote_input",
+]
+
+
+def quote_input(text: object, limit: int = 80) -> str:
+    """``text`` quoted for a message, cut to ``limit`` characters with its length said.
+
+    A garbage line of megabytes must not be echoed whole: ``'abc…' (2000000
+    characters)``. Short text is quoted as :func:`repr` would (control characters
+    shown escaped); text that is no string is shown by its ``repr``, cut alike.
+    """
+    shown = text if isinstance(text, str) else repr(text)
+    if len(shown) <= limit:
+        return repr(shown) if isinstance(text, str) else shown
+    cut = shown[:limit]  # cut before repr: repr of megabytes is megabytes
+    return f"{cut!r}… ({len(shown)} characters)"
 
 
 class TmapiError(Exception):
@@ -48,6 +80,13 @@ class TmapiError(Exception):
 
 class InvalidParameterError(TmapiError, ValueError):
     """A parameter was refused: by validation before sending, or by the API (422)."""
+
+
+class MaxPagesReached(TmapiError):
+    """A shop has more pages than ``max_pages``: the pages past it were not fetched.
+
+    The shop ends ``"partial"`` with this error; a larger ``max_pages`` reads the rest.
+    """
 
 
 class FatalError(TmapiError):

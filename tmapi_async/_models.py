@@ -1,19 +1,41 @@
 """Typed shapes of the shop-items answer, decoded with msgspec.
 
-The API is loose (facts.md, "Data quirks"), so the models are tolerant where it is:
+The API is loose (docs/api-facts.md, "Data quirks"), so the models are tolerant where it is:
 ``item_id`` string or int, ``total_count`` int or numeric string, ``quantity`` null,
 unknown fields ignored. Normalisation happens once, at decode time.
+
+Where looseness would be dangerous it is refused at decode time, by msgspec's own
+constraint checks (in C, so the success path stays cheap): a ``page_size`` or
+``total_count`` that is negative, zero (``page_size``) or absurd fails to decode, so
+no plan ever divides by it or sizes itself by it.
 """
 
 from __future__ import annotations
 
 import enum
 from decimal import Decimal, InvalidOperation
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import msgspec
 
-__all__ = ["Envelope", "SaleInfo", "ShopItem", "ShopItemsPage", "Sort", "normalise_image_url"]
+__all__ = [
+    "MAX_PAGE_SIZE",
+    "MAX_TOTAL_COUNT",
+    "Envelope",
+    "SaleInfo",
+    "ShopItem",
+    "ShopItemsPage",
+    "Sort",
+    "normalise_image_url",
+]
+
+MAX_PAGE_SIZE = 10_000
+"""The largest ``page_size`` an answer may report. 1688 listings serve a few dozen
+products a page; a page of ten thousand is no listing this endpoint serves."""
+
+MAX_TOTAL_COUNT = 100_000_000
+"""The largest ``total_count`` an answer may report. The biggest 1688 shops list
+products in the tens of thousands; a hundred million is a broken answer, not a shop."""
 
 
 class Sort(enum.StrEnum):
@@ -97,12 +119,14 @@ class ShopItem(msgspec.Struct, gc=False):
 class ShopItemsPage(msgspec.Struct, gc=False):
     """One page of a shop's listing, as the server answered it.
 
-    ``page_size`` is the size the server *used*, which may be less than asked for.
+    ``page_size`` is the size the server *used*, which may be less than asked for
+    (``0`` when the answer left it out). Decoding refuses a ``page_size`` outside
+    ``1..MAX_PAGE_SIZE`` and a ``total_count`` outside ``0..MAX_TOTAL_COUNT``.
     """
 
     page: int = 1
-    page_size: int = 0
-    total_count: int = 0
+    page_size: Annotated[int, msgspec.Meta(ge=1, le=MAX_PAGE_SIZE)] = 0
+    total_count: Annotated[int, msgspec.Meta(ge=0, le=MAX_TOTAL_COUNT)] = 0
     cat_id: str | int | None = ""
     sort: str = ""
     items: list[ShopItem] = msgspec.field(default_factory=list)

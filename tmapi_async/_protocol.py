@@ -25,6 +25,7 @@ from ._errors import (
     TmapiError,
     TransientError,
     UpstreamError,
+    quote_input,
 )
 from ._listing import DEFAULT_LISTING, Listing, choose_listing
 from ._models import ShopItemsPage, Sort, error_decoder, page_decoder
@@ -35,18 +36,55 @@ ENDPOINT_PATH = "/1688/shop/items/v2"
 DEFAULT_BASE_URL = "https://api.tmapi.io"
 
 _SHOP_NAME = re.compile(r"[a-z0-9][a-z0-9-]*")
-_NOT_SHOPS = frozenset({"www", "detail", "s", "login"})  # 1688 hosts that are no shop
+
+SERVICE_HOSTS = frozenset(
+    {
+        # Browsing and buying: the portal, the mobile site, search, product pages,
+        # promotions and topic pages, the cart and orders.
+        *("www", "m", "s", "search", "detail", "offer", "show", "sale", "air", "page"),
+        *("dj", "p4p", "cart", "trade"),
+        # Accounts and the sellers' tools.
+        *("login", "passport", "member", "work", "seller", "fuwu", "open", "wuliu"),
+        # Content, rules and help.
+        *("club", "news", "info", "help", "rule", "daxue", "exodus"),
+    }
+)
+"""Hosts ``NAME.1688.com`` that are 1688's own services, not shops.
+
+1688 reserves the names of its services, so no shop can be called so; an URL on one
+of them (a product page on ``detail``, a search on ``s``, the mobile site ``m``) is
+refused before anything is sent, instead of being billed as a shop that does not exist.
+"""
+
+_USE_INSTEAD = "use the shop's own home page https://NAME.1688.com/"
+_MOBILE_HINT = (
+    "a page of the mobile site: open the shop on a computer and copy its "
+    "https://NAME.1688.com/ address"
+)
 _SORTS = frozenset(s.value for s in Sort)
+
+
+def _not_a_shop(host: str, name: str) -> str:
+    """Why a host on 1688.com is no shop, and which URL to use instead."""
+    if name == "m" or host.endswith(".m.1688.com"):
+        return f"{host} is {_MOBILE_HINT}"
+    if name == "detail":
+        return (
+            f"{host} is a product page, not a shop: {_USE_INSTEAD} (linked from the product page)"
+        )
+    return f"{host} is one of 1688's own services, not a shop: {_USE_INSTEAD}"
 
 
 def normalise_shop_url(shop_url: str) -> str:
     """Return the shop's home page ``https://NAME.1688.com/`` or raise.
 
     Accepts any http(s) URL on the shop's host (a product or category page of the
-    shop too), with surrounding spaces.
+    shop too), with surrounding spaces. Hosts of 1688's own services
+    (:data:`SERVICE_HOSTS`: ``www``, ``m``, ``detail``, ``s``...) are no shop.
 
     Raises:
-        InvalidParameterError: not an http(s) URL whose host is ``NAME.1688.com``.
+        InvalidParameterError: not an http(s) URL whose host is ``NAME.1688.com``, or
+            the host is one of 1688's services; the message says which URL to use.
     """
     text = shop_url.strip() if isinstance(shop_url, str) else ""
     try:
@@ -55,18 +93,13 @@ def normalise_shop_url(shop_url: str) -> str:
     except ValueError:
         parts, host = None, ""
     name, dot, domain = host.partition(".")
-    if (
-        parts is None
-        or parts.scheme.lower() not in ("http", "https")
-        or domain != "1688.com"
-        or not dot
-        or not _SHOP_NAME.fullmatch(name)
-        or name in _NOT_SHOPS
-    ):
-        raise InvalidParameterError(
-            f"shop_url must be a 1688 shop URL like https://NAME.1688.com/, got {shop_url!r}"
-        )
-    return f"https://{name}.1688.com/"
+    why = "it must be a 1688 shop URL like https://NAME.1688.com/"
+    if parts is not None and parts.scheme.lower() in ("http", "https"):
+        if (dot and domain == "1688.com" and name in SERVICE_HOSTS) or host.endswith(".m.1688.com"):
+            why = _not_a_shop(host, name)
+        elif dot and domain == "1688.com" and _SHOP_NAME.fullmatch(name):
+            return f"https://{name}.1688.com/"
+    raise InvalidParameterError(f"shop_url {quote_input(shop_url)} is refused: {why}")
 
 
 def validate_page(page: int) -> int:
@@ -137,22 +170,31 @@ class ShopQuery:
         return self.listing.cat_type
 
 
+MAX_RETRY_AFTER = 600.0
+"""The longest ``Retry-After`` followed, in seconds: a server asking for hours (or
+for ``1e9``) would otherwise hold the whole client past every timeout."""
+
+
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP-date)."""
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP-date).
+
+    Garbage gives ``None``; a wait longer than :data:`MAX_RETRY_AFTER` is cut to it.
+    """
     if not value:
         return None
-    value = value.strip()
+    value = value.strip()[:64]  # no header worth reading is longer
     try:
         seconds = float(value)
     except ValueError:
         pass
     else:  # "inf" and "nan" parse too: a pause forever is no instruction to follow
-        return max(0.0, seconds) if math.isfinite(seconds) else None
+        return min(max(0.0, seconds), MAX_RETRY_AFTER) if math.isfinite(seconds) else None
     try:
         when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+        seconds = when.timestamp() - (time.time() if now is None else now)
+    except (TypeError, ValueError, OverflowError, IndexError):
         return None
-    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+    return min(max(0.0, seconds), MAX_RETRY_AFTER)
 
 
 _CONCURRENCY_HINT = "concurrency"
@@ -187,12 +229,18 @@ def redact(text: str, secret: str) -> str:
     return _redact(text, secret) if secret else text
 
 
-def _error_message(body: bytes) -> tuple[int | None, str]:
+_MESSAGE_LIMIT = 200  # the server's msg, in an error: a sentence, not a page of garbage
+
+
+def _error_message(body: bytes, secret: str) -> tuple[int | None, str]:
     try:
         head = error_decoder.decode(body)
     except msgspec.DecodeError:
         return None, ""
-    return head.code, (head.msg or "").strip()
+    message = redact((head.msg or "").strip(), secret)  # scrub whole, then cut
+    if len(message) > _MESSAGE_LIMIT:
+        message = f"{message[:_MESSAGE_LIMIT]}… ({len(message)} characters)"
+    return head.code, message
 
 
 def decipher(
@@ -200,23 +248,27 @@ def decipher(
 ) -> ShopItemsPage:
     """Turn one HTTP answer into a page, or raise the most specific :class:`TmapiError`.
 
-    ``secret`` (the token) is scrubbed from any message the server sends back.
+    ``secret`` (the token) is scrubbed from any message the server sends back. A page
+    whose ``page_size`` or ``total_count`` is out of bounds (see :class:`ShopItemsPage`)
+    is a :class:`DecodeError`: retried, like any answer that makes no sense.
     """
+    shape_error = ""
     if status == 200:
         try:
             envelope = page_decoder.decode(body)
-        except msgspec.ValidationError:
+        except msgspec.ValidationError as exc:
             envelope = None  # an error envelope whose data is not a page: read below
+            shape_error = str(exc)[:_MESSAGE_LIMIT]  # names the field, never its value
         except msgspec.DecodeError as exc:
             raise DecodeError(f"answer is not valid JSON: {exc}", status=status) from exc
         if envelope is not None and envelope.code == 200:
             if envelope.data is None:
                 raise DecodeError("answer has code 200 but no data", code=200, status=status)
             return envelope.data
-    code, message = _error_message(body)
-    message = redact(message, secret)
+    code, message = _error_message(body, secret)
     if status == 200 and code in (None, 200):
-        raise DecodeError("answer is not shaped like a shop-items page", status=status)
+        detail = f": {shape_error}" if shape_error else ""
+        raise DecodeError(f"answer is not shaped like a shop-items page{detail}", status=status)
     retry_after = parse_retry_after(headers.get("Retry-After"))
     if status != 200:
         code = status  # the HTTP status is the stronger signal
