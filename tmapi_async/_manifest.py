@@ -30,6 +30,7 @@ __all__ = [
     "Manifest",
     "ManifestError",
     "ManifestListing",
+    "ManifestRecorder",
     "ManifestShop",
     "build_manifest",
     "manifest_path",
@@ -192,3 +193,53 @@ def read_manifest(path: Path) -> Manifest | None:
             f"up to {MANIFEST_FORMAT}: upgrade tmapi-async"
         )
     return manifest
+
+
+class ManifestRecorder:
+    """Collects a run's shop results and writes its manifest at the end of the run.
+
+    Created when the run starts (that is ``started_at``); :meth:`add` each
+    :class:`~tmapi_async.ShopResult` as it comes; :meth:`write` once the export is closed.
+    """
+
+    def __init__(
+        self,
+        output: Path,
+        export_format: str,
+        listing: ManifestListing,
+        *,
+        version: str,
+        since: Path | str | None = None,
+    ) -> None:
+        self.path = manifest_path(output)
+        self._output = output
+        self._format = export_format
+        self._listing = listing
+        self._version = version
+        self._since = since
+        self._results: dict[str, ShopResult] = {}
+        self.started_at = utc_now()
+
+    def add(self, result: ShopResult) -> None:
+        """Record how a shop ended (its items are not kept)."""
+        self._results[result.shop_url] = result
+
+    def build(self, *, stopped: str | None = None) -> Manifest:
+        """The manifest of the run so far."""
+        return build_manifest(
+            self._results.values(),
+            version=self._version,
+            export=self._output,
+            export_format=self._format,
+            listing=self._listing,
+            started_at=self.started_at,
+            finished_at=utc_now(),
+            since=self._since,
+            stopped=stopped,
+        )
+
+    def write(self, *, stopped: str | None = None) -> Manifest:
+        """Write the manifest beside the export (atomically) and return it."""
+        manifest = self.build(stopped=stopped)
+        write_manifest(self.path, manifest)
+        return manifest
