@@ -14,6 +14,7 @@ from typing import IO, TYPE_CHECKING, Any, Literal, cast
 
 from ._exit import ExitCode
 from ._failures import Failures, describe
+from ._monitor import finish_manifest, start_manifest
 from ._options import (
     ClientOptions,
     ListingOptions,
@@ -164,6 +165,7 @@ class _Run:
     stop: Stop
     fatal: BaseException | None = None
     export_items: int = 0
+    manifest: Any = None  #: the run's ManifestRecorder (OUTPUT.manifest.json)
 
 
 async def harvest(options: HarvestOptions) -> int:
@@ -173,6 +175,7 @@ async def harvest(options: HarvestOptions) -> int:
         UsageError: SHOPS cannot be read, or the state or export cannot be opened.
     """
     session = _open(options)
+    session.manifest = start_manifest(options)
     job = (
         scale_out_job(options, session.journal, _shop_texts(session))
         if options.redis is not None
@@ -199,6 +202,7 @@ async def harvest(options: HarvestOptions) -> int:
         await _drive(session, job, display)
     finally:
         _close(session, display)
+        finish_manifest(session, display)
     if not options.quiet:
         _print_summary(session, job.progress)
     return _exit_code(session)
@@ -295,6 +299,7 @@ async def _drive(session: _Run, job: Any, display: ProgressDisplay) -> None:
 
 
 def _report(session: _Run, result: ShopResult, display: ProgressDisplay) -> None:
+    session.manifest.add(result)
     if result.status == "complete":
         if session.options.verbose and result.pages and not result.requests:
             display.log(f"complete {result.shop_url}: harvested by an earlier run, skipped")

@@ -1,0 +1,177 @@
+"""Recurring harvests end to end: day 0 and day 1 of the simulator, harvested by the CLI,
+compared by ``tmapi-async diff``; manifests mark the failed and the partial shop."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+import tmapi_async
+from tmapi_async._manifest import manifest_path, read_manifest
+from tmapi_async.testing import SimulatedTmapi, shop_catalogue
+
+REPO = Path(tmapi_async.__file__).resolve().parent.parent
+TOKEN = "tok-SECRET-monitor-77"
+# shop3 fails for good on day 1, shop4 from its 4th page on; shop5 is too small to change.
+SIZES = {"shop1": 60, "shop2": 45, "shop3": 100, "shop4": 100, "shop5": 12}
+FAILING = {"shop3": 1, "shop4": 4}
+
+
+def url(name: str) -> str:
+    return f"https://{name}.1688.com/"
+
+
+@dataclass
+class Run:
+    code: int
+    out: str
+    err: str
+
+
+async def cli(*args: str) -> Run:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TMAPI_")}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    env["TMAPI_TOKEN"] = TOKEN
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "tmapi_async",
+        *args,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+    )
+    out, err = await proc.communicate()
+    assert proc.returncode is not None
+    return Run(proc.returncode, out.decode(), err.decode())
+
+
+async def harvest(sim: SimulatedTmapi, shops: Path, output: Path, *extra: str) -> Run:
+    return await cli(
+        "harvest",
+        str(shops),
+        "--output",
+        str(output),
+        "--base-url",
+        sim.url,
+        "--rate",
+        "2000",
+        "--concurrency",
+        "4",
+        "--timeout",
+        "10",
+        *extra,
+    )
+
+
+@pytest.fixture
+def shops_file(tmp_path: Path) -> Path:
+    path = tmp_path / "shops.txt"
+    path.write_text("".join(f"{url(name)}\n" for name in SIZES))
+    return path
+
+
+def day_changes(name: str, held: set[str] | None = None) -> set[tuple[str, str, str]]:
+    """(change, shop_url, item_id) between day 0 and day 1 of a shop; with ``held`` (the ids
+    a partial harvest got), only what that harvest can show: no gone, only items it holds."""
+    before = {i.item_id: i for i in shop_catalogue(name, SIZES[name])}
+    after = {i.item_id: i for i in shop_catalogue(name, SIZES[name], day=1)}
+    want = {("new", url(name), k) for k in after.keys() - before.keys()}
+    if held is None:
+        want |= {("gone", url(name), k) for k in before.keys() - after.keys()}
+    for k in before.keys() & after.keys():
+        if before[k] != after[k]:
+            want |= {("price", url(name), k), ("sales", url(name), k)}
+    return {w for w in want if held is None or w[2] in held}
+
+
+async def test_day_one_diff_reports_exactly_what_changed_and_spares_incomplete_shops(
+    tmp_path: Path, shops_file: Path
+) -> None:
+    async with SimulatedTmapi(shop_sizes=SIZES) as sim:
+        day0 = tmp_path / "a.jsonl"
+        first = await harvest(sim, shops_file, day0)
+        assert first.code == 0, first.err
+        # Day 1: a permanent error (422, not retried) for shop3's pages and shop4's from 4 on.
+        sim.configure(day=1, failing_shops=FAILING, failing_code=422)
+        day1 = tmp_path / "b.csv"
+        second = await harvest(sim, shops_file, day1)
+        assert second.code == 1, second.err
+
+    manifest = read_manifest(manifest_path(day1))
+    assert manifest is not None
+    statuses = {s.shop_url: (s.status, s.items) for s in manifest.shops}
+    assert statuses == {
+        url("shop1"): ("complete", 60 + 4),
+        url("shop2"): ("complete", 45 + 4),
+        url("shop3"): ("failed", 0),
+        url("shop4"): ("partial", 60),
+        url("shop5"): ("complete", 12),
+    }
+    assert manifest.shop(url("shop4")).error  # type: ignore[union-attr]
+    assert (manifest.listing.sort, manifest.export_format) == ("default", "csv")
+    old_manifest = read_manifest(manifest_path(day0))
+    assert old_manifest is not None
+    assert {s.status for s in old_manifest.shops} == {"complete"}
+    assert TOKEN not in manifest_path(day1).read_text()
+
+    changes = tmp_path / "changes.jsonl"
+    compared = await cli("diff", str(day0), str(day1), "--output", str(changes))
+    assert compared.code == 0, compared.err
+    rows = [json.loads(line) for line in changes.read_text().splitlines()]
+    got = Counter((r["change"], r["shop_url"], r["item_id"]) for r in rows)
+    assert max(got.values()) == 1
+    held = set(shop4_ids(day1))
+    want = (
+        day_changes("shop1")
+        | day_changes("shop2")
+        | day_changes("shop4", held=held)
+        | {("shop_incomplete", url("shop3"), None), ("shop_incomplete", url("shop4"), None)}
+    )
+    assert set(got) == want  # type: ignore[comparison-overlap]
+    assert len(day_changes("shop4", held=held)) >= 7  # its new listings lead page 1
+    assert not [
+        r for r in rows if r["change"] == "gone" and r["shop_url"] in (url("shop3"), url("shop4"))
+    ]
+    incomplete = {r["shop_url"]: (r["before"], r["after"]) for r in rows if r["item_id"] is None}
+    assert incomplete == {
+        url("shop3"): ("complete", "failed"),
+        url("shop4"): ("complete", "partial"),
+    }
+    assert "price" in compared.err
+    assert f"{url('shop1')}: gone 3, new 7, price 5, sales 5" in compared.err
+    assert "largest price moves" in compared.err
+
+
+def shop4_ids(export: Path) -> list[str]:
+    import csv
+
+    with open(export, newline="", encoding="utf-8") as f:
+        return [r["item_id"] for r in csv.DictReader(f) if r["shop_url"] == url("shop4")]
+
+
+async def test_diff_exit_codes_on_bad_input(tmp_path: Path) -> None:
+    missing = await cli(
+        "diff",
+        str(tmp_path / "a.jsonl"),
+        str(tmp_path / "b.jsonl"),
+        "-o",
+        str(tmp_path / "c.jsonl"),
+    )
+    assert missing.code == 2
+    assert "a.jsonl: no such file" in missing.err
+    (tmp_path / "a.txt").write_text("x")
+    unknown = await cli(
+        "diff", str(tmp_path / "a.txt"), str(tmp_path / "a.txt"), "-o", str(tmp_path / "c.jsonl")
+    )
+    assert unknown.code == 2
+    assert "cannot tell the format" in unknown.err
+    assert not (tmp_path / "c.jsonl").exists()
