@@ -54,7 +54,7 @@ class LocalWorkers:
         self, count: int, *, env: Mapping[str, str], args: Sequence[str] = (), quiet: bool = True
     ) -> None:
         self._count = count
-        self._env = {**os.environ, **env}
+        self._env = {**os.environ, **env, "TMAPI_WORKER_PARENT": "stdin"}
         self._args = list(args)
         self._quiet = quiet
         self.processes: list[asyncio.subprocess.Process] = []
@@ -63,8 +63,14 @@ class LocalWorkers:
         command = ["-m", "tmapi_async", "worker", *self._args]
         output = subprocess.DEVNULL if self._quiet else None
         for _ in range(self._count):
+            # The worker's stdin stays open while this process lives: it stops at EOF.
             process = await asyncio.create_subprocess_exec(
-                sys.executable, *command, env=self._env, stdout=output, stderr=output
+                sys.executable,
+                *command,
+                env=self._env,
+                stdin=subprocess.PIPE,
+                stdout=output,
+                stderr=output,
             )
             self.processes.append(process)
 
@@ -335,7 +341,7 @@ class RedisHarvest:
         view.workers_alive = len(live)
         view.requests = sum(int(about.get("sent", 0)) for about in live)
         view.queued, view.in_progress = counts.queued, counts.in_progress
-        self.progress.requests = max(self.progress.requests, view.requests, self._shop_requests)
+        # Workers serve every harvest: their counts of requests are not this harvest's.
         return self._submitted_all and (counts.finished or counts.submitted == 0)
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import sys
+from collections.abc import Callable
 from typing import Any
 
 from ._exit import ExitCode
@@ -12,7 +14,11 @@ from ._options import add_output_level, positive_float, positive_int
 from ._output import UsageError, err, fatal_message, secrets
 from ._signals import Stop, install_signals
 
-__all__ = ["add_parser", "run"]
+__all__ = ["PARENT_ENV", "add_parser", "run"]
+
+#: Set to ``stdin`` by ``harvest --workers N`` for the workers it starts: they stop
+#: when their stdin closes (the harvest is gone).
+PARENT_ENV = "TMAPI_WORKER_PARENT"
 
 EPILOG = """\
 A worker takes shops from every harvest submitted to the Redis (by `tmapi-async harvest
@@ -88,6 +94,28 @@ def run(args: argparse.Namespace) -> int:
     return asyncio.run(_serve(args, token.strip(), url))
 
 
+async def _stop_when_orphaned(stop: Callable[[], None]) -> None:
+    """A worker started by ``harvest --workers N`` stops (politely) when that harvest
+    process is gone, even killed with -9: it must not serve on unseen. The harvest holds
+    the write end of the worker's stdin; the kernel closes it when the harvest dies."""
+    if os.environ.get(PARENT_ENV) != "stdin":
+        return
+    gone = asyncio.Event()
+
+    class _Watch(asyncio.Protocol):
+        def connection_lost(self, exc: Exception | None) -> None:
+            gone.set()
+
+    loop = asyncio.get_running_loop()
+    transport, _ = await loop.connect_read_pipe(_Watch, sys.stdin)
+    try:
+        await gone.wait()
+    finally:
+        transport.close()
+    err("the harvest that started this worker is gone: stopping")
+    stop()
+
+
 async def _serve(args: argparse.Namespace, token: str, url: str) -> int:
     from .._client import Client
     from .._errors import FatalError, InvalidParameterError
@@ -123,6 +151,7 @@ async def _serve(args: argparse.Namespace, token: str, url: str) -> int:
             main.cancel()
 
     undo = install_signals(stop, first, second)
+    orphaned = asyncio.create_task(_stop_when_orphaned(worker.stop))
     try:
         async with client:
             tell(f"worker {worker.worker_id} serving {redact_url(url)}")
@@ -135,6 +164,7 @@ async def _serve(args: argparse.Namespace, token: str, url: str) -> int:
             raise
         return ExitCode.SIGINT if stop.signal == 2 else ExitCode.SIGTERM
     finally:
+        orphaned.cancel()
         undo()
         await conn.aclose()
     tell(f"worker {worker.worker_id} stopped")
