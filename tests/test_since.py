@@ -1,0 +1,128 @@
+"""New listings only: the crawl that stops at the first known item, and the known-items index."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tmapi_async import ShopItem, ShopItemsPage, ShopQuery, UpstreamError
+from tmapi_async._errors import MaxPagesReached
+from tmapi_async._export_reader import ExportReadError
+from tmapi_async._shop import ShopCheckpoint
+from tmapi_async._since import KnownItems, NewListingsCrawl
+from tmapi_async.export import open_sink
+
+SHOP = "https://newest.1688.com/"
+
+
+def listing(n: int) -> list[ShopItem]:
+    """A shop's listing newest first: item n-1 ... item 0."""
+    return [ShopItem(item_id=str(1000 + i)) for i in range(n - 1, -1, -1)]
+
+
+def page_of(items: list[ShopItem], page: int, size: int = 20) -> ShopItemsPage:
+    chunk = items[(page - 1) * size : page * size]
+    return ShopItemsPage(page=page, page_size=size, total_count=len(items), items=chunk)
+
+
+def crawl_all(
+    crawl: NewListingsCrawl, items: list[ShopItem], failing: int | None = None
+) -> tuple[list[int], list[str]]:
+    """Drive the crawl to its end; (pages requested, item ids returned)."""
+    pages: list[int] = []
+    got: list[str] = []
+    while not crawl.finished:
+        (page,) = crawl.take_pages()
+        assert crawl.take_pages() == []  # one page out at a time
+        pages.append(page)
+        if failing is not None and page >= failing:
+            crawl.reject(page, UpstreamError("down", code=500))
+        else:
+            got += [i.item_id for i in crawl.accept(page, page_of(items, page))]
+    return pages, got
+
+
+def query() -> ShopQuery:
+    return ShopQuery.build(SHOP, sort="time_down")
+
+
+def test_stops_at_the_first_page_with_a_known_item() -> None:
+    items = listing(100)
+    known = {i.item_id for i in items[7:]}  # the 7 newest are new
+    crawl = NewListingsCrawl(query(), known=known.__contains__)
+    pages, got = crawl_all(crawl, items)
+    assert pages == [1]
+    assert got == [i.item_id for i in items[:7]]
+    result = crawl.result()
+    assert (result.status, result.item_count, result.pages) == ("complete", 7, 1)
+    assert [i.item_id for i in result.items] == got
+
+
+def test_reads_on_while_every_item_is_new_and_stops_at_the_end() -> None:
+    items = listing(100)
+    known = {i.item_id for i in items[45:]}
+    pages, got = crawl_all(NewListingsCrawl(query(), known=known.__contains__), items)
+    assert pages == [1, 2, 3]
+    assert got == [i.item_id for i in items[:45]]
+    # Nothing known: the whole listing, and not one page past its end.
+    pages, got = crawl_all(NewListingsCrawl(query(), known=lambda _: False), items)
+    assert pages == [1, 2, 3, 4, 5]
+    assert len(got) == 100
+    pages, _ = crawl_all(NewListingsCrawl(query(), known=lambda _: False), [])
+    assert pages == [1]
+
+
+def test_a_failed_page_ends_the_shop_partial_or_failed() -> None:
+    items = listing(100)
+    crawl = NewListingsCrawl(query(), known=lambda _: False)
+    pages, got = crawl_all(crawl, items, failing=3)
+    assert pages == [1, 2, 3]
+    assert len(got) == 40
+    result = crawl.result()
+    assert result.status == "partial"
+    assert isinstance(result.error, UpstreamError)
+    first = NewListingsCrawl(query(), known=lambda _: False)
+    crawl_all(first, items, failing=1)
+    assert first.result().status == "failed"
+
+
+def test_max_pages_caps_the_shop_as_partial() -> None:
+    crawl = NewListingsCrawl(query(), known=lambda _: False, max_pages=2)
+    pages, got = crawl_all(crawl, listing(100))
+    assert pages == [1, 2]
+    assert len(got) == 40
+    result = crawl.result()
+    assert result.status == "partial"
+    assert isinstance(result.error, MaxPagesReached)
+
+
+def test_a_resumed_shop_starts_again_at_page_1_without_exporting_twice() -> None:
+    items = listing(100)
+    known = {i.item_id for i in items[30:]}
+    exported_before = {i.item_id for i in items[:20]}  # page 1 made it out before the stop
+    checkpoint = ShopCheckpoint(pages={1: 100}, page_size=20, seen=exported_before)
+    crawl = NewListingsCrawl(query(), known=known.__contains__, checkpoint=checkpoint)
+    pages, got = crawl_all(crawl, items)
+    assert pages == [1, 2]
+    assert got == [i.item_id for i in items[20:30]]
+    assert crawl.result().item_count == 30
+
+
+def test_known_items_index_an_export_of_any_format(tmp_path: Path) -> None:
+    for fmt in ("jsonl", "csv", "parquet"):
+        path = tmp_path / f"prev.{fmt}"
+        sink = open_sink(path, fmt)  # type: ignore[arg-type]
+        sink.write(SHOP, listing(30))
+        sink.write("https://other.1688.com/", [ShopItem(item_id="77")])
+        sink.close()
+        known = KnownItems.from_export(path, workdir=tmp_path)
+        assert (known.items, known.shops) == (31, 2)
+        assert known(SHOP, "1000")
+        assert known("https://other.1688.com/", "77")
+        assert not known(SHOP, "77")
+        assert not known("https://other.1688.com/", "1000")
+        known.close()
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_dir()) == []
+    with pytest.raises(ExportReadError, match="no such file"):
+        KnownItems.from_export(tmp_path / "missing.jsonl")
