@@ -1,0 +1,451 @@
+"""``TokenPool``: several API tokens behind one client, each with its own limits.
+
+Each token gets a member :class:`~tmapi_async.Client` of its own: its own connections
+and its own throttle (``rate``, ``burst`` and ``concurrency`` apply to each token, as
+TMAPI limits each account), so N healthy tokens carry N times the work. The pool is a
+client too: a harvest, a shop or a page through it works as through one token.
+
+- A page goes to the token with the most free slots (its in-flight limit minus the
+  pages it holds); when every slot is taken it waits for the first that frees, so a
+  shop's pages spread over the tokens. A page keeps its token through its retries.
+- A token whose answer condemns it (401/403 authentication, 439 balance) retires
+  alone: its waiting and in-flight pages are fetched again through the others, and
+  nothing more is sent with it. The pool stops only when every token is retired
+  (raising the last one's error), on :meth:`~TokenPool.stop`, or when ``max_requests``
+  -- counted across the tokens -- is spent.
+- Tokens are only ever named by :func:`short_fingerprint`, never by a character of
+  their own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import re
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import Self
+
+from ._client import Client
+from ._errors import (
+    AuthenticationError,
+    BalanceError,
+    FatalError,
+    InvalidParameterError,
+    RequestBudgetExhausted,
+)
+from ._harvest import Fetched
+from ._protocol import ShopQuery
+from ._retry import RetryPolicy
+from ._secret import fingerprint
+from ._throttle import Admission, Throttle
+from ._transport import Transport
+
+__all__ = ["TokenPool", "TokenUsage", "short_fingerprint", "split_tokens"]
+
+_log = logging.getLogger("tmapi_async")
+
+_SEPARATORS = re.compile(r"[\s,]+")
+
+#: Errors that condemn one token (its account), not the harvest.
+TOKEN_ERRORS: tuple[type[FatalError], ...] = (AuthenticationError, BalanceError)
+
+
+def split_tokens(value: str | Iterable[str] | None) -> list[str]:
+    """The tokens in ``value``: a string of tokens separated by commas or whitespace
+    (as ``TMAPI_TOKEN`` may hold), or several such strings; each token once, in order."""
+    parts = [value] if isinstance(value, str) else list(value or ())
+    return list(dict.fromkeys(t for part in parts for t in _SEPARATORS.split(part) if t))
+
+
+def short_fingerprint(token: str) -> str:
+    """8 hex digits of the token's keyed hash: names it in summaries and logs."""
+    return fingerprint(token)[:8]
+
+
+@dataclass(frozen=True, slots=True)
+class TokenUsage:
+    """One token of a pool, as a summary names it.
+
+    Attributes:
+        fingerprint: 8 hex digits of a keyed hash of the token (never the token).
+        requests: requests sent with it by this process (each is billed).
+        retired: the error that retired it, or None while it is in service.
+    """
+
+    fingerprint: str
+    requests: int
+    retired: FatalError | None
+
+
+class _Budget:
+    """``max_requests`` counted across every token of a pool."""
+
+    __slots__ = ("error", "limit", "on_spent", "spent")
+
+    def __init__(self, limit: int, on_spent: Callable[[FatalError], None]) -> None:
+        self.limit = limit
+        self.spent = 0
+        self.on_spent = on_spent
+        self.error = RequestBudgetExhausted(f"max_requests={limit} spent")
+
+    def check(self) -> None:
+        if self.spent >= self.limit:
+            self.on_spent(self.error)  # stops every token, waiters included
+            raise self.error
+
+
+class _Budgeted:
+    """A token's :class:`Admission` that also spends the pool's shared budget; its
+    ``sent`` counts only requests that went out."""
+
+    __slots__ = ("_budget", "_inner", "sent")
+
+    def __init__(self, inner: Admission, budget: _Budget) -> None:
+        self._inner = inner
+        self._budget = budget
+        self.sent = 0
+
+    @property
+    def rate(self) -> float:
+        return self._inner.rate
+
+    @property
+    def burst(self) -> int:
+        return self._inner.burst
+
+    @property
+    def concurrency(self) -> int:
+        return self._inner.concurrency
+
+    @property
+    def limit(self) -> int:
+        return self._inner.limit
+
+    @property
+    def in_flight(self) -> int:
+        return self._inner.in_flight
+
+    @property
+    def fatal(self) -> FatalError | None:
+        return self._inner.fatal
+
+    async def start(self) -> None:
+        await self._inner.start()
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+    async def acquire(self) -> int:
+        self._budget.check()  # do not queue for a request that may not be sent
+        ticket = await self._inner.acquire()
+        try:
+            self._budget.check()  # spent by another token meanwhile
+        except FatalError:
+            self._inner.release(ticket)
+            raise
+        self._budget.spent += 1
+        self.sent += 1
+        return ticket
+
+    def release(self, ticket: int) -> None:
+        self._inner.release(ticket)
+
+    def congested(self, ticket: int) -> None:
+        self._inner.congested(ticket)
+
+    def succeeded(self) -> None:
+        self._inner.succeeded()
+
+    def pause(self, seconds: float) -> None:
+        self._inner.pause(seconds)
+
+    def fail(self, error: FatalError) -> None:
+        self._inner.fail(error)
+
+    async def interruptible(self, wait: Awaitable[object]) -> None:
+        await self._inner.interruptible(wait)
+
+
+class _Member:
+    """One token of the pool: its client, and the pages it holds now."""
+
+    __slots__ = ("client", "fingerprint", "held", "retired")
+
+    def __init__(self, client: Client, token_fingerprint: str) -> None:
+        self.client = client
+        self.fingerprint = token_fingerprint
+        self.held = 0  # pages given to this token and not yet done (retries included)
+        self.retired: FatalError | None = None
+
+
+class TokenPool(Client):
+    """A :class:`~tmapi_async.Client` of several tokens (see the module docstring).
+
+    Args:
+        tokens: the apiTokens, as a list or one string separated by commas or
+            whitespace; default the ``TMAPI_TOKEN`` environment variable.
+        rate, burst, concurrency: the limits of EACH token (default 10/s, about
+            rate/20, 8; with ``redis_url``, default: the limits set in Redis).
+        max_requests: a budget of requests across every token.
+        base_url, timeout, retry: as for :class:`~tmapi_async.Client`.
+        redis_url: share each token's limits through this Redis with every process
+            that uses the token (one ``RedisThrottle`` per token).
+        throttle: ``throttle(token) -> Admission`` builds each token's admission, in
+            place of ``rate``, ``burst``, ``concurrency`` and ``redis_url``.
+        transport: ``transport(token) -> Transport`` builds each token's transport
+            (default aiohttp); tests answer with a ``MockTransport``.
+
+    Use it as an async context manager, like a client::
+
+        async with TokenPool(["tok-a", "tok-b", "tok-c"], concurrency=3) as pool:
+            async for result in pool.harvest(shop_urls):
+                ...
+        print(pool.tokens)  # requests billed per token, and which retired
+    """
+
+    def __init__(
+        self,
+        tokens: str | Iterable[str] | None = None,
+        *,
+        base_url: str | None = None,
+        rate: float | None = None,
+        burst: int | None = None,
+        concurrency: int | None = None,
+        timeout: float = 60.0,
+        max_requests: int | None = None,
+        retry: RetryPolicy | None = None,
+        redis_url: str | None = None,
+        throttle: Callable[[str], Admission] | None = None,
+        transport: Callable[[str], Transport] | None = None,
+    ) -> None:
+        found = split_tokens(tokens if tokens is not None else os.environ.get("TMAPI_TOKEN"))
+        if not found:
+            raise AuthenticationError("no API token: pass tokens=... or set TMAPI_TOKEN")
+        if max_requests is not None and max_requests < 0:
+            raise InvalidParameterError(f"max_requests must be >= 0, got {max_requests!r}")
+        limits = (rate, burst, concurrency)
+        if throttle is not None and (redis_url is not None or limits != (None, None, None)):
+            raise InvalidParameterError(
+                "rate, burst, concurrency and redis_url belong to the throttle given"
+            )
+        admission = throttle or _throttle_factory(redis_url, rate, burst, concurrency)
+        self._budget = None if max_requests is None else _Budget(max_requests, self.stop)
+        self._members: list[_Member] = []
+        for token in found:
+            gate = _admission(admission, token)
+            if self._budget is not None:
+                gate = _Budgeted(gate, self._budget)
+            client = Client(
+                token,
+                base_url=base_url,
+                timeout=timeout,
+                retry=retry,
+                throttle=gate,
+                transport=transport(token) if transport is not None else None,
+            )
+            self._members.append(_Member(client, short_fingerprint(token)))
+        self._base_url = self._members[0].client.base_url
+        self._fatal: FatalError | None = None
+        self._waiters: deque[asyncio.Future[None]] = deque()
+        self._next = 0  # where the search for a free slot starts: ties take turns
+        self._closed = False
+        self.retries = 0
+
+    def __repr__(self) -> str:
+        first = self._members[0].client.throttle
+        return (
+            f"TokenPool(base_url={self.base_url!r}, tokens={[m.fingerprint for m in self._members]}"
+            f", per token: rate={first.rate:g}, burst={first.burst}, "
+            f"concurrency={first.concurrency})"
+        )
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        if self._closed:
+            raise RuntimeError("a closed TokenPool cannot be reopened: create a new one")
+        try:
+            for member in self._members:
+                await member.client.__aenter__()
+        except BaseException:
+            await self.aclose()
+            raise
+        return self
+
+    async def aclose(self) -> None:
+        """Close every token's connections; the pool cannot be used afterwards."""
+        self._closed = True
+        outcomes = await asyncio.gather(
+            *(member.client.aclose() for member in self._members), return_exceptions=True
+        )
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
+
+    # -- observation and control -------------------------------------------------------
+
+    @property
+    def requests(self) -> int:
+        """Requests sent so far with every token, retries included: each is billed."""
+        return sum(member.client.requests for member in self._members)
+
+    @property
+    def throttle(self) -> Admission:
+        """The throttle of the first token in service (see :attr:`tokens` for all)."""
+        live = [m for m in self._members if m.retired is None] or self._members
+        return live[0].client.throttle
+
+    @property
+    def concurrency(self) -> int:
+        """Requests in flight at most, over every token: a harvest runs as many workers."""
+        return sum(member.client.concurrency for member in self._members)
+
+    @property
+    def fatal(self) -> FatalError | None:
+        """The error that stopped the pool: every token retired, a stop or the budget."""
+        return self._fatal
+
+    @property
+    def tokens(self) -> tuple[TokenUsage, ...]:
+        """Each token by its fingerprint, with its requests and why it retired."""
+        return tuple(
+            TokenUsage(member.fingerprint, member.client.requests, member.retired)
+            for member in self._members
+        )
+
+    def stop(self, error: FatalError) -> None:
+        """Stop every token: requests waiting to leave or in backoff, and every later
+        one, raise ``error`` at once; answers in flight still arrive."""
+        if self._fatal is None:
+            self._fatal = error
+        for member in self._members:
+            member.client.stop(error)
+        self._wake(len(self._waiters))
+
+    # -- one page ----------------------------------------------------------------------
+
+    async def fetch_counted(self, query: ShopQuery, page: int) -> Fetched:
+        """Fetch a page through the token with a free slot soonest; if that token
+        retires meanwhile, through another.
+
+        Raises:
+            FatalError: the pool is stopped (every token retired, a stop, the budget).
+        """
+        while True:
+            member = await self._take()
+            try:
+                fetched = await member.client.fetch_counted(query, page)
+            except FatalError as error:
+                if self._fatal is None:
+                    self._failed(member, error)
+                if self._fatal is not None:
+                    raise self._fatal from None
+                continue  # the token retired: the page goes to another
+            finally:
+                member.held -= 1
+                self._wake(1)
+            self.retries += fetched[2] - 1
+            return fetched
+
+    async def _take(self) -> _Member:
+        """The token with the most free slots, once one has a free slot."""
+        loop = asyncio.get_running_loop()
+        while True:
+            if self._fatal is not None:
+                raise self._fatal
+            member = self._freest()
+            if member is not None:
+                member.held += 1
+                return member
+            waiter: asyncio.Future[None] = loop.create_future()
+            self._waiters.append(waiter)
+            try:
+                await waiter
+            except BaseException:
+                if waiter.done() and not waiter.cancelled():
+                    self._wake(1)  # woken, but leaving: pass the slot on
+                raise
+            finally:
+                if waiter in self._waiters:
+                    self._waiters.remove(waiter)
+
+    def _freest(self) -> _Member | None:
+        count = len(self._members)
+        start, self._next = self._next, (self._next + 1) % count
+        best, best_free = None, 0
+        for i in range(count):
+            member = self._members[(start + i) % count]
+            if member.retired is not None:
+                continue
+            fatal = member.client.fatal
+            if fatal is not None:  # stopped elsewhere (another process of the token)
+                self._failed(member, fatal)
+                if self._fatal is not None:
+                    return None
+                continue
+            free = member.client.throttle.limit - member.held
+            if free > best_free:
+                best, best_free = member, free
+        return best
+
+    def _failed(self, member: _Member, error: FatalError) -> None:
+        """A token's request raised ``error``: retire the token if the error is its
+        own, stop the pool if not (or if it was the last token)."""
+        if not isinstance(error, TOKEN_ERRORS):
+            self.stop(error)
+            return
+        if member.retired is not None:
+            return
+        member.retired = error
+        member.client.stop(error)  # already stopped by its answer; say it for certain
+        live = sum(1 for m in self._members if m.retired is None)
+        _log.warning(
+            "token %s retired: %s; %d of %d tokens left",
+            member.fingerprint,
+            error,
+            live,
+            len(self._members),
+        )
+        if live == 0:
+            self.stop(error)
+        self._wake(len(self._waiters))  # waiters choose again, or raise
+
+    def _wake(self, count: int) -> None:
+        for waiter in self._waiters:
+            if count <= 0:
+                break
+            if not waiter.done():
+                waiter.set_result(None)
+                count -= 1
+
+
+def _throttle_factory(
+    redis_url: str | None, rate: float | None, burst: int | None, concurrency: int | None
+) -> Callable[[str], Admission]:
+    if redis_url is not None:
+
+        def shared(token: str) -> Admission:
+            from ._redis.throttle import RedisThrottle
+
+            return RedisThrottle(redis_url, token, rate=rate, burst=burst, concurrency=concurrency)
+
+        return shared
+
+    def local(token: str) -> Admission:
+        return Throttle(
+            rate=10.0 if rate is None else rate,
+            burst=burst,
+            concurrency=8 if concurrency is None else concurrency,
+        )
+
+    return local
+
+
+def _admission(factory: Callable[[str], Admission], token: str) -> Admission:
+    try:
+        return factory(token)
+    except ValueError as exc:
+        raise InvalidParameterError(str(exc)) from None
