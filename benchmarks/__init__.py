@@ -4,4 +4,5 @@
 ``docs/benchmarks.md``); ``python -m benchmarks.bench_client`` is the focused
 library-vs-bare-loop comparison; ``bench_decode``, ``bench_simulator`` and
 ``bench_memory`` run on their own too.
+``bench_diff`` measures ``tmapi-async diff`` of two large exports (time, peak RSS).
 """
