@@ -1,0 +1,154 @@
+"""The in-flight leases one process holds on a token's slots, kept alive while it lives.
+
+A lease is ``OWNER:TICKET`` in the token's sorted set, scored by its expiry. The
+heartbeat renews every live lease of this process each ``heartbeat`` seconds; a process
+killed with -9 stops renewing, and its slots free themselves within ``lease`` seconds.
+Releases leave the request path: a background task gives them back in one ``ZREM``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from .connection import RedisConnection, RedisUnavailableError
+from .token import TokenKeys
+
+if TYPE_CHECKING:
+    from redis.commands.core import AsyncScript
+
+__all__ = ["Leases"]
+
+_log = logging.getLogger("tmapi_async")
+
+
+class Leases:
+    """This process's leases on one token's in-flight slots.
+
+    Args:
+        keys: the token's keys.
+        lease: seconds a lease lives without renewal.
+        heartbeat: seconds between renewals.
+        on_renewed: called with each heartbeat's reply (the token's state).
+        on_lost: called once when renewals failed for a whole ``lease``: this
+            process's requests are no longer counted, it must stop.
+    """
+
+    def __init__(
+        self,
+        keys: TokenKeys,
+        *,
+        lease: float,
+        heartbeat: float,
+        on_renewed: Callable[[list[Any]], None],
+        on_lost: Callable[[RedisUnavailableError], None],
+    ) -> None:
+        self.owner = secrets.token_hex(8)  # names this process's leases
+        self.lease = lease
+        self._keys, self._heartbeat_every = keys, heartbeat
+        self._on_renewed, self._on_lost = on_renewed, on_lost
+        self.live: set[int] = set()  #: tickets whose requests are on the wire
+        self.freed = asyncio.Event()  #: set when a batch of releases reached Redis
+        self._to_release: list[str] = []
+        self._release_wanted = asyncio.Event()
+        self._closing = asyncio.Event()
+        self._conn: RedisConnection | None = None
+        self._renew_script: AsyncScript | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def id(self, ticket: int) -> str:
+        """The lease of ``ticket`` in the token's sorted set."""
+        return f"{self.owner}:{ticket}"
+
+    async def start(self, conn: RedisConnection, renew: AsyncScript) -> None:
+        """Renew once (learning the token's state), then keep renewing in the background."""
+        self._conn, self._renew_script = conn, renew
+        await self.renew()
+        self._tasks = [
+            asyncio.create_task(self._heartbeat(), name="tmapi-heartbeat"),
+            asyncio.create_task(self._releaser(), name="tmapi-release"),
+        ]
+
+    async def aclose(self) -> None:
+        """Stop renewing and give back every lease, waiting until Redis has them."""
+        # Not cancelled: redis-py may swallow a cancel that lands mid-command.
+        self._closing.set()
+        self._release_wanted.set()
+        await asyncio.gather(*self._tasks)
+        self._to_release += [self.id(ticket) for ticket in self.live]
+        self.live.clear()
+        await self._flush()
+        self._conn = None
+
+    def release(self, ticket: int) -> None:
+        """The request of ``ticket`` is off the wire: its lease goes in the next batch."""
+        if ticket in self.live:
+            self.live.discard(ticket)
+            self.give_back(self.id(ticket))
+
+    def give_back(self, lease_id: str) -> None:
+        """Queue ``lease_id`` for the next batch of releases."""
+        self._to_release.append(lease_id)
+        self._release_wanted.set()
+
+    async def until_freed(self, at_most: float) -> None:
+        """Wait until a release of ours reached Redis, or ``at_most`` seconds."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(at_most):
+                await self.freed.wait()
+
+    async def _releaser(self) -> None:
+        while not self._closing.is_set():
+            await self._release_wanted.wait()
+            self._release_wanted.clear()
+            await self._flush()
+
+    async def _flush(self) -> None:
+        batch, self._to_release = self._to_release, []
+        if batch and self._conn is not None:
+            try:
+                await self._conn.client.zrem(self._keys.leases, *batch)
+            except Exception as error:
+                if not self._conn.is_redis_error(error):
+                    raise
+                # Not renewed, these leases expire by themselves within `lease`.
+                _log.warning("could not free %d leases: %s", len(batch), error)
+        self.freed.set()
+
+    async def _heartbeat(self) -> None:
+        loop = asyncio.get_running_loop()
+        last_ok = loop.time()
+        while True:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._heartbeat_every):
+                    await self._closing.wait()
+            if self._closing.is_set():
+                return
+            try:
+                await self.renew()
+                last_ok = loop.time()
+            except RedisUnavailableError as error:
+                # Past `lease` our requests are no longer counted anywhere: we must stop
+                # rather than send requests the other processes cannot see.
+                if loop.time() - last_ok >= self.lease:
+                    self._on_lost(error)
+                    return
+                _log.warning("heartbeat failed, retrying: %s", error)
+
+    async def renew(self) -> None:
+        """Renew every live lease; hand the token's state to ``on_renewed``."""
+        assert self._conn is not None
+        assert self._renew_script is not None
+        live = list(self.live)
+        keys = [self._keys.state, self._keys.leases, self._keys.fatal]
+        args = [repr(self.lease), *(self.id(ticket) for ticket in live)]
+        reply = await self._conn.run(self._renew_script, keys, args)
+        self._on_renewed(reply)
+        # A lease released while the renewal was on its way may have been re-added.
+        for ticket in live:
+            if ticket not in self.live:
+                self.give_back(self.id(ticket))

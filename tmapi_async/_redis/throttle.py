@@ -1,0 +1,404 @@
+"""``RedisThrottle``: one token's gates shared by every process that uses it, via Redis.
+
+The same gates as the local :class:`~tmapi_async.Throttle`, kept in Redis under a
+fingerprint of the token (the token itself is never written there) and checked by one
+Lua script per admission, on Redis's clock:
+
+1. fatal: a 401/403/439 seen by any process stops every process (for ``FATAL_MEMORY``);
+2. pause: a ``Retry-After`` holds the whole token;
+3. in-flight: at most the adaptive limit (``concurrency``, halved on a refusal by any
+   process, regrown by successes of all) of short *leases* in a sorted set scored by
+   expiry. A heartbeat renews this process's leases every ``heartbeat`` seconds, so
+   the slots of a process killed with -9 free themselves within ``lease`` seconds;
+4. rate: GCRA with capacity ``burst`` refilled at ``rate``: any T seconds admit at most
+   ``burst + rate * T`` requests, whichever processes send them.
+
+In a process, one task at a time asks Redis (the head of the line): one round trip
+per admission, and the others wait their turn here, not in Redis. Releases leave the
+request path: they are batched into one ``ZREM`` by a background task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from collections.abc import Awaitable, Coroutine
+from typing import TYPE_CHECKING, Any
+
+from .._errors import FatalError, InvalidParameterError, RequestBudgetExhausted
+from .._secret import fingerprint
+from .._throttle import default_burst
+from .connection import RedisConnection, RedisUnavailableError, load_lua, open_connection
+from .leases import Leases
+from .token import (
+    DEFAULT_CONCURRENCY,
+    DEFAULT_RATE,
+    FATAL_MEMORY,
+    SHARED_FATAL,
+    TOKENS_KEY,
+    TokenKeys,
+    fatal_from,
+    number,
+    text,
+)
+
+if TYPE_CHECKING:
+    from redis.commands.core import AsyncScript
+
+__all__ = ["RedisThrottle"]
+
+_log = logging.getLogger("tmapi_async")
+
+_SEND_JITTER = 0.02  # seconds of send jitter the burst keeps back, as the local throttle
+_FULL_POLL = 0.01  # seconds between asks while every slot is taken by other processes
+
+
+class RedisThrottle:
+    """The :class:`~tmapi_async.Admission` of one token shared through Redis.
+
+    Args:
+        url: the Redis URL (``redis://[:password@]host:port/db``).
+        token: the API token; only its fingerprint is kept.
+        rate, burst, concurrency: the token's limits to set in Redis for every process
+            (the last to set them wins). None leaves one as it is there (until someone
+            sets them: ``DEFAULT_RATE``, its default burst, ``DEFAULT_CONCURRENCY``).
+            A rate without a burst sets the rate's default burst too.
+        max_requests: this process's own budget of requests.
+        lease: seconds an in-flight slot is held without renewal.
+        heartbeat: seconds between renewals (and checks for a fatal answer elsewhere).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        token: str,
+        *,
+        rate: float | None = None,
+        burst: int | None = None,
+        concurrency: int | None = None,
+        max_requests: int | None = None,
+        lease: float = 5.0,
+        heartbeat: float = 1.0,
+    ) -> None:
+        if rate is not None and (not rate > 0 or math.isinf(rate)):
+            raise ValueError(f"rate must be a positive number of requests/s, got {rate!r}")
+        if burst is not None and burst < 1:
+            raise ValueError(f"burst must be >= 1, got {burst!r}")
+        if concurrency is not None and concurrency < 1:
+            raise ValueError(f"concurrency must be >= 1, got {concurrency!r}")
+        if max_requests is not None and max_requests < 0:
+            raise ValueError(f"max_requests must be >= 0, got {max_requests!r}")
+        if not 0 < heartbeat < lease:
+            raise ValueError(f"need 0 < heartbeat < lease, got {heartbeat!r}, {lease!r}")
+        self._url = url
+        self.keys = TokenKeys(fingerprint(token))
+        if rate is not None and burst is None:
+            burst = default_burst(rate)  # a new rate brings its own default burst
+        # The limits this process sets for the token ("" leaves one as Redis has it).
+        self._set_limits = ["" if v is None else repr(v) for v in (rate, burst, concurrency)]
+        self._rate = DEFAULT_RATE if rate is None else float(rate)
+        self._burst = default_burst(self._rate) if burst is None else burst
+        self._concurrency = DEFAULT_CONCURRENCY if concurrency is None else concurrency
+        self._limit = self._concurrency
+        self.max_requests = max_requests
+        self.sent = 0  #: requests this process was admitted to send (each is billed)
+        self._leases = Leases(
+            self.keys,
+            lease=lease,
+            heartbeat=heartbeat,
+            on_renewed=self._renewed,
+            on_lost=self._stop,
+        )
+        self._conn: RedisConnection | None = None
+        self._scripts: dict[str, AsyncScript] = {}
+        self._head = asyncio.Lock()  # the one task of this process that asks Redis
+        self._grows = 0  # successes not yet counted in Redis
+        self._background: set[asyncio.Task[Any]] = set()
+        self._waiting: set[asyncio.Task[Any]] = set()
+        self._resume_at = 0.0
+        self._fatal: FatalError | None = None
+
+    @classmethod
+    def for_client(
+        cls,
+        url: str,
+        token: str,
+        *,
+        rate: float,
+        burst: int | None,
+        concurrency: int,
+        max_requests: int | None,
+    ) -> RedisThrottle:
+        """The throttle of ``Client(redis_url=...)``: a keyword left at the Client's
+        default (rate 10, concurrency 8) leaves the token's limit in Redis as it is.
+
+        Raises:
+            InvalidParameterError: a limit out of range.
+        """
+        try:
+            return cls(
+                url,
+                token,
+                rate=None if rate == DEFAULT_RATE and burst is None else rate,
+                burst=burst,
+                concurrency=None if concurrency == DEFAULT_CONCURRENCY else concurrency,
+                max_requests=max_requests,
+            )
+        except ValueError as error:
+            raise InvalidParameterError(str(error)) from None
+
+    def __repr__(self) -> str:
+        return (
+            f"RedisThrottle(token={self.keys.fingerprint}, rate={self._rate:g}, "
+            f"burst={self._burst}, concurrency={self._concurrency})"
+        )
+
+    # -- observation (the token's limits as Redis last told them) ----------------------
+
+    @property
+    def rate(self) -> float:
+        """Requests per second, sustained, for the token in all processes."""
+        return self._rate
+
+    @property
+    def burst(self) -> int:
+        """Requests that may leave at once after idle, in all processes."""
+        return self._burst
+
+    @property
+    def concurrency(self) -> int:
+        """The most requests of the token in flight, in all processes."""
+        return self._concurrency
+
+    @property
+    def limit(self) -> int:
+        """The token's adaptive in-flight limit in force (as last seen)."""
+        return self._limit
+
+    @property
+    def in_flight(self) -> int:
+        """Requests of this process admitted and not yet released."""
+        return len(self._leases.live)
+
+    @property
+    def fatal(self) -> FatalError | None:
+        """The error that stopped admission, here or in another process of the token."""
+        return self._fatal
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Connect, set the token's limits if this throttle was given some, start the
+        heartbeat. Raises :class:`RedisUnavailableError` if Redis does not answer."""
+        if self._conn is not None:
+            return
+        conn = await open_connection(self._url)
+        try:
+            for name in ("acquire", "renew", "adapt", "pause", "fail", "limits"):
+                self._scripts[name] = conn.script(load_lua(f"throttle_{name}"))
+            try:
+                await conn.client.sadd(TOKENS_KEY, self.keys.fingerprint)
+            except Exception as error:
+                if conn.is_redis_error(error):
+                    raise conn.unavailable(error) from None
+                raise
+            if any(self._set_limits):
+                await conn.run(self._scripts["limits"], [self.keys.state], self._set_limits)
+            # The first renewal tells the limits in force and whether the token is stopped.
+            await self._leases.start(conn, self._scripts["renew"])
+        except BaseException:
+            await conn.aclose()
+            raise
+        self._conn = conn
+
+    async def aclose(self) -> None:
+        """Stop the heartbeat, free this process's leases and wait until Redis has them."""
+        conn = self._conn
+        if conn is None:
+            return
+        await asyncio.gather(*self._background, return_exceptions=True)
+        await self._leases.aclose()
+        self._conn = None
+        await conn.aclose()
+
+    # -- admission ---------------------------------------------------------------------
+
+    async def acquire(self) -> int:
+        """Wait until the token's gates admit a request; return its ticket.
+
+        Raises:
+            FatalError: admission was stopped (here or in another process, or the
+                budget is spent); RedisUnavailableError (a FatalError) when Redis fails.
+        """
+        self._raise_if_stopped()
+        if self._conn is None:
+            raise RuntimeError("the throttle is not started: await throttle.start() first")
+        loop = asyncio.get_running_loop()
+        await self.interruptible(self._head.acquire())
+        try:
+            while True:
+                self._raise_if_stopped()
+                if self.max_requests is not None and self.sent >= self.max_requests:
+                    self.fail(RequestBudgetExhausted(f"max_requests={self.max_requests} spent"))
+                    self._raise_if_stopped()
+                if self._resume_at > loop.time():
+                    await self.interruptible(asyncio.sleep(self._resume_at - loop.time()))
+                    continue
+                self._leases.freed.clear()  # a release from here on wakes a full wait
+                verdict, n = await self._admit()
+                if verdict == "ok":
+                    self._leases.live.add(n)
+                    self.sent += 1
+                    return n
+                if verdict == "wait":
+                    await self.interruptible(asyncio.sleep(n / 1e6))
+                else:  # full: a slot frees here (an event) or in another process (polled)
+                    await self.interruptible(self._leases.until_freed(_FULL_POLL))
+        finally:
+            self._head.release()
+
+    async def _admit(self) -> tuple[str, int]:
+        conn = self._live_conn()
+        keys = [self.keys.state, self.keys.leases, self.keys.fatal]
+        args = [
+            self._leases.owner,
+            repr(self._leases.lease),
+            repr(DEFAULT_RATE),
+            str(default_burst(DEFAULT_RATE)),
+            str(DEFAULT_CONCURRENCY),
+            repr(_SEND_JITTER),
+        ]
+        # Shielded: if we are cancelled after Redis admitted us, the lease is freed.
+        call = asyncio.ensure_future(conn.run(self._scripts["acquire"], keys, args))
+        try:
+            reply = await asyncio.shield(call)
+        except asyncio.CancelledError:
+            call.add_done_callback(self._free_unused)
+            raise
+        except RedisUnavailableError as error:
+            self._stop(error)
+            raise
+        verdict = text(reply[0])
+        if verdict == "fatal":
+            self._stop(fatal_from(reply[1:5]))
+            self._raise_if_stopped()
+        self._learn(reply[2], reply[4], reply[5], reply[6])
+        return verdict, int(reply[1])
+
+    def _free_unused(self, call: asyncio.Future[Any]) -> None:
+        if call.cancelled() or call.exception() is not None:
+            return
+        reply = call.result()
+        if text(reply[0]) == "ok":
+            self._leases.give_back(self._leases.id(int(reply[1])))
+
+    def release(self, ticket: int) -> None:
+        """The request of ``ticket`` is off the wire: its lease goes in the next batch."""
+        self._leases.release(ticket)
+
+    # -- feedback from answers (to Redis in the background) ----------------------------
+
+    def congested(self, ticket: int) -> None:
+        """A request refused for concurrency or rate: halve the token's limit, once per
+        cohort of requests (those sent after the previous cut), in every process."""
+        args = ["cut", str(self._concurrency), str(ticket), self._leases.id(ticket)]
+        self._spawn(self._adapt(args))
+
+    def succeeded(self) -> None:
+        """A request succeeded: grow the token's limit back if it was cut. (No round trip
+        while the limit is whole.)"""
+        if self._limit >= self._concurrency:
+            return
+        self._grows += 1
+        if self._grows == 1:
+            self._spawn(self._grow())
+
+    async def _grow(self) -> None:
+        while self._grows:
+            count, self._grows = self._grows, 0
+            await self._adapt(["grow", str(self._concurrency), str(count)])
+
+    async def _adapt(self, args: list[str]) -> None:
+        reply = await self._live_conn().run(
+            self._scripts["adapt"], [self.keys.state, self.keys.leases], args
+        )
+        self._limit = max(1, min(self._concurrency, int(float(reply))))
+
+    def pause(self, seconds: float) -> None:
+        """Hold every request of the token, in every process, for ``seconds``."""
+        loop = asyncio.get_running_loop()
+        self._resume_at = max(self._resume_at, loop.time() + seconds)
+        self._spawn(self._live_conn().run(self._scripts["pause"], [self.keys.state], [seconds]))
+
+    def fail(self, error: FatalError) -> None:
+        """Stop admission here; an authentication or balance error stops every process
+        of the token too."""
+        first = self._fatal is None
+        self._stop(error)
+        kind = type(error).__name__
+        if first and SHARED_FATAL.get(kind) is type(error) and self._conn is not None:
+            args = [kind, error.code or "", error.status or "", error.message]
+            args.append(str(int(FATAL_MEMORY * 1000)))
+            self._spawn(self._conn.run(self._scripts["fail"], [self.keys.fatal], args))
+
+    def _stop(self, error: FatalError) -> None:
+        if self._fatal is not None:
+            return
+        self._fatal = error
+        for task in self._waiting:
+            task.cancel()
+
+    def _raise_if_stopped(self) -> None:
+        if self._fatal is not None:
+            raise self._fatal
+
+    async def interruptible(self, wait: Awaitable[object]) -> None:
+        """Await ``wait`` (a backoff, say), but raise at once if admission is stopped,
+        here or (seen by the heartbeat) in another process."""
+        task = asyncio.current_task()
+        assert task is not None
+        self._waiting.add(task)
+        try:
+            await wait
+        except asyncio.CancelledError:
+            # _stop() cancels these waits; a cancel of its making becomes the fatal error.
+            if self._fatal is not None and task.uncancel() == 0:
+                raise self._fatal from None
+            raise
+        finally:
+            self._waiting.discard(task)
+
+    # -- plumbing ----------------------------------------------------------------------
+
+    def _renewed(self, reply: list[Any]) -> None:
+        """A heartbeat's news: a fatal answer elsewhere stops us; limits may have changed."""
+        if reply[0]:
+            self._stop(fatal_from(reply[0:4]))
+        self._learn(reply[4], reply[5], reply[6], reply[7])
+
+    def _learn(self, limit: Any, rate: Any, burst: Any, concurrency: Any) -> None:
+        """Take the token's limits in force from a reply (None: not set, keep ours)."""
+        self._rate = number(rate, self._rate)
+        self._burst = int(number(burst, self._burst))
+        self._concurrency = int(number(concurrency, self._concurrency))
+        self._limit = max(1, min(self._concurrency, int(number(limit, self._concurrency))))
+
+    def _live_conn(self) -> RedisConnection:
+        if self._conn is None:
+            raise RuntimeError("the throttle is closed")
+        return self._conn
+
+    def _spawn(self, work: Coroutine[Any, Any, Any]) -> None:
+        if self._conn is None:
+            work.close()
+            return
+        task = asyncio.create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background_done)
+
+    def _background_done(self, task: asyncio.Task[Any]) -> None:
+        self._background.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            # Feedback lost (Redis failed): the next admission reports the failure.
+            _log.warning("shared throttle update failed: %s", task.exception())
