@@ -135,6 +135,10 @@ class RedisJournal:
         self.message_ids: dict[str, str] = {}  #: shop URL → its message, while open here
         self.held: set[str] = set()  #: messages this worker holds (renews)
         self._reads: dict[str, dict[int, int]] = {}  # shop URL → page → reads committed
+        # Commits under way per shop: the engine may finish a shop while another of its
+        # pages is still being committed, and a finished shop accepts no more pages.
+        self._committing: dict[str, int] = {}
+        self._committed = asyncio.Condition()
 
     async def open_shop(self, shop_url: str) -> ShopCheckpoint | None:
         fields = await self.queue.shop_fields(shop_url)
@@ -155,17 +159,26 @@ class RedisJournal:
     ) -> None:
         reads = self._reads.setdefault(shop_url, {})
         read = reads[page] = reads.get(page, 0) + 1  # a refetch after drift commits anew
-        await self.queue.commit_page(
-            shop_url,
-            page,
-            read=read,
-            total_count=answer.total_count,
-            page_size=answer.page_size or self._page_size,
-            items=_encode_items(new_items),
-            item_count=len(new_items),
-        )
+        self._committing[shop_url] = self._committing.get(shop_url, 0) + 1
+        try:
+            await self.queue.commit_page(
+                shop_url,
+                page,
+                read=read,
+                total_count=answer.total_count,
+                page_size=answer.page_size or self._page_size,
+                items=_encode_items(new_items),
+                item_count=len(new_items),
+            )
+        finally:
+            async with self._committed:
+                self._committing[shop_url] -= 1
+                self._committed.notify_all()
 
     async def record_shop(self, result: ShopResult) -> None:
+        async with self._committed:
+            await self._committed.wait_for(lambda: not self._committing.get(result.shop_url))
+        self._committing.pop(result.shop_url, None)
         self._reads.pop(result.shop_url, None)
         message_id = self.message_ids.pop(result.shop_url, None)
         if message_id is None:

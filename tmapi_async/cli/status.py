@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import time
 from typing import Any
 
@@ -39,6 +38,8 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """The ``status`` command; returns the exit code."""
+    import asyncio  # here, not at the top: --help does not need it
+
     from .._redis.connection import redis_url_from_env
 
     url = redis_url_from_env(args.redis)
@@ -113,7 +114,7 @@ async def status_lines(redis: Any) -> list[str]:
 
 async def _token_line(redis: Any, fingerprint: str) -> str:
     from .._redis.queue import _text
-    from .._redis.throttle import TokenKeys
+    from .._redis.token import TokenKeys
 
     keys = TokenKeys(fingerprint)
     state = {_text(k): _text(v) for k, v in (await redis.hgetall(keys.state)).items()}

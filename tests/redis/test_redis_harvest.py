@@ -1,0 +1,139 @@
+"""The coordinator and a worker in this process, through a real redis-server: drift,
+failed shops tried again on a rerun, a rerun that submits nothing twice, status."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterable
+from pathlib import Path
+
+import msgspec
+import pytest
+from redis.asyncio import Redis
+
+from tmapi_async._client import Client
+from tmapi_async._redis.connection import open_connection
+from tmapi_async._redis.coordinator import RedisHarvest
+from tmapi_async._redis.queue import HarvestQueue, harvest_id
+from tmapi_async._redis.throttle import RedisThrottle
+from tmapi_async._redis.worker import CappedAdmission, RedisWorker
+from tmapi_async._secret import fingerprint
+from tmapi_async._shop import ShopResult
+from tmapi_async.cli.status import status_lines
+from tmapi_async.export import ExportJournal
+from tmapi_async.testing import SimulatedTmapi
+
+TOKEN = "tok-in-process-0123456789abcdef"
+PARAMS = {"page_size": 20, "sort": "default", "cat": None, "cat_type": None}
+
+
+async def _lines(urls: Iterable[str]) -> AsyncIterator[str]:
+    for url in urls:
+        yield url
+
+
+async def _harvest(
+    redis_url: str, sim: SimulatedTmapi, output: Path, shops: list[str], *, cap: int | None = None
+) -> list[ShopResult]:
+    """One coordinator run with one in-process worker; returns the shop results."""
+    state = output.with_name(output.name + ".state.db")
+    journal = ExportJournal.open(state, output, "jsonl", params=PARAMS, base_url=sim.url)
+    job = RedisHarvest(
+        redis_url,
+        journal,
+        _lines(shops),
+        output=output,
+        params=PARAMS,
+        limits=(TOKEN, 200.0, 20, 8),
+        poll=0.05,
+    )
+    conn = await open_connection(redis_url)
+    throttle = CappedAdmission(RedisThrottle(redis_url, TOKEN), cap)
+    client = Client(TOKEN, base_url=sim.url, throttle=throttle)
+    worker = RedisWorker(conn, client, heartbeat=0.2)
+    try:
+        async with client:
+            serving = asyncio.create_task(worker.run())
+            try:
+                results = [result async for result in job]
+            finally:
+                worker.stop()
+                await asyncio.wait_for(serving, 30)
+    finally:
+        journal.close()
+        await conn.aclose()
+    return results
+
+
+def _exported(output: Path) -> list[tuple[str, str]]:
+    rows = [msgspec.json.decode(line) for line in output.read_bytes().splitlines()]
+    return [(row["shop_url"], row["item_id"]) for row in rows]
+
+
+def _expected(sim: SimulatedTmapi, shops: list[str]) -> set[tuple[str, str]]:
+    return {(shop, item.item_id) for shop in shops for item in sim.expected_items(shop)}
+
+
+async def test_drift_through_redis_misses_nothing_and_duplicates_nothing(
+    redis_url: str, tmp_path: Path
+) -> None:
+    shops = [f"https://drift{i}.1688.com/" for i in range(4)]
+    async with SimulatedTmapi(
+        default_shop_size=300, drift_every=3, drift_items=4, drift_max=12, seed=9
+    ) as sim:
+        output = tmp_path / "items.jsonl"
+        results = await _harvest(redis_url, sim, output, shops, cap=4)
+        assert {r.status for r in results} == {"complete"}
+        assert all(sim.drift(shop) > 0 for shop in shops)
+        exported = _exported(output)
+        assert len(exported) == len(set(exported))
+        assert set(exported) == _expected(sim, shops)
+
+
+async def test_a_rerun_submits_nothing_twice_and_tries_failed_shops_again(
+    redis_url: str, tmp_path: Path
+) -> None:
+    shops = [f"https://shop{i}.1688.com/" for i in range(1, 7)]
+    output = tmp_path / "items.jsonl"
+    async with SimulatedTmapi(
+        default_shop_size=50, failing_shops={"shop3": 2}, failing_code=422
+    ) as sim:
+        first = await _harvest(redis_url, sim, output, shops)
+        status = {r.shop_url: r.status for r in first}
+        assert status.pop("https://shop3.1688.com/") == "partial"
+        assert set(status.values()) == {"complete"}
+        requests_first = len(sim.log)
+
+        sim.configure(failing_shops={})
+        second = await _harvest(redis_url, sim, output, shops)
+        assert {r.shop_url: r.status for r in second} == dict.fromkeys(shops, "complete")
+        # Only the pages of shop3 that had failed were asked for again.
+        assert len(sim.log) - requests_first == 2
+        assert [r.page for r in sim.log.records[requests_first:]] == [2, 3]
+        exported = _exported(output)
+        assert len(exported) == len(set(exported))
+        assert set(exported) == _expected(sim, shops)
+
+    async with Redis.from_url(redis_url) as redis:
+        queue = HarvestQueue(redis, harvest_id(output.with_name(output.name + ".state.db")))
+        counts = await queue.counts()
+        assert (counts.submitted, counts.complete, counts.done) == (6, 6, 6)
+        assert await redis.xlen(queue.shops_key) == 0  # every message acknowledged and gone
+        assert await redis.xlen(queue.results_key) == 0  # every result exported and gone
+        lines = "\n".join(await status_lines(redis))
+    assert "6 submitted, 0 queued, 0 in progress, 6 done (6 complete" in lines
+    assert fingerprint(TOKEN) in lines
+    assert "rate 200.0/s" in lines
+    assert TOKEN not in lines
+
+
+@pytest.mark.parametrize("cap", [2])
+async def test_worker_concurrency_caps_its_own_requests_not_the_token(
+    redis_url: str, tmp_path: Path, cap: int
+) -> None:
+    shops = [f"https://shop{i}.1688.com/" for i in range(1, 9)]
+    async with SimulatedTmapi(default_shop_size=60, latency_ms=(5.0, 15.0)) as sim:
+        output = tmp_path / "items.jsonl"
+        await _harvest(redis_url, sim, output, shops, cap=cap)
+        assert sim.log.peak_in_flight() <= cap  # the token allows 8
+        assert set(_exported(output)) == _expected(sim, shops)
