@@ -234,10 +234,12 @@ def whole_process(plan: Plan, url: str) -> dict[str, Any]:
             ],
         }
         if cli_available():
-            exe = shutil.which("tmapi-async", path=str(Path(PYTHON).parent)) or ""
-            cli = [exe] if exe else [PYTHON, "-m", "tmapi_async"]
+            # ``python -m tmapi_async`` is the ``tmapi-async`` script's own entry point,
+            # without depending on a script that an older install may have left behind.
             commands["cli"] = [
-                *cli,
+                PYTHON,
+                "-m",
+                "tmapi_async",
                 "harvest",
                 str(shops),
                 "--output",

@@ -24,7 +24,8 @@ import msgspec
 
 from benchmarks._common import emit, have, machine_info, median
 from benchmarks._workers import BareEnvelope
-from tmapi_async._models import normalise_image_url, page_decoder
+from tmapi_async import normalise_image_url
+from tmapi_async._models import page_decoder  # the library's own decoder is what is measured
 from tmapi_async.testing import SimulatedTmapi, SimulatorConfig
 
 
