@@ -112,7 +112,7 @@ def test_csv_has_a_header_and_flattened_fields(tmp_path: Path) -> None:
     with open(path, newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
     assert tuple(rows[0]) == CSV_COLUMNS
-    assert header_end == len(",".join(CSV_COLUMNS)) + 1
+    assert header_end == len(",".join(CSV_COLUMNS)) + 2  # CRLF
     assert rows[0]["sale_info.sale_quantity"] == ""
     assert rows[0]["quantity"] == "0"
     assert rows[1]["category_path"] == '["123","456"]'

@@ -9,9 +9,12 @@ import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._output import UsageError, secrets
+
+if TYPE_CHECKING:
+    from .._listing import Listing
 
 __all__ = [
     "ClientOptions",
@@ -67,9 +70,11 @@ def add_client_options(parser: argparse.ArgumentParser, *, budget: bool) -> None
     api = parser.add_argument_group("API and throttle")
     api.add_argument(
         "--token",
+        action="append",
         metavar="TOKEN",
-        help="TMAPI apiToken (default: $TMAPI_TOKEN; prefer the variable: "
-        "a flag shows in the process list)",
+        help="TMAPI apiToken; repeat it to use several tokens, each with the limits below "
+        "(default: $TMAPI_TOKEN, which may hold several separated by commas; prefer the "
+        "variable: a flag shows in the process list)",
     )
     api.add_argument(
         "--base-url",
@@ -131,7 +136,8 @@ class ClientOptions:
         Raises:
             UsageError: there is no token.
         """
-        token = args.token if args.token is not None else os.environ.get("TMAPI_TOKEN")
+        given = args.token  # a list: --token may be given several times
+        token = ",".join(given) if given else os.environ.get("TMAPI_TOKEN")
         secrets.add(token)
         if not token or not token.strip():
             raise UsageError("no API token: set TMAPI_TOKEN (or pass --token)")
@@ -151,11 +157,11 @@ class ClientOptions:
         Raises:
             UsageError: the library refuses an option.
         """
-        from .._client import Client
         from .._errors import InvalidParameterError
+        from ._tokens import client_of
 
         try:
-            return Client(
+            return client_of(
                 self.token,
                 base_url=self.base_url,
                 rate=self.rate,
@@ -202,7 +208,7 @@ def add_listing_options(parser: argparse.ArgumentParser) -> None:
 
 @dataclass(frozen=True, slots=True)
 class ListingOptions:
-    """Which listing of each shop to read, validated once before any file is touched."""
+    """Which listing of each shop to read, and the bound on pages per shop."""
 
     page_size: int
     sort: str
@@ -212,28 +218,26 @@ class ListingOptions:
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> ListingOptions:
-        """From parsed arguments.
+        """From parsed arguments, validated by the library before any file is touched.
 
         Raises:
             UsageError: the library refuses the combination.
         """
         options = cls(args.page_size, args.sort, args.cat, args.cat_type, args.max_pages)
-        options.validate()
+        options.listing()
         return options
 
-    def validate(self) -> None:
-        """Raise :class:`UsageError` if the library refuses these options."""
+    def listing(self) -> Listing:
+        """The library's :class:`~tmapi_async.Listing` of these options.
+
+        Raises:
+            UsageError: the library refuses them.
+        """
         from .._errors import InvalidParameterError
-        from .._protocol import ShopQuery
+        from .._listing import Listing
 
         try:
-            ShopQuery.build(
-                "https://shop.1688.com/",
-                page_size=self.page_size,
-                sort=self.sort,
-                cat=self.cat,
-                cat_type=self.cat_type,
-            )
+            return Listing(self.page_size, self.sort, self.cat, self.cat_type)
         except InvalidParameterError as exc:
             raise UsageError(str(exc)) from None
 
@@ -246,14 +250,6 @@ class ListingOptions:
             "cat": self.cat,
             "cat_type": self.cat_type,
         }
-
-    @property
-    def keywords(self) -> dict[str, Any]:
-        """The listing as keywords of ``Client.harvest``."""
-        keywords: dict[str, Any] = dict(self.params)
-        if self.max_pages is not None:
-            keywords["max_pages"] = self.max_pages
-        return keywords
 
 
 def add_output_level(parser: argparse.ArgumentParser) -> None:

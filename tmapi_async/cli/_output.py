@@ -5,12 +5,15 @@ records shown through the display, and messages that quote input cut to a readab
 from __future__ import annotations
 
 import contextlib
+import re
 import sys
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:
     import logging
+
+    from .._secret import Redactor
 
 __all__ = [
     "UsageError",
@@ -32,21 +35,28 @@ class UsageError(Exception):
 
 
 class Secrets:
-    """Every token this process knows of, scrubbed from everything it prints."""
+    """Every token this process knows of, scrubbed from everything it prints by the
+    library's one redaction rule (a short test token does not mangle ordinary words)."""
 
     def __init__(self) -> None:
         self.values: set[str] = set()
+        self._redactor: Redactor | None = None
 
     def add(self, value: str | None) -> None:
-        """Remember ``value`` (a token from the environment or a flag) as secret."""
-        if value and value.strip():
-            self.values.add(value.strip())
+        """Remember ``value`` (a token from the environment or a flag, or several
+        separated by commas or whitespace) as secret."""
+        for token in re.split(r"[\s,]+", value or ""):
+            if token and token not in self.values:
+                self.values.add(token)
+                self._redactor = None
 
     def scrub(self, text: str) -> str:
         """``text`` with every known token replaced."""
-        for value in sorted(self.values, key=len, reverse=True):
-            text = text.replace(value, "***")
-        return text
+        if self._redactor is None:
+            from .._secret import Redactor
+
+            self._redactor = Redactor(self.values)
+        return self._redactor.scrub(text)
 
 
 secrets = Secrets()

@@ -104,13 +104,13 @@ class _Totals:
     seen: set[str] = field(default_factory=set)
 
 
-async def _estimate_one(client: Any, options: EstimateOptions, shop: str) -> _Estimate:
+async def _estimate_one(client: Any, options: EstimateOptions, query: Any, shop: str) -> _Estimate:
     from .._errors import FatalError, TmapiError
     from .._protocol import normalise_shop_url
 
     listing = options.listing
     try:
-        page = await client.get_shop_items(shop, page=1, **listing.params)
+        page = await client.get_shop_items(shop, page=1, listing=query)
     except FatalError:
         raise
     except TmapiError as exc:
@@ -160,6 +160,7 @@ async def estimate(options: EstimateOptions) -> int:
     from ._shoplist import ShopList, ShopListError, close_shops, open_shops, shop_lines
 
     client = options.client.client()
+    query = options.listing.listing()
     shops = ShopList(options.shops)
     try:
         stream = open_shops(options.shops)
@@ -182,9 +183,9 @@ async def estimate(options: EstimateOptions) -> int:
                         totals.duplicates += 1
                         continue
                     totals.seen.add(key)
-                    window.append(asyncio.create_task(_estimate_one(client, options, text)))
+                    window.append(asyncio.create_task(_estimate_one(client, options, query, text)))
                     # Keep about 2x concurrency in flight; print in input order.
-                    while len(window) > 2 * options.client.concurrency:
+                    while len(window) > 2 * client.concurrency:
                         _show(options, totals, shops, await window.pop(0))
                 while window:
                     _show(options, totals, shops, await window.pop(0))
@@ -196,6 +197,11 @@ async def estimate(options: EstimateOptions) -> int:
     finally:
         close_shops(stream)
     _print_totals(options, totals, client.requests)
+    if not options.json and not options.quiet:
+        from ._tokens import token_lines
+
+        for line in token_lines(client):
+            say(line)
     if fatal is not None:
         err(fatal_message(fatal, None))
         return ExitCode.FATAL

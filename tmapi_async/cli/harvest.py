@@ -8,7 +8,7 @@ import contextlib
 import signal
 import sys
 from collections.abc import AsyncGenerator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Literal, cast
 
@@ -181,7 +181,8 @@ async def harvest(options: HarvestOptions) -> int:
         if options.redis is not None
         else session.client.harvest(
             _shop_texts(session),
-            **options.listing.keywords,
+            listing=options.listing.listing(),
+            max_pages=options.listing.max_pages,
             journal=session.journal,
             keep_items=False,
         )
@@ -298,8 +299,22 @@ async def _drive(session: _Run, job: Any, display: ProgressDisplay) -> None:
         undo()
 
 
+def _scrubbed(result: ShopResult) -> ShopResult:
+    """``result`` as the manifest may keep it: an invalid line may hold anything, even
+    a token, and the error quotes it."""
+    shop = secrets.scrub(result.shop_url)
+    if shop == result.shop_url:
+        return result
+    from .._errors import InvalidParameterError
+
+    error = (
+        None if result.error is None else InvalidParameterError(secrets.scrub(str(result.error)))
+    )
+    return replace(result, shop_url=shop, error=error)
+
+
 def _report(session: _Run, result: ShopResult, display: ProgressDisplay) -> None:
-    session.manifest.add(result)
+    session.manifest.add(_scrubbed(result))
     if result.status == "complete":
         if session.options.verbose and result.pages and not result.requests:
             display.log(f"complete {result.shop_url}: harvested by an earlier run, skipped")
@@ -333,11 +348,12 @@ def _close(session: _Run, display: ProgressDisplay) -> None:
 
 def _print_summary(session: _Run, progress: Any) -> None:
     from ._display import HarvestSummary
+    from ._tokens import token_lines
 
     summary = HarvestSummary.from_progress(
         progress, export_items=session.export_items, pages_needed=progress.pages_planned
     )
-    for line in summary.lines():
+    for line in [*summary.lines(), *token_lines(session.client)]:
         say(line)
     failures = session.failures
     say(
@@ -348,6 +364,7 @@ def _print_summary(session: _Run, progress: Any) -> None:
 
 def _exit_code(session: _Run) -> int:
     from .._errors import FatalError, HarvestStopped
+    from ._tokens import stop_message
 
     stop, fatal = session.stop, session.fatal
     if stop.signal is not None and (fatal is None or isinstance(fatal, HarvestStopped)):
@@ -356,6 +373,7 @@ def _exit_code(session: _Run) -> int:
     if fatal is not None:
         if isinstance(fatal, FatalError):
             message = fatal_message(fatal, session.options.client.max_requests)
+            message = stop_message(session.client, fatal, message)
         else:
             message = f"stopped: cannot write the export or the state: {fatal}"
         err(f"{message}\nstate kept in {session.options.state}: rerun the same command to resume")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import sys
 from collections.abc import Callable
@@ -82,6 +81,8 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """The ``worker`` command; returns the exit code."""
+    import asyncio  # here, not at the top: --help does not need it
+
     token = args.token if args.token is not None else os.environ.get("TMAPI_TOKEN")
     secrets.add(token)
     if not token or not token.strip():
@@ -98,6 +99,8 @@ async def _stop_when_orphaned(stop: Callable[[], None]) -> None:
     """A worker started by ``harvest --workers N`` stops (politely) when that harvest
     process is gone, even killed with -9: it must not serve on unseen. The harvest holds
     the write end of the worker's stdin; the kernel closes it when the harvest dies."""
+    import asyncio  # here, not at the top: --help does not need it
+
     if os.environ.get(PARENT_ENV) != "stdin":
         return
     gone = asyncio.Event()
@@ -117,6 +120,8 @@ async def _stop_when_orphaned(stop: Callable[[], None]) -> None:
 
 
 async def _serve(args: argparse.Namespace, token: str, url: str) -> int:
+    import asyncio  # here, not at the top: --help does not need it
+
     from .._client import Client
     from .._errors import FatalError, InvalidParameterError
     from .._redis.connection import open_connection, redact_url

@@ -211,7 +211,9 @@ class CsvSink:
         self._out = _AppendFile(path, resume_at)
         self._encode = msgspec.json.Encoder().encode
         self._text = io.StringIO()
-        self._writer = csv.writer(self._text, lineterminator="\n")
+        # CRLF rows (RFC 4180): with "\n" alone, csv would not quote a cell holding a
+        # bare CR, and a reader would split the row there.
+        self._writer = csv.writer(self._text, lineterminator="\r\n")
         if resume_at == 0:
             self._writer.writerow(CSV_COLUMNS)
             self._drain()
