@@ -1,0 +1,360 @@
+"""Several tokens in one harvest: ``TokenPool`` and ``TMAPI_TOKEN="A,B,C"`` on the
+command line, checked against what the simulator's request log says the server saw."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+import tmapi_async
+from tmapi_async import AuthenticationError, BalanceError, HarvestStopped, RequestBudgetExhausted
+from tmapi_async._pool import TokenPool, short_fingerprint, split_tokens
+from tmapi_async._throttle import Throttle
+from tmapi_async.testing import RequestRecord, SimulatedTmapi, fingerprint
+
+# Distinctive, so that a leak is found by a plain search of every output and file.
+A, B, C = "tokA-SECRET-3f9e1c7b", "tokB-SECRET-8a6d4e2f", "tokC-SECRET-1b5c9d3e"
+TOKENS = (A, B, C)
+REPO = Path(tmapi_async.__file__).resolve().parent.parent
+SHOP_COUNT = 30  # of 100 items: 150 pages of 20, well past A's balance of 40
+SHOPS = [f"https://pool{i}.1688.com/" for i in range(SHOP_COUNT)]
+
+
+def of(token: str, records: list[RequestRecord]) -> list[RequestRecord]:
+    """The requests the server saw with ``token``, in arrival order."""
+    return [r for r in records if r.token_fp == fingerprint(token)]
+
+
+def after_first_refusal(token: str, records: list[RequestRecord]) -> list[RequestRecord]:
+    """``token``'s requests that arrived after its first 439."""
+    mine = of(token, records)
+    first = next(i for i, r in enumerate(mine) if r.outcome == "quota_exceeded")
+    return mine[first + 1 :]
+
+
+def ok_per_page(records: list[RequestRecord]) -> Counter[tuple[str | None, int | None]]:
+    """Pages answered (and so paid for with items), each counted per answer."""
+    return Counter((r.shop, r.page) for r in records if r.outcome == "ok")
+
+
+def expected_ids(sim: SimulatedTmapi, shops: list[str]) -> Counter[tuple[str, str]]:
+    """Every (shop URL without its slash, item id) the simulator holds for ``shops``."""
+    return Counter((s.rstrip("/"), i.item_id) for s in shops for i in sim.expected_items(s))
+
+
+async def harvest_ids(pool: TokenPool, shops: list[str]) -> Counter[tuple[str, str]]:
+    """Every (shop, item) a library harvest yields, counted."""
+    seen: Counter[tuple[str, str]] = Counter()
+    async for result in pool.harvest(shops):
+        assert result.status == "complete", result
+        seen.update((result.shop_url.rstrip("/"), item.item_id) for item in result.items)
+    return seen
+
+
+def sim_of(**knobs: object) -> SimulatedTmapi:
+    """Shops of 100 items; each token allowed 3 requests in flight; a little latency so
+    that requests overlap."""
+    settings: dict[str, object] = {
+        "default_shop_size": 100,
+        "concurrency_limit": 3,
+        "latency_ms": (1.0, 4.0),
+    }
+    settings.update(knobs)
+    return SimulatedTmapi(**settings)  # type: ignore[arg-type]
+
+
+# -- tokens from text ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("given", "tokens"),
+    [
+        ("a", ["a"]),
+        ("a,b,c", ["a", "b", "c"]),
+        (" a , b\nc\td ", ["a", "b", "c", "d"]),
+        ("a,,b,a", ["a", "b"]),
+        (["a,b", "c", "b"], ["a", "b", "c"]),
+        ("", []),
+        (None, []),
+    ],
+)
+def test_split_tokens(given: str | list[str] | None, tokens: list[str]) -> None:
+    """Commas or whitespace separate tokens; each token once, in order."""
+    assert split_tokens(given) == tokens
+
+
+def test_short_fingerprint_names_no_character_of_the_token() -> None:
+    """8 hex digits of the keyed hash; different tokens, different names."""
+    names = {short_fingerprint(t) for t in TOKENS}
+    assert len(names) == 3
+    for name in names:
+        assert len(name) == 8
+        assert int(name, 16) >= 0
+
+
+def test_pool_takes_tokens_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``TMAPI_TOKEN="A, B C"`` is three tokens; the repr names them by fingerprint only."""
+    monkeypatch.setenv("TMAPI_TOKEN", f"{A}, {B} {C}")
+    pool = TokenPool(concurrency=3)
+    assert [u.fingerprint for u in pool.tokens] == [short_fingerprint(t) for t in TOKENS]
+    assert pool.concurrency == 9  # limits are per token
+    assert all(t not in repr(pool) for t in TOKENS)
+
+
+def test_pool_refuses_no_token_and_limits_beside_a_throttle(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No token is an AuthenticationError; limits belong to the throttle factory given."""
+    monkeypatch.delenv("TMAPI_TOKEN", raising=False)
+    with pytest.raises(AuthenticationError):
+        TokenPool(" , ")
+    with pytest.raises(tmapi_async.InvalidParameterError):
+        TokenPool([A, B], rate=5, throttle=lambda t: Throttle(rate=1, concurrency=1))
+    with pytest.raises(tmapi_async.InvalidParameterError):
+        TokenPool([A, B], concurrency=0)
+
+
+# -- the library --------------------------------------------------------------------------
+
+
+async def test_a_token_out_of_balance_retires_and_the_others_finish() -> None:
+    """A's balance ends after 40 requests: A retires, nothing more is sent with it than
+    was in flight, its pages are fetched by B and C, every item comes once."""
+    async with sim_of(quotas={A: 40}) as sim:
+        async with TokenPool(TOKENS, base_url=sim.url, rate=2000, concurrency=3) as pool:
+            seen = await harvest_ids(pool, SHOPS)
+        records = sim.log.records
+        assert seen == expected_ids(sim, SHOPS)
+        for token in TOKENS:
+            assert sim.log.peak_in_flight(token) <= 3
+        late = after_first_refusal(A, records)
+        assert len(late) <= 2  # at most the other requests A had in flight
+        assert {r.outcome for r in late} <= {"quota_exceeded"}
+        assert set(ok_per_page(records).values()) == {1}  # no page paid for twice
+        usage = {u.fingerprint: u for u in pool.tokens}
+        assert isinstance(usage[short_fingerprint(A)].retired, BalanceError)
+        assert usage[short_fingerprint(B)].retired is None
+        for token in TOKENS:  # requests billed per token, as the server counted them
+            assert usage[short_fingerprint(token)].requests == len(of(token, records))
+        assert pool.requests == len(records)
+        assert pool.fatal is None
+
+
+async def test_healthy_tokens_share_the_work_of_one_shop() -> None:
+    """One shop's pages are spread over every token; each stays within its own limit."""
+    async with sim_of(shop_sizes={"big": 600}) as sim:
+        async with TokenPool(TOKENS, base_url=sim.url, rate=2000, concurrency=3) as pool:
+            seen = await harvest_ids(pool, [sim.shop_url("big")])
+        assert seen == expected_ids(sim, [sim.shop_url("big")])
+        for token in TOKENS:
+            assert len(of(token, sim.log.records)) >= 3
+            assert sim.log.peak_in_flight(token) <= 3
+        assert sim.log.peak_in_flight() > 3  # more in flight than one token may hold
+        assert sim.log.count_by_outcome() == Counter({"ok": 30})
+
+
+async def test_when_every_token_retires_the_harvest_stops() -> None:
+    """A refused token and one out of balance: the pool stops with the last error."""
+    async with sim_of(tokens={B}, quotas={B: 10}) as sim:
+        async with TokenPool([A, B], base_url=sim.url, rate=2000, concurrency=3) as pool:
+            with pytest.raises((AuthenticationError, BalanceError)):
+                await harvest_ids(pool, SHOPS)
+        assert isinstance(pool.fatal, (AuthenticationError, BalanceError))
+        retired = {u.fingerprint: u.retired for u in pool.tokens}
+        assert isinstance(retired[short_fingerprint(A)], AuthenticationError)
+        assert isinstance(retired[short_fingerprint(B)], BalanceError)
+        assert len(of(A, sim.log.records)) <= 3  # nothing after its first 401 answer
+        assert len(after_first_refusal(B, sim.log.records)) <= 2
+
+
+async def test_max_requests_counts_across_tokens() -> None:
+    """A budget of 25 is 25 requests at the server in all, whatever the tokens."""
+    async with sim_of() as sim:
+        async with TokenPool(
+            TOKENS, base_url=sim.url, rate=2000, concurrency=3, max_requests=25
+        ) as pool:
+            with pytest.raises(RequestBudgetExhausted):
+                await harvest_ids(pool, SHOPS)
+        assert len(sim.log) == 25
+        assert pool.requests == 25
+        assert sum(u.requests for u in pool.tokens) == 25
+        assert sum(1 for u in pool.tokens if u.requests) > 1
+
+
+async def test_stop_ends_every_token() -> None:
+    """A stop of the harvest stops the pool: nothing more is sent with any token."""
+    async with sim_of() as sim:
+        async with TokenPool(TOKENS, base_url=sim.url, rate=2000, concurrency=3) as pool:
+            harvest = pool.harvest(SHOPS)
+
+            async def stop_at_the_first_shop() -> None:
+                async for _ in harvest:
+                    harvest.stop()
+
+            with pytest.raises(HarvestStopped):
+                await stop_at_the_first_shop()
+            sent = len(sim.log)
+            assert isinstance(pool.fatal, HarvestStopped)
+            with pytest.raises(HarvestStopped):
+                await pool.fetch_shop(SHOPS[-1])
+        assert len(sim.log) == sent
+
+
+async def test_a_page_and_a_shop_through_a_pool() -> None:
+    """The client's other reads work through a pool as through one token."""
+    async with sim_of() as sim:
+        async with TokenPool([A, B], base_url=sim.url, rate=2000, concurrency=2) as pool:
+            page = await pool.get_shop_items(SHOPS[0], page=2)
+            shop = await pool.fetch_shop(SHOPS[1])
+            items = [item async for item in pool.iter_shop_items(SHOPS[2])]
+        assert page.page == 2
+        assert shop.item_count == 100
+        assert len(items) == 100
+
+
+# -- the command line ---------------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    code: int
+    out: str
+    err: str
+
+
+def cli_env(token: str | None) -> dict[str, str]:
+    """This checkout importable, no stray TMAPI_*, ``TMAPI_TOKEN=token``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TMAPI_")}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    if token is not None:
+        env["TMAPI_TOKEN"] = token
+    return env
+
+
+async def run_cli(*args: str, token: str | None) -> Run:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "tmapi_async",
+        *args,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=cli_env(token),
+    )
+    out, err = await proc.communicate()
+    assert proc.returncode is not None
+    return Run(proc.returncode, out.decode(), err.decode())
+
+
+def harvest_args(sim: SimulatedTmapi, shops: Path, output: Path, *extra: str) -> list[str]:
+    return [
+        "harvest",
+        str(shops),
+        "--output",
+        str(output),
+        "--base-url",
+        sim.url,
+        "--rate",
+        "2000",
+        "--concurrency",
+        "3",
+        "--timeout",
+        "20",
+        *extra,
+    ]
+
+
+def write_shops(path: Path, shops: list[str]) -> Path:
+    path.write_text("".join(f"{shop}\n" for shop in shops), encoding="utf-8")
+    return path
+
+
+def export_ids(path: Path) -> Counter[tuple[str, str]]:
+    rows = map(json.loads, path.read_text(encoding="utf-8").splitlines())
+    return Counter((row["shop_url"].rstrip("/"), row["item_id"]) for row in rows)
+
+
+def assert_no_token_anywhere(run: Run, directory: Path) -> None:
+    """No token on stdout or stderr, nor in any file but the shop list."""
+    files = [p for p in directory.iterdir() if p.name != "shops.txt"]
+    for token in TOKENS:
+        assert token not in run.out
+        assert token not in run.err
+        for path in files:
+            assert token.encode() not in path.read_bytes(), path.name
+
+
+async def test_cli_three_tokens_one_runs_dry_exit_0(tmp_path: Path) -> None:
+    """``TMAPI_TOKEN="A,B,C" harvest --concurrency 3``: A's balance ends after 40
+    requests; the harvest ends 0 with every item once, at most 3 in flight per token at
+    the server, A unused after its 439 beyond what was in flight, no token anywhere,
+    and the summary names A by fingerprint with the reason and the requests per token."""
+    async with sim_of(quotas={A: 40}) as sim:
+        shops = write_shops(tmp_path / "shops.txt", SHOPS)
+        out = tmp_path / "items.jsonl"
+        run = await run_cli(*harvest_args(sim, shops, out), token=",".join(TOKENS))
+        records = sim.log.records
+        assert run.code == 0, run.err
+        assert export_ids(out) == expected_ids(sim, SHOPS)
+        for token in TOKENS:
+            assert sim.log.peak_in_flight(token) <= 3
+        late = after_first_refusal(A, records)
+        assert len(late) <= 2
+        assert {r.outcome for r in late} <= {"quota_exceeded"}
+        assert set(ok_per_page(records).values()) == {1}
+        written = {"items.jsonl.state.db", "items.jsonl.manifest.json"}
+        assert all((tmp_path / name).exists() for name in written)
+        assert_no_token_anywhere(run, tmp_path)
+        assert f"token {short_fingerprint(A)}: 4" in run.out  # 40 and its refusals
+        retired = [line for line in run.out.splitlines() if "retired" in line]
+        assert len(retired) == 1
+        assert short_fingerprint(A) in retired[0]
+        assert "balance" in retired[0]
+        assert "2 of 3 in service" in run.out
+        for token in (B, C):
+            billed = len(of(token, records))
+            assert f"token {short_fingerprint(token)}: {billed:,} requests" in run.out
+
+
+async def test_cli_every_token_retired_exit_3_then_resume(tmp_path: Path) -> None:
+    """Both tokens run dry: exit 3, resumable; a rerun with a fresh token finishes the
+    export with every item once and no page paid for twice."""
+    async with sim_of(quotas={A: 15, B: 15}) as sim:
+        shops = write_shops(tmp_path / "shops.txt", SHOPS[:10])
+        out = tmp_path / "items.jsonl"
+        run = await run_cli(*harvest_args(sim, shops, out), token=f"{A} {B}")
+        assert run.code == 3, run.err
+        assert "every token is retired" in run.err
+        assert "rerun the same command to resume" in run.err
+        assert_no_token_anywhere(run, tmp_path)
+        run = await run_cli(*harvest_args(sim, shops, out), token=C)
+        assert run.code == 0, run.err
+        assert export_ids(out) == expected_ids(sim, SHOPS[:10])
+        assert set(ok_per_page(sim.log.records).values()) == {1}
+        assert "tokens:" not in run.out  # one token: today's summary
+
+
+async def test_cli_token_flag_repeated_and_estimate_counts_across_tokens(
+    tmp_path: Path,
+) -> None:
+    """``--token`` twice is two tokens; estimate's total and per-token lines agree."""
+    async with sim_of() as sim:
+        shops = write_shops(tmp_path / "shops.txt", SHOPS[:12])
+        args = ["estimate", str(shops), "--base-url", sim.url, "--concurrency", "2"]
+        run = await run_cli(*args, "--token", A, "--token", B, token=None)
+        assert run.code == 0, run.err
+        assert "this estimate spent 12" in run.out
+        used = [t for t in (A, B) if of(t, sim.log.records)]
+        assert used == [A, B]
+        for token in (A, B):
+            billed = len(of(token, sim.log.records))
+            assert f"token {short_fingerprint(token)}: {billed} requests" in run.out
+        assert_no_token_anywhere(run, tmp_path)
