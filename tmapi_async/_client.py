@@ -23,6 +23,8 @@ from ._journal import Journal
 from ._listing import Listing, choose_listing
 from ._models import ShopItem, ShopItemsPage, Sort
 from ._protocol import DEFAULT_BASE_URL, ShopQuery, decipher, validate_page
+from ._redis.connection import redis_url_from_env
+from ._redis.throttle import RedisThrottle
 from ._retry import RetryPolicy, retry_transient
 from ._shop import ShopResult
 from ._throttle import Admission, Throttle
@@ -66,6 +68,9 @@ class Client:
             ``concurrency`` and ``max_requests``, which are then the throttle's to set.
         transport: what sends the requests (``get(query) -> (status, headers, body)``);
             default aiohttp. Tests answer without sockets with a ``MockTransport``.
+        redis_url: share the token's limits through this Redis with every client of
+            the token (default ``TMAPI_REDIS_URL``); ``rate``, ``burst`` and
+            ``concurrency`` left at their defaults keep the limits set there.
 
     Use it as an async context manager::
 
@@ -86,13 +91,21 @@ class Client:
         retry: RetryPolicy | None = None,
         throttle: Admission | None = None,
         transport: Transport | None = None,
+        redis_url: str | None = None,
     ) -> None:
         token = token if token is not None else os.environ.get("TMAPI_TOKEN")
         if not token or not token.strip():
             raise AuthenticationError("no API token: pass token=... or set TMAPI_TOKEN")
         if not timeout > 0:
             raise InvalidParameterError(f"timeout must be > 0 seconds, got {timeout!r}")
-        if throttle is None:
+        if redis_url is not None and throttle is not None:
+            raise InvalidParameterError("give redis_url or throttle, not both")
+        if throttle is None and (redis_url := redis_url_from_env(redis_url)) is not None:
+            throttle = RedisThrottle.for_client(
+                redis_url, token.strip(), rate=rate, burst=burst, concurrency=concurrency,
+                max_requests=max_requests,
+            )  # fmt: skip
+        elif throttle is None:
             try:
                 throttle = Throttle(
                     rate=rate, burst=burst, concurrency=concurrency, max_requests=max_requests

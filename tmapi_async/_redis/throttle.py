@@ -46,7 +46,7 @@ from .token import (
 if TYPE_CHECKING:
     from redis.commands.core import AsyncScript
 
-__all__ = ["RedisThrottle"]
+__all__ = ["TOKENS_KEY", "RedisThrottle", "TokenKeys"]  # the keys live in .token
 
 _log = logging.getLogger("tmapi_async")
 
