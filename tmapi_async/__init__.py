@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from ._listing import Listing
     from ._models import SaleInfo, ShopItem, ShopItemsPage, Sort, normalise_image_url
     from ._protocol import ShopQuery, normalise_shop_url
+    from ._redis.connection import RedisUnavailableError
     from ._retry import RetryPolicy
     from ._shop import ShopCheckpoint, ShopResult
     from ._stats import HarvestProgress
@@ -68,6 +69,7 @@ _SOURCES: dict[str, str] = {
     "Listing": "._listing",
     "PageEvent": "._harvest",
     "RateLimitError": "._errors",
+    "RedisUnavailableError": "._redis.connection",
     "RequestBudgetExhausted": "._errors",
     "RetryPolicy": "._retry",
     "SaleInfo": "._models",
@@ -106,6 +108,7 @@ __all__ = [
     "Listing",
     "PageEvent",
     "RateLimitError",
+    "RedisUnavailableError",
     "RequestBudgetExhausted",
     "RetryPolicy",
     "SaleInfo",
