@@ -272,3 +272,53 @@ def test_bad_inputs_are_clear_errors(tmp_path: Path) -> None:
     not_parquet.write_text("hello")
     with pytest.raises(ExportReadError, match="not a readable Parquet"):
         list(read_export(not_parquet))
+
+
+def test_the_command_writes_every_format_and_a_summary(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tmapi_async.cli import main
+
+    items = catalogue("alpha", 0)
+    changed = catalogue("alpha", 1)
+    changed[0] = msgspec.structs.replace(changed[0], title="=1+1")  # a new item
+    old = write_export(tmp_path / "a.jsonl", {"alpha": items})
+    new = write_export(tmp_path / "b.parquet", {"alpha": changed})
+    with diff(old, new) as d:
+        want = list(d)
+    for fmt in FORMATS:
+        out = tmp_path / f"changes.{fmt}"
+        assert main(["diff", str(old), str(new), "--output", str(out)]) == 0
+        assert not (tmp_path / f"changes.{fmt}.tmp").exists()
+        got = read_changes(out)
+        assert [(r["change"], r["item_id"]) for r in got] == [(c.change, c.item_id) for c in want]
+        price = next(r for r in got if r["change"] == "price")
+        wanted = next(c for c in want if c.change == "price")
+        assert float(price["price_change"]) == pytest.approx(wanted.price_change)
+        if fmt != "jsonl":  # text as is, anything else as JSON
+            assert price["before"] == wanted.before
+            sales = next(r for r in got if r["change"] == "sales")
+            assert msgspec.json.decode(sales["after"]) == next(
+                c.after for c in want if c.change == "sales"
+            )
+    new_row = next(r for r in read_changes(tmp_path / "changes.csv") if r["change"] == "new")
+    assert new_row["after"].startswith('{"item_id"')
+    err = capsys.readouterr().err
+    assert "changes: 20" in err
+    assert "OLD has no manifest" in err
+    assert main(["diff", str(old), str(new), "-o", str(tmp_path / "nowhere" / "c.csv")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def read_changes(path: Path) -> list[dict[str, object]]:
+    import csv
+    import json
+
+    import pyarrow.parquet as pq
+
+    if path.suffix == ".csv":
+        with open(path, newline="", encoding="utf-8") as f:
+            return list(csv.DictReader(f))
+    if path.suffix == ".parquet":
+        return pq.read_table(path).to_pylist()  # type: ignore[no-any-return]
+    return [json.loads(line) for line in path.read_text().splitlines()]
