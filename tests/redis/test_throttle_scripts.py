@@ -1,0 +1,176 @@
+"""The shared throttle's Lua scripts, one verdict at a time.
+
+Each test runs on fakeredis (with Lua) and on the real server: the scripts must give
+the same answers on both. Rates here are slow (1/s) so that the Redis clock moving
+while a test runs cannot change a verdict.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import fakeredis
+import pytest
+
+from tmapi_async._redis.connection import RedisConnection, load_lua, open_connection
+from tmapi_async._redis.token import TokenKeys
+
+KEYS = TokenKeys("0123456789abcdef")
+TRIPLE = [KEYS.state, KEYS.leases, KEYS.fatal]
+
+
+class Scripts:
+    """The throttle's scripts on one connection, with the arguments a process passes."""
+
+    def __init__(self, conn: RedisConnection) -> None:
+        self.conn = conn
+        self.redis = conn.client
+        self._scripts = {
+            name: conn.script(load_lua(f"throttle_{name}"))
+            for name in ("acquire", "renew", "adapt", "pause", "fail", "limits")
+        }
+
+    async def run(self, name: str, keys: list[str], args: list[Any]) -> Any:
+        return await self.conn.run(self._scripts[name], keys, args)
+
+    async def acquire(
+        self, owner: str = "p1", *, lease: float = 5.0, rate: float = 1.0, burst: int = 3,
+        concurrency: int = 2, jitter: float = 0.0,
+    ) -> list[Any]:  # fmt: skip
+        args = [owner, lease, rate, burst, concurrency, jitter]
+        reply = await self.run("acquire", TRIPLE, args)
+        return [r.decode() if isinstance(r, bytes) else r for r in reply]
+
+    async def set_limits(self, rate: str = "", burst: str = "", concurrency: str = "") -> None:
+        await self.run("limits", [KEYS.state], [rate, burst, concurrency])
+
+    async def state(self) -> dict[str, str]:
+        raw = await self.redis.hgetall(KEYS.state)
+        return {k.decode(): v.decode() for k, v in raw.items()}
+
+
+@pytest.fixture(params=["fakeredis", "redis-server"])
+async def scripts(request: pytest.FixtureRequest) -> AsyncIterator[Scripts]:
+    if request.param == "fakeredis":
+        conn = RedisConnection("redis://fake", fakeredis.FakeAsyncRedis())
+    else:
+        conn = await open_connection(request.getfixturevalue("redis_url"))
+    try:
+        yield Scripts(conn)
+    finally:
+        await conn.aclose()
+
+
+async def test_admits_the_burst_then_asks_to_wait_about_one_interval(scripts: Scripts) -> None:
+    replies = [await scripts.acquire(concurrency=10) for _ in range(4)]
+    assert [r[0] for r in replies] == ["ok", "ok", "ok", "wait"]
+    assert [r[1] for r in replies[:3]] == [1, 2, 3]  # tickets: the token's sequence
+    assert 0.5e6 < replies[3][1] <= 1e6  # microseconds until the next one at 1/s
+    leases = await scripts.redis.zrange(KEYS.leases, 0, -1)
+    assert sorted(leases) == [b"p1:1", b"p1:2", b"p1:3"]
+
+
+async def test_the_burst_keeps_back_what_send_jitter_could_bunch(scripts: Scripts) -> None:
+    # 1/s, burst 5, 2 s of send jitter: 2 requests' worth are kept back, capacity 3.
+    verdicts = [(await scripts.acquire(burst=5, concurrency=99, jitter=2.0))[0] for _ in range(4)]
+    assert verdicts == ["ok", "ok", "ok", "wait"]
+
+
+async def test_full_when_every_slot_is_leased_and_free_after_a_release(scripts: Scripts) -> None:
+    first = await scripts.acquire()
+    second = await scripts.acquire("p2")
+    full = await scripts.acquire()
+    assert (first[0], second[0], full[0]) == ("ok", "ok", "full")
+    assert full[3] == 2  # in flight, as Redis counts it
+    assert await scripts.redis.hget(KEYS.state, "seq") == b"2"  # a refusal takes no ticket
+    await scripts.redis.zrem(KEYS.leases, "p1:1")
+    assert (await scripts.acquire())[0] == "ok"
+
+
+async def test_the_leases_of_a_dead_process_expire(scripts: Scripts) -> None:
+    # A process killed with -9 stops renewing: its leases' expiries pass.
+    await scripts.redis.zadd(KEYS.leases, {"dead:1": 1.0, "dead:2": 2.0})
+    reply = await scripts.acquire()
+    assert reply[0] == "ok"
+    assert await scripts.redis.zrange(KEYS.leases, 0, -1) == [b"p1:1"]
+
+
+async def test_a_pause_holds_every_request(scripts: Scripts) -> None:
+    await scripts.run("pause", [KEYS.state], [30])
+    reply = await scripts.acquire()
+    assert reply[0] == "wait"
+    assert 29e6 < reply[1] <= 30e6
+    await scripts.run("pause", [KEYS.state], [1])  # a shorter pause does not shorten it
+    assert (await scripts.acquire())[1] > 29e6
+
+
+async def test_a_fatal_answer_stops_the_token_and_the_first_is_kept(scripts: Scripts) -> None:
+    await scripts.run("fail", [KEYS.fatal], ["BalanceError", 439, 439, "balance spent", 60000])
+    await scripts.run("fail", [KEYS.fatal], ["AuthenticationError", 401, 401, "later", 60000])
+    reply = await scripts.acquire()
+    assert reply == ["fatal", "BalanceError", "439", "439", "balance spent"]
+    assert 0 < await scripts.redis.pttl(KEYS.fatal) <= 60000  # remembered for a while only
+    assert await scripts.redis.zcard(KEYS.leases) == 0
+
+
+async def test_limits_set_last_win_and_an_empty_one_is_kept(scripts: Scripts) -> None:
+    await scripts.set_limits("60", "3", "4")
+    await scripts.set_limits(rate="30")
+    state = await scripts.state()
+    assert (state["rate"], state["burst"], state["concurrency"]) == ("30", "3", "4")
+    reply = await scripts.acquire(rate=10, burst=1, concurrency=8)  # defaults: overridden
+    assert reply[4:] == ["30", 3, 4]
+    assert reply[2] == 4  # the in-flight limit starts at the concurrency set
+
+
+async def test_a_cut_halves_once_per_cohort_and_growth_returns(scripts: Scripts) -> None:
+    await scripts.set_limits("1", "8", "8")
+    tickets = [(await scripts.acquire(concurrency=8, burst=8))[1] for _ in range(4)]
+    adapt = [KEYS.state, KEYS.leases]
+    # Two refusals of the same cohort (sent before any cut): one cut.
+    assert await scripts.run("adapt", adapt, ["cut", 8, tickets[0], f"p1:{tickets[0]}"]) == b"4"
+    assert await scripts.run("adapt", adapt, ["cut", 8, tickets[1], f"p1:{tickets[1]}"]) == b"4"
+    state = await scripts.state()
+    # Refused with 2 others in flight: the server's limit is at most 3.
+    assert float(state["ceiling"]) == 3
+    assert await scripts.redis.zcard(KEYS.leases) == 2  # the refused leases are gone
+    # A request sent after the cut is a new cohort: it cuts again.
+    later = (await scripts.acquire(concurrency=8, burst=8))[1]
+    assert await scripts.run("adapt", adapt, ["cut", 8, later, f"p1:{later}"]) == b"2"
+    # Successes grow it back: at 2, one step short of the ceiling (3), it probes
+    # slowly (0.1 per round trip of successes), and never past the concurrency.
+    assert float(await scripts.run("adapt", adapt, ["grow", 8, 1])) == pytest.approx(2.05)
+    assert float(await scripts.run("adapt", adapt, ["grow", 8, 10_000])) == 8
+
+
+async def test_a_new_concurrency_restarts_the_adaptive_limit(scripts: Scripts) -> None:
+    await scripts.set_limits(concurrency="8")
+    ticket = (await scripts.acquire(concurrency=8))[1]
+    await scripts.run("adapt", [KEYS.state, KEYS.leases], ["cut", 8, ticket, f"p1:{ticket}"])
+    assert (await scripts.state())["limit"] == "4"
+    await scripts.set_limits(concurrency="6")
+    state = await scripts.state()
+    assert (state["limit"], state["ceiling"], state["cut_after"]) == ("6", "6", "1")
+
+
+async def test_renewal_extends_live_leases_and_reports_the_token(scripts: Scripts) -> None:
+    await scripts.set_limits("5", "2", "3")
+    await scripts.redis.zadd(KEYS.leases, {"p1:7": 1.0})  # about to expire
+    reply = await scripts.run("renew", TRIPLE, [5.0, "p1:7"])
+    assert reply[0] is None  # no fatal answer
+    assert reply[5:] == [b"5", b"2", b"3"]
+    score = await scripts.redis.zscore(KEYS.leases, "p1:7")
+    assert score is not None
+    assert score > 1e15  # now + 5 s on Redis's clock, in µs
+    await scripts.run("fail", [KEYS.fatal], ["AuthenticationError", 401, 401, "no", 60000])
+    reply = await scripts.run("renew", TRIPLE, [5.0])
+    assert reply[:4] == [b"AuthenticationError", b"401", b"401", b"no"]
+
+
+async def test_growth_is_one_per_round_trip_below_the_ceiling(scripts: Scripts) -> None:
+    await scripts.redis.hset(KEYS.state, mapping={"limit": "2", "ceiling": "8"})
+    adapt = [KEYS.state, KEYS.leases]
+    # A round trip at limit L is L successes, each adding 1/L: about one in all.
+    assert 2.85 < float(await scripts.run("adapt", adapt, ["grow", 8, 2])) < 3
+    assert 3.8 < float(await scripts.run("adapt", adapt, ["grow", 8, 3])) < 4
