@@ -35,7 +35,7 @@ from test_cli import (
 )
 
 import tmapi_async as tm
-from tmapi_async.cli import ExitCode, build_parser
+from tmapi_async.cli import COMMANDS, ExitCode, build_parser
 from tmapi_async.cli._options import SORTS
 from tmapi_async.testing import RequestRecord, SimulatedTmapi
 
@@ -343,23 +343,35 @@ def test_exit_codes_are_the_contract_and_the_help_lists_them() -> None:
         assert f"\n  {code.value} " in epilog
 
 
+def test_every_command_is_registered_with_its_own_help_line() -> None:
+    """--help lists each command with the line its module gives, without importing it;
+    a run builds the options of the command it names only."""
+    parser = build_parser()
+    commands = parser._subparsers._group_actions[0]  # type: ignore[union-attr]
+    assert [(a.dest, a.help) for a in commands._choices_actions] == list(COMMANDS)
+    only = build_parser(["harvest", "--help"])._subparsers._group_actions[0]  # type: ignore[union-attr]
+    assert only.choices["harvest"]._actions[1:]  # harvest has its options
+    assert not only.choices["estimate"]._actions  # others are listed only
+
+
 def test_sort_choices_are_the_library_sorts() -> None:
     """--sort offers exactly the orders of tm.Sort (written out for a quick --help)."""
     assert tuple(s.value for s in tm.Sort) == SORTS
 
 
 def test_import_and_help_leave_heavy_libraries_unloaded() -> None:
-    """``import tmapi_async`` and building the parser import no aiohttp, rich, pyarrow,
-    msgspec or asyncio: that is what keeps --help quick."""
+    """``import tmapi_async`` and ``--help`` import no command; building every command's
+    options imports no aiohttp, rich, pyarrow, msgspec or asyncio: --help stays quick."""
+    heavy = "('aiohttp', 'rich', 'pyarrow', 'msgspec', 'asyncio', 'tmapi_async._client')"
     code = (
-        "import sys, tmapi_async; from tmapi_async.cli import build_parser; build_parser(); "
-        "print(sorted(m for m in ('aiohttp', 'rich', 'pyarrow', 'msgspec', 'asyncio', "
-        "'tmapi_async._client') if m in sys.modules))"
+        "import sys, tmapi_async; from tmapi_async.cli import build_parser; "
+        "build_parser(['--help']); print('tmapi_async.cli.harvest' in sys.modules); "
+        f"build_parser(); print(sorted(m for m in {heavy} if m in sys.modules))"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], env=cli_env(), capture_output=True, text=True, check=True
     )
-    assert out.stdout.strip() == "[]"
+    assert out.stdout.split() == ["False", "[]"]
 
 
 def test_public_names_load_on_first_use() -> None:

@@ -1,8 +1,10 @@
 """The ``tmapi-async`` command line (also ``python -m tmapi_async``).
 
-One module per subcommand (:data:`COMMANDS`), each with ``add_parser(subparsers)`` and
-``run(args) -> int``; exit codes come from one table (:class:`ExitCode`). Heavy modules
-(the client, aiohttp, rich, pyarrow) are imported inside ``run``, so ``--help`` is quick.
+One module per subcommand, each with ``add_parser(subparsers)`` and ``run(args) -> int``,
+registered by one line of :data:`COMMANDS` (its name and its line of --help); exit codes
+come from one table (:class:`ExitCode`). A run imports only the command it runs, and a
+command imports heavy modules (the client, aiohttp, rich, pyarrow) inside ``run``, so
+``--help`` and ``--version`` are quick.
 """
 
 from ._exit import ExitCode

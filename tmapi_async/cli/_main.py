@@ -16,8 +16,17 @@ from ._output import UsageError, err, secrets
 __all__ = ["COMMANDS", "build_parser", "main"]
 
 #: The subcommands, in the order --help lists them: each is a module of this package
-#: with ``add_parser(subparsers) -> ArgumentParser`` and ``run(args) -> int``.
-COMMANDS: tuple[str, ...] = ("harvest", "estimate", "diff", "simulate", "demo", "worker", "status")
+#: with ``add_parser(subparsers) -> ArgumentParser`` and ``run(args) -> int``, given with
+#: its line of --help, so that --help and --version import no command at all.
+COMMANDS: tuple[tuple[str, str], ...] = (
+    ("harvest", "harvest the shops of a list into an export (resumable)"),
+    ("estimate", "fetch page 1 of each shop: the pages and requests a harvest will cost"),
+    ("diff", "what changed between two exports: new, gone and changed items"),
+    ("simulate", "serve a simulated TMAPI on loopback (for tests and trials)"),
+    ("demo", "harvest a few hundred simulated shops (no token, no network)"),
+    ("worker", "serve the harvests submitted to a Redis (scale out)"),
+    ("status", "harvests, workers and token limits of a Redis (scale out)"),
+)
 
 
 class Command(Protocol):
@@ -56,8 +65,12 @@ def _command(name: str) -> Command:
     return cast(Command, importlib.import_module(f"{__package__}.{name}"))
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The ``tmapi-async`` argument parser with its subcommands."""
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The ``tmapi-async`` argument parser with its subcommands.
+
+    Given ``argv``, only the command it names gets its options (the others are listed
+    by name and help line): a run imports the one command it runs.
+    """
     from .. import __version__
 
     parser = _Parser(
@@ -69,7 +82,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name in COMMANDS:
+    # The top level has only flags without values: the first word is the command.
+    wanted = None if argv is None else next((a for a in argv if not a.startswith("-")), None)
+    for name, summary in COMMANDS:
+        if argv is not None and name != wanted:
+            commands.add_parser(name, help=summary, add_help=False)
+            continue
         command = _command(name)
         sub = command.add_parser(commands)
         if sub.epilog and "exit codes" not in sub.epilog:
@@ -92,7 +110,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run ``tmapi-async``; returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
     _collect_secrets(argv)
-    parser = build_parser()
+    parser = build_parser(argv)
     args, rest = parser.parse_known_args(argv)
     if rest and not getattr(args, "passthrough", False):
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
