@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from ._journal import Journal
     from ._listing import Listing
     from ._models import SaleInfo, ShopItem, ShopItemsPage, Sort, normalise_image_url
+    from ._pool import TokenPool
     from ._protocol import ShopQuery, normalise_shop_url
     from ._redis.connection import RedisUnavailableError
     from ._retry import RetryPolicy
@@ -81,6 +82,7 @@ _SOURCES: dict[str, str] = {
     "Sort": "._models",
     "Throttle": "._throttle",
     "TmapiError": "._errors",
+    "TokenPool": "._pool",
     "TransientError": "._errors",
     "TransportError": "._errors",
     "UpstreamError": "._errors",
@@ -120,6 +122,7 @@ __all__ = [
     "Sort",
     "Throttle",
     "TmapiError",
+    "TokenPool",
     "TransientError",
     "TransportError",
     "UpstreamError",
