@@ -158,7 +158,7 @@ async def test_a_2mb_garbage_line_is_not_echoed_whole(sim: SimulatedTmapi, tmp_p
     run = await run_cli(*harvest_args(sim, shops, out))
     assert run.code == ExitCode.SHOPS_FAILED, run.err[:2000]
     assert len(run.err) < 5_000
-    assert "2,000,000 characters" in run.err
+    assert re.search(r"2,?000,?000 characters", run.err)
     failures = (tmp_path / "items.jsonl.failures.txt").read_text(encoding="utf-8").splitlines()
     assert garbage in failures
     assert all(len(line) < 5_000 for line in failures if line.startswith("#"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
-from ._output import clip, secrets, shorten
+from ._output import clip, secrets
 
 if TYPE_CHECKING:
     from .._shop import ShopResult
@@ -53,13 +53,13 @@ class Failures:
 def describe(result: ShopResult, shops: ShopList) -> tuple[str, str]:
     """(what to name the shop by, why it failed) for a failed or partial shop; input
     quoted in either is cut to a readable length."""
-    from .._errors import InvalidParameterError
+    from .._errors import InvalidParameterError, quote_input
 
     error = result.error
     reason = clip(str(error)) if error is not None else "unknown error"
     lineno = shops.invalid.get(result.shop_url)
     if lineno is not None and isinstance(error, InvalidParameterError) and error.code is None:
-        return f"line {lineno} {shorten(result.shop_url)}", f"invalid shop URL: {reason}"
+        return f"line {lineno} {quote_input(result.shop_url)}", f"invalid shop URL: {reason}"
     if result.status == "partial":
         return result.shop_url, (
             f"partial, {result.pages} pages and {result.item_count} items read: {reason}"

@@ -23,11 +23,10 @@ __all__ = [
     "library_logs",
     "say",
     "secrets",
-    "shorten",
 ]
 
-#: Characters of a quoted input line shown in a message; the rest is counted, not shown.
-QUOTE_LIMIT = 200
+#: Characters of a message shown; the rest (quoted input, mostly) is counted, not shown.
+MESSAGE_LIMIT = 400
 
 
 class UsageError(Exception):
@@ -72,15 +71,7 @@ def err(message: str) -> None:
     say(message, sys.stderr)
 
 
-def shorten(text: str, limit: int = QUOTE_LIMIT) -> str:
-    """``text`` quoted as in a message, cut to ``limit`` characters with its length said:
-    a 2 MB garbage line must not flood the terminal."""
-    if len(text) <= limit:
-        return repr(text)
-    return f"{text[:limit]!r}… ({len(text):,} characters)"
-
-
-def clip(message: str, limit: int = 2 * QUOTE_LIMIT) -> str:
+def clip(message: str, limit: int = MESSAGE_LIMIT) -> str:
     """A message (which may quote input) cut to ``limit`` characters, its length said."""
     if len(message) <= limit:
         return message
