@@ -538,4 +538,5 @@ SCENARIOS: dict[str, Callable[[Plan], dict[str, Any]]] = {
     "harvest": harvest_bound,
     "memory": memory,
     "decode": decoding,
+    "pool": lambda plan: run_child([PYTHON, "-m", "benchmarks.bench_pool", "--json"]).report,
 }
