@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 import tmapi_async as tm
+from tmapi_async._secret import Redactor, redact
 
 if TYPE_CHECKING:
     from conftest import Server  # the local failing server, a fixture there
@@ -23,7 +24,8 @@ TOKEN = "SECRET-tok/en+="
 # set), quote_plus, and the bare distinctive prefix shared by all of them.
 FORMS = ("SECRET-tok", "tok/en+=", "tok%2Fen", "en%2B%3D", "en+%3D")
 SHOP = "https://xldjjg.1688.com/"
-TIMEOUT = 0.2  # seconds: the hang cases wait this long for real, nothing else
+GENEROUS = 60.0  # seconds: answers expected to arrive (CI is two busy cores)
+HANG = 0.2  # seconds: the hang cases wait this long for real, nothing else
 SERVER_LOGGERS = ("aiohttp.access", "aiohttp.server", "aiohttp.web")  # the test server's own
 
 
@@ -52,14 +54,15 @@ def base_url_for(mode: str, server: Server, refused_url: str, not_http_url: str)
     return server.url(mode)
 
 
-def client_for(base_url: str) -> tm.Client:
-    """A fast Client: high rate, short timeout, two attempts with no backoff wait."""
+def client_for(base_url: str, mode: str = "", token: str = TOKEN) -> tm.Client:
+    """A fast Client: high rate, two attempts with no backoff wait; a short timeout
+    only where the server is meant to hang."""
     return tm.Client(
-        TOKEN,
+        token,
         base_url=base_url,
         rate=1000,
         concurrency=4,
-        timeout=TIMEOUT,
+        timeout=HANG if mode == "hang" else GENEROUS,
         retry=tm.RetryPolicy(attempts=2, sleep=no_sleep),
     )
 
@@ -117,7 +120,7 @@ async def test_get_shop_items_errors_hide_token(
 ) -> None:
     """get_shop_items raises the expected error, and nothing about it shows the token."""
     url = base_url_for(mode, server, refused_url, not_http_url)
-    async with client_for(url) as client:
+    async with client_for(url, mode) as client:
         with pytest.raises(tm.TmapiError) as info:
             await client.get_shop_items(SHOP)
         assert_clean(repr(client))
@@ -137,7 +140,7 @@ async def test_fetch_shop_failures_hide_token(
 ) -> None:
     """fetch_shop reports a failed shop whose error and repr do not show the token."""
     url = base_url_for(mode, server, refused_url, not_http_url)
-    async with client_for(url) as client:
+    async with client_for(url, mode) as client:
         result = await client.fetch_shop(SHOP)
     assert result.status == "failed"
     assert type(result.error) is error
@@ -156,7 +159,7 @@ async def test_fetch_shop_fatal_errors_hide_token(
     server: Server, logs: pytest.LogCaptureFixture, mode: str, error: type[tm.TmapiError]
 ) -> None:
     """fetch_shop raises auth and balance errors, and they do not show the token."""
-    async with client_for(server.url(mode)) as client:
+    async with client_for(server.url(mode), mode) as client:
         with pytest.raises(error) as info:
             await client.fetch_shop(SHOP)
     assert_clean(rendered(info.value))
@@ -171,7 +174,7 @@ async def test_iter_shop_items_errors_hide_token(
     server: Server, logs: pytest.LogCaptureFixture, mode: str, error: type[tm.TmapiError]
 ) -> None:
     """iter_shop_items raises the shop's error, and it does not show the token."""
-    async with client_for(server.url(mode)) as client:
+    async with client_for(server.url(mode), mode) as client:
         with pytest.raises(error) as info:
             await collect(client.iter_shop_items(SHOP))
     assert_clean(rendered(info.value))
@@ -221,3 +224,59 @@ def test_construction_errors_hide_token(kwargs: dict[str, object]) -> None:
     with pytest.raises(tm.InvalidParameterError) as info:
         tm.Client(TOKEN, **kwargs)  # type: ignore[arg-type]
     assert_clean(rendered(info.value))
+
+
+# -- the one redaction rule -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (f"url=...?apiToken={TOKEN}&x=1", "url=...?apiToken=***&x=1"),
+        ("url=...?apiToken=SECRET-tok%2Fen%2B%3D&x=1", "url=...?apiToken=***&x=1"),
+        ("url=...?apitoken=anything-at-all&x=1", "url=...?apitoken=***&x=1"),
+        (
+            "next=http%3A%2F%2Fa%3FapiToken%3Danything%26page%3D1",
+            "next=http%3A%2F%2Fa%3FapiToken%3D***%26page%3D1",
+        ),
+        (f"{TOKEN} and {TOKEN}", "*** and ***"),
+        (f"embedded{TOKEN}too", "embedded***too"),  # long enough to be no word: anywhere
+        ("nothing secret here", "nothing secret here"),
+    ],
+)
+def test_redact_scrubs_every_spelling(text: str, expected: str) -> None:
+    """The token, plain or %-quoted, and whatever follows apiToken= become ***."""
+    assert Redactor([TOKEN]).scrub(text) == expected
+    assert redact(text, TOKEN) == expected
+
+
+@pytest.mark.parametrize(
+    ("token", "text", "expected"),
+    [
+        ("t", "shops: 5 complete, 0 failed", "shops: 5 complete, 0 failed"),
+        ("t", "GET /x?apiToken=t&page=1: t refused", "GET /x?apiToken=***&page=1: *** refused"),
+        ("demo", "demonstration of a demo, demo's end", "demonstration of a ***, ***'s end"),
+        ("demo", "GET /x?shop=a&apiToken=demo", "GET /x?shop=a&apiToken=***"),
+        ("a+b", "token a%2Bb leaked; a+bc kept", "token *** leaked; a+bc kept"),
+    ],
+)
+def test_a_short_token_does_not_mangle_words(token: str, text: str, expected: str) -> None:
+    """A short token is scrubbed where it stands whole, never inside another word."""
+    assert Redactor([token]).scrub(text) == expected
+
+
+def test_redactor_ignores_blank_tokens() -> None:
+    """No token, or a blank one, changes nothing but an apiToken= value."""
+    for tokens in ([], [""], ["  "], [None]):
+        assert Redactor(tokens).scrub("a b c") == "a b c"
+    assert redact("abc", "") == "abc"
+
+
+async def test_a_short_token_echoed_by_the_server(server: Server) -> None:
+    """With the token "t", an echoed message loses the token and keeps every word."""
+    async with client_for(server.url("echo/500"), token="t") as client:
+        with pytest.raises(tm.UpstreamError) as info:
+            await client.get_shop_items(SHOP)
+    assert info.value.message.startswith(
+        "Token *** refused for /echo/500/1688/shop/items/v2?apiToken=***&shop_url="
+    )
