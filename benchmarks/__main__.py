@@ -60,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, object] = {
         "machine": machine_info(),
         "mode": "quick" if args.quick else "full",
+        "only": args.only,
         "plan": plan.__dict__,
         "scenarios": {},
         "seconds": {},

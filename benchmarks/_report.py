@@ -108,6 +108,8 @@ def stamp(results: dict[str, Any], rounds: str = "") -> str:
     """When, on what and how a table was measured: one line above it."""
     m = results["machine"]
     command = "python -m benchmarks" + (" --quick" if results.get("mode") == "quick" else "")
+    if results.get("only"):
+        command += " --only " + " ".join(results["only"])
     load = m.get("loadavg_at_start")
     parts = [
         f"Measured {m['date']} with `{command}`",
