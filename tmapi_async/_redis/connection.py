@@ -12,7 +12,7 @@ import os
 from collections.abc import Sequence
 from importlib import resources
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
 from .._errors import FatalError
 
@@ -70,7 +70,13 @@ def redact_url(url: str) -> str:
             quote_via=quote,
             safe="*",
         )
-        return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+        # Not urlunsplit: it drops the empty host of unix:///path.
+        shown = f"{parts.scheme}://{netloc}{parts.path}"
+        return (
+            shown
+            + (f"?{query}" if query else "")
+            + (f"#{parts.fragment}" if parts.fragment else "")
+        )
     except ValueError:
         return "(a Redis URL that could not be parsed)"
 
