@@ -38,6 +38,8 @@ from ._errors import (
 )
 from ._harvest import Fetched
 from ._protocol import ShopQuery
+from ._redis.connection import redis_url_from_env
+from ._redis.throttle import RedisThrottle
 from ._retry import RetryPolicy
 from ._secret import fingerprint
 from ._throttle import Admission, Throttle
@@ -188,11 +190,13 @@ class TokenPool(Client):
         tokens: the apiTokens, as a list or one string separated by commas or
             whitespace; default the ``TMAPI_TOKEN`` environment variable.
         rate, burst, concurrency: the limits of EACH token (default 10/s, about
-            rate/20, 8; with ``redis_url``, default: the limits set in Redis).
+            rate/20, 8; with ``redis_url``, a limit left at its default keeps the
+            token's limit set in Redis).
         max_requests: a budget of requests across every token.
         base_url, timeout, retry: as for :class:`~tmapi_async.Client`.
         redis_url: share each token's limits through this Redis with every process
-            that uses the token (one ``RedisThrottle`` per token).
+            that uses the token, one ``RedisThrottle`` per token (default
+            ``TMAPI_REDIS_URL``).
         throttle: ``throttle(token) -> Admission`` builds each token's admission, in
             place of ``rate``, ``burst``, ``concurrency`` and ``redis_url``.
         transport: ``transport(token) -> Transport`` builds each token's transport
@@ -211,9 +215,9 @@ class TokenPool(Client):
         tokens: str | Iterable[str] | None = None,
         *,
         base_url: str | None = None,
-        rate: float | None = None,
+        rate: float = 10.0,
         burst: int | None = None,
-        concurrency: int | None = None,
+        concurrency: int = 8,
         timeout: float = 60.0,
         max_requests: int | None = None,
         retry: RetryPolicy | None = None,
@@ -227,7 +231,7 @@ class TokenPool(Client):
         if max_requests is not None and max_requests < 0:
             raise InvalidParameterError(f"max_requests must be >= 0, got {max_requests!r}")
         limits = (rate, burst, concurrency)
-        if throttle is not None and (redis_url is not None or limits != (None, None, None)):
+        if throttle is not None and (redis_url is not None or limits != (10.0, None, 8)):
             raise InvalidParameterError(
                 "rate, burst, concurrency and redis_url belong to the throttle given"
             )
@@ -423,23 +427,20 @@ class TokenPool(Client):
 
 
 def _throttle_factory(
-    redis_url: str | None, rate: float | None, burst: int | None, concurrency: int | None
+    redis_url: str | None, rate: float, burst: int | None, concurrency: int
 ) -> Callable[[str], Admission]:
-    if redis_url is not None:
+    url = redis_url_from_env(redis_url)
+    if url is not None:
 
         def shared(token: str) -> Admission:
-            from ._redis.throttle import RedisThrottle
-
-            return RedisThrottle(redis_url, token, rate=rate, burst=burst, concurrency=concurrency)
+            return RedisThrottle.for_client(
+                url, token, rate=rate, burst=burst, concurrency=concurrency, max_requests=None
+            )
 
         return shared
 
     def local(token: str) -> Admission:
-        return Throttle(
-            rate=10.0 if rate is None else rate,
-            burst=burst,
-            concurrency=8 if concurrency is None else concurrency,
-        )
+        return Throttle(rate=rate, burst=burst, concurrency=concurrency)
 
     return local
 

@@ -1,0 +1,84 @@
+"""Pools of tokens sharing their limits through a real redis-server: two pools holding
+different sets of tokens keep each token within its one limit, cluster-wide, and a token
+that runs dry retires in both; no token is written to Redis."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+
+import redis.asyncio as aioredis
+
+from tmapi_async import TokenPool
+from tmapi_async._pool import short_fingerprint
+from tmapi_async.testing import SimulatedTmapi, fingerprint
+
+A, B, C = "tokA-SECRET-77e1c0", "tokB-SECRET-4d2b9a", "tokC-SECRET-90f3e5"
+WAIT = 60.0  # seconds: a generous bound on a success path (CI is 2 busy cores)
+
+
+def shops(prefix: str, count: int) -> list[str]:
+    return [f"https://{prefix}{i}.1688.com/" for i in range(count)]
+
+
+async def harvest(pool: TokenPool, urls: list[str]) -> Counter[tuple[str, str]]:
+    seen: Counter[tuple[str, str]] = Counter()
+    async with pool:
+        async for result in pool.harvest(urls):
+            assert result.status == "complete", result
+            seen.update((result.shop_url, item.item_id) for item in result.items)
+    return seen
+
+
+async def redis_bytes(redis_url: str) -> bytes:
+    """Every key and value Redis holds, as one blob to search."""
+    blob = bytearray()
+    async with aioredis.Redis.from_url(redis_url) as r:
+        async for key in r.scan_iter():
+            blob += key
+            kind = (await r.type(key)).decode()
+            if kind == "string":
+                blob += await r.get(key) or b""
+            elif kind == "hash":
+                for field, value in (await r.hgetall(key)).items():
+                    blob += field + value
+            elif kind == "zset":
+                for member in await r.zrange(key, 0, -1):
+                    blob += member
+            elif kind == "set":
+                for member in await r.smembers(key):
+                    blob += member
+            elif kind == "list":
+                for member in await r.lrange(key, 0, -1):
+                    blob += member
+    return bytes(blob)
+
+
+async def test_pools_with_different_tokens_share_each_tokens_limits(redis_url: str) -> None:
+    """Pool 1 holds A and B, pool 2 holds B and C: B is shared, and stays within its
+    limit of 2 in flight in all; B's balance ends, both pools retire it and finish."""
+    async with SimulatedTmapi(
+        default_shop_size=100, concurrency_limit=2, latency_ms=(2.0, 8.0), quotas={B: 30}
+    ) as sim:
+        first, second = shops("left", 16), shops("right", 16)
+        keywords = {"base_url": sim.url, "redis_url": redis_url, "rate": 1000.0, "concurrency": 2}
+        left = TokenPool([A, B], **keywords)  # type: ignore[arg-type]
+        right = TokenPool([B, C], **keywords)  # type: ignore[arg-type]
+        got = await asyncio.wait_for(
+            asyncio.gather(harvest(left, first), harvest(right, second)), WAIT
+        )
+        for urls, seen in zip((first, second), got, strict=True):
+            expected = Counter((u, i.item_id) for u in urls for i in sim.expected_items(u))
+            assert seen == expected
+        for token in (A, B, C):
+            assert sim.log.peak_in_flight(token) <= 2
+        refused = Counter(r.outcome for r in sim.log.records if r.token_fp == fingerprint(B))
+        assert refused["ok"] == 30
+        assert refused["concurrency_limited"] == 0  # one shared limit, not one per pool
+        for pool in (left, right):
+            retired = {u.fingerprint: u.retired for u in pool.tokens}
+            assert retired[short_fingerprint(B)] is not None
+        blob = await redis_bytes(redis_url)
+        assert blob  # the limits live there
+        for token in (A, B, C):
+            assert token.encode() not in blob
