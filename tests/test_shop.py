@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import math
 import random
+import tracemalloc
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tmapi_async import ShopCheckpoint, ShopItem, ShopItemsPage, ShopQuery, UpstreamError
-from tmapi_async._shop import ShopCrawl
+from tmapi_async._errors import MaxPagesReached
+from tmapi_async._models import MAX_TOTAL_COUNT
+from tmapi_async._shop import DEFAULT_MAX_PAGES, DEFAULT_WINDOW, ShopCrawl
 
 QUERY = ShopQuery.build("https://demo.1688.com/")
 
@@ -64,7 +67,7 @@ def crawl_all(
 def test_plan_follows_total_count(total, pages):
     """total_count 0, 1, 19, 20, 21, 1000 need 1, 1, 1, 1, 2, 50 pages of 20."""
     listing = Listing(total)
-    crawl = ShopCrawl(QUERY)
+    crawl = ShopCrawl(QUERY, window=100)
     assert crawl.take_pages() == [1]
     crawl.accept(1, listing.answer(1, 20))
     assert crawl.take_pages() == list(range(2, pages + 1))
@@ -232,3 +235,235 @@ def test_resume_skips_done_pages_and_known_items():
         f"base-{i}" for i in range(80, 100)
     )
     assert crawl.result().item_count == 100
+
+
+# -- hostile answers: lazy, bounded plans -------------------------------------------------
+
+
+def page_of(page: int, ids: list[str], *, total: int, size: int = 20) -> ShopItemsPage:
+    """An answer carrying ``ids``, claiming ``total`` products and page size ``size``."""
+    return ShopItemsPage(
+        page=page, page_size=size, total_count=total, items=[ShopItem(item_id=i) for i in ids]
+    )
+
+
+def run(crawl: ShopCrawl, answer) -> tuple[list[str], int]:
+    """Answer every page the crawl asks for (in order) with ``answer(page)``; return the
+    items harvested and the requests it took."""
+    harvested: list[str] = []
+    requests = 0
+    while not crawl.finished:
+        pages = crawl.take_pages()
+        assert pages, "an unfinished crawl with nothing to ask and nothing out"
+        for page in pages:
+            requests += 1
+            harvested += [item.item_id for item in crawl.accept(page, answer(page))]
+    return harvested, requests
+
+
+def test_never_more_than_window_pages_out():
+    """However many pages are planned, at most ``window`` are handed out at once."""
+    listing = Listing(1000)
+    crawl = ShopCrawl(QUERY, window=4)
+    assert crawl.take_pages() == [1]
+    crawl.accept(1, listing.answer(1, 20))
+    assert crawl.take_pages() == [2, 3, 4, 5]
+    assert crawl.take_pages() == []
+    crawl.accept(3, listing.answer(3, 20))
+    assert crawl.take_pages() == [6]
+    assert crawl.pages_planned == 50
+
+
+@pytest.mark.parametrize("total", [MAX_TOTAL_COUNT, 10**9, 10**15, 2**63])
+def test_an_absurd_total_allocates_nothing_per_planned_page(total):
+    """A total of 10^8..2^63 (an answer built outside the decoder too) plans a counter:
+    page 1 costs kilobytes, not a set of every page number."""
+    crawl = ShopCrawl(QUERY)
+    crawl.take_pages()
+    tracemalloc.start()
+    try:
+        crawl.accept(1, page_of(1, [str(i) for i in range(20)], total=total))
+        pages = crawl.take_pages()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 100_000
+    assert pages == list(range(2, 2 + DEFAULT_WINDOW))
+    assert crawl.pages_planned == DEFAULT_MAX_PAGES
+
+
+@pytest.mark.parametrize("real", [0, 1, 19, 20, 21, 50, 60, 333])
+@pytest.mark.parametrize("window", [1, 3, 8])
+def test_a_lying_total_costs_the_real_pages_plus_one_window(real, window):
+    """The listing ends at its first short or empty page, whatever total_count claims:
+    every real product once, the shop complete, at most one window of pages past the end."""
+    listing = Listing(real)
+    crawl = ShopCrawl(QUERY, window=window)
+
+    def answer(page: int) -> ShopItemsPage:
+        honest = listing.answer(page, 20)
+        return page_of(page, [i.item_id for i in honest.items], total=10**6)
+
+    harvested, requests = run(crawl, answer)
+    assert harvested == listing.ids
+    real_pages = max(1, math.ceil(real / 20))
+    assert requests <= real_pages + window
+    assert crawl.result().status == "complete"
+
+
+def test_plan_from_the_items_when_page_size_is_too_small():
+    """page_size 1 on pages of 20: a 3-page shop costs 3 requests, not 60 or 120."""
+    listing = Listing(60)
+
+    def answer(page: int) -> ShopItemsPage:
+        honest = listing.answer(page, 20)
+        return page_of(page, [i.item_id for i in honest.items], total=60, size=1)
+
+    crawl = ShopCrawl(QUERY, window=100)
+    harvested, requests = run(crawl, answer)
+    assert (harvested, requests) == (listing.ids, 3)
+    assert crawl.result().status == "complete"
+
+
+def test_plan_from_the_items_when_page_size_is_too_large():
+    """page_size 100 on pages of 20 (total 60): the plan follows the 20 items, so the
+    last 40 products are not lost."""
+    listing = Listing(60)
+
+    def answer(page: int) -> ShopItemsPage:
+        honest = listing.answer(page, 20)
+        return page_of(page, [i.item_id for i in honest.items], total=60, size=100)
+
+    crawl = ShopCrawl(QUERY, window=100)
+    harvested, requests = run(crawl, answer)
+    assert (harvested, requests) == (listing.ids, 3)
+
+
+@pytest.mark.parametrize("size", [0, -5])
+def test_a_zero_or_negative_page_size_never_divides(size):
+    """An answer built in Python (the decoder refuses these) plans from its items."""
+    listing = Listing(45)
+
+    def answer(page: int) -> ShopItemsPage:
+        honest = listing.answer(page, 20)
+        return page_of(page, [i.item_id for i in honest.items], total=45, size=size)
+
+    harvested, requests = run(ShopCrawl(QUERY, window=100), answer)
+    assert (harvested, requests) == (listing.ids, 3)
+
+
+def test_an_empty_first_page_with_a_zero_page_size_ends_the_shop():
+    """No items, page_size 0, a total: nothing divides by zero, the shop is complete."""
+    harvested, requests = run(ShopCrawl(QUERY), lambda page: page_of(page, [], total=99, size=0))
+    assert (harvested, requests) == ([], 1)
+
+
+def test_max_pages_ends_a_long_shop_partial_saying_so():
+    """A shop of 50 pages read with max_pages=10: 10 requests, partial, MaxPagesReached."""
+    listing = Listing(1000)
+    crawl = ShopCrawl(QUERY, max_pages=10, window=4)
+    harvested, requests = run(crawl, lambda page: listing.answer(page, 20))
+    assert requests == 10
+    assert harvested == listing.ids[:200]
+    result = crawl.result()
+    assert result.status == "partial"
+    assert isinstance(result.error, MaxPagesReached)
+    assert "max_pages=10" in str(result.error)
+    assert "50 pages" in str(result.error)
+
+
+def test_a_listing_ending_before_max_pages_is_complete_despite_its_total():
+    """A total promising 500 pages, a listing ending at page 3 and max_pages=10: the
+    shop ended on its own, so it is complete."""
+    listing = Listing(50)
+
+    def answer(page: int) -> ShopItemsPage:
+        honest = listing.answer(page, 20)
+        return page_of(page, [i.item_id for i in honest.items], total=10_000)
+
+    crawl = ShopCrawl(QUERY, max_pages=10, window=2)
+    harvested, _ = run(crawl, answer)
+    assert harvested == listing.ids
+    assert crawl.result().status == "complete"
+
+
+def test_full_pages_forever_cost_at_most_max_pages():
+    """A server answering full pages of new items forever is stopped by max_pages."""
+    crawl = ShopCrawl(QUERY, max_pages=25, window=8)
+    _, requests = run(
+        crawl, lambda page: page_of(page, [f"{page}-{i}" for i in range(20)], total=10**8)
+    )
+    assert requests == 25
+    assert crawl.result().status == "partial"
+
+
+def test_duplicates_within_one_page_only_are_exported_once():
+    """A page repeating an item_id of its own (and none of earlier pages) gives it once,
+    in order, and the shop counts it once."""
+    crawl = ShopCrawl(QUERY)
+    crawl.take_pages()
+    first = page_of(1, ["a", "b", "a", "c", "b"], total=5)
+    fresh = crawl.accept(1, first)
+    assert [i.item_id for i in fresh] == ["a", "b", "c"]
+    result = crawl.result()
+    assert [i.item_id for i in result.items] == ["a", "b", "c"]
+    assert result.item_count == 3
+
+
+def test_resume_is_bounded_by_window_and_skips_done_pages():
+    """From a checkpoint, the counter skips done pages and respects the window."""
+    listing = Listing(200)
+    checkpoint = ShopCheckpoint(
+        pages={1: 200, 2: 200, 3: 200, 5: 200}, page_size=20, seen=set(listing.ids[:100])
+    )
+    crawl = ShopCrawl(QUERY, checkpoint=checkpoint, window=2)
+    assert crawl.take_pages() == [4, 6]
+    assert crawl.take_pages() == []
+    crawl.accept(4, listing.answer(4, 20))
+    crawl.accept(6, listing.answer(6, 20))
+    _, requests = run(crawl, lambda page: listing.answer(page, 20))
+    assert requests == 4  # 7..10
+    assert crawl.result().status == "complete"
+    assert crawl.result().item_count == 200
+
+
+def test_resume_with_every_page_done_is_finished():
+    """A checkpoint holding every page leaves nothing to ask."""
+    checkpoint = ShopCheckpoint(pages={1: 40, 2: 40}, page_size=20, seen={"x"})
+    crawl = ShopCrawl(QUERY, checkpoint=checkpoint)
+    assert crawl.take_pages() == []
+    assert crawl.finished
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    real=st.integers(0, 200),
+    claimed=st.one_of(st.integers(0, 400), st.sampled_from([10**6, MAX_TOTAL_COUNT])),
+    answered_size=st.integers(1, 60),
+    window=st.integers(1, 12),
+    max_pages=st.integers(1, 30),
+    seed=st.integers(0, 2**32),
+)
+def test_any_lie_costs_bounded_requests(real, claimed, answered_size, window, max_pages, seed):
+    """For any real listing, claimed total, claimed page size, window, cap and answer
+    order: items come out at most once, requests stay within the cap plus one window,
+    and a shop that fits under the cap with an honest size loses nothing."""
+    listing = Listing(real)
+    crawl = ShopCrawl(QUERY, window=window, max_pages=max_pages)
+    rng = random.Random(seed)
+    harvested: list[str] = []
+    pending: list[int] = []
+    requests = 0
+    while not crawl.finished:
+        pending += crawl.take_pages()
+        rng.shuffle(pending)
+        page = pending.pop()
+        requests += 1
+        honest = listing.answer(page, 20)
+        lie = page_of(page, [i.item_id for i in honest.items], total=claimed, size=answered_size)
+        harvested += [i.item_id for i in crawl.accept(page, lie)]
+    assert len(harvested) == len(set(harvested))
+    real_pages = max(1, math.ceil(real / 20))
+    assert requests <= min(real_pages, max_pages) + window + 1
+    if real_pages <= max_pages and claimed >= real:
+        assert set(harvested) == set(listing.ids)

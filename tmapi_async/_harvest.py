@@ -395,7 +395,12 @@ class Harvest:
             await self._emit(_resumed(query.shop_url, checkpoint))
             return
         crawl = ShopCrawl(
-            query, seq=next(self._seq), keep_items=self._keep_items, checkpoint=checkpoint
+            query,
+            seq=next(self._seq),
+            keep_items=self._keep_items,
+            checkpoint=checkpoint,
+            max_pages=self._max_pages,
+            window=self._max_workers,
         )
         self._open += 1
         self._schedule(crawl)
