@@ -228,6 +228,23 @@ def sections(results: dict[str, Any]) -> dict[str, str]:
         for name, us in d["us_per_page"].items():
             rows.append(f"| {name} | {us:.1f} | {d['ratio_to_tmapi_async'][name]:.2f} |")
         out["decode"] = "\n".join(rows)
+    if s.get("pool"):
+        pool = s["pool"]
+        low, high = pool["latency_ms"]
+        rows = [
+            stamp(
+                results,
+                f"{pool['shops']} shops of {pool['items_per_shop']} items; each token allowed "
+                f"{pool['in_flight_limit_per_token']} requests in flight, latency "
+                f"{low:g}–{high:g} ms; time at the server; medians of {pool['rounds']} "
+                "paired round" + ("" if pool["rounds"] == 1 else "s"),
+            ),
+            "| tokens | harvest s, at the server | × one token's speed |\n|---|---:|---:|",
+        ]
+        for name, block in pool["contenders"].items():
+            speed = 1.0 if name == "1 token" else pool["speedup_3_tokens"]
+            rows.append(f"| {name} | {_f(block['median_server_s'], 2)} | {_f(speed, 2)} |")
+        out["pool"] = "\n".join(rows)
     checks = targets(results)
     if checks:
         rows = [stamp(results), "| goal | figure | met |\n|---|---|---|"]
@@ -245,6 +262,7 @@ TITLES = {
     "harvest": "Harvest time against its lower bound",
     "memory": "Memory while streaming to JSON Lines",
     "decode": "Decoding one page",
+    "pool": "Several tokens: one against three",
     "targets": "Goals",
 }
 
