@@ -39,6 +39,12 @@ async def collect(items: AsyncIterator[object]) -> list[object]:
     return [item async for item in items]
 
 
+async def collect_into(found: list[object], items: AsyncIterator[object]) -> None:
+    """Append every item an async iterator yields to ``found``, until it ends or raises."""
+    async for item in items:
+        found.append(item)
+
+
 def client_for(base_url: str | None, token: str | None = TOKEN, **kw: Any) -> tm.Client:
     """A fast Client over the wire: two attempts with no backoff wait."""
     options: dict[str, Any] = {
@@ -434,3 +440,43 @@ def test_stop_fails_requests_already_waiting(run_virtual: RunVirtual, waiting_fo
             assert len(transport.queries) == sent
 
     run_virtual(main())
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda c: c.fetch_shop(SHOP, max_pages=2),
+        lambda c: collect(c.harvest([SHOP], max_pages=2)),
+    ],
+    ids=["fetch_shop", "harvest"],
+)
+def test_max_pages_reaches_the_shop(
+    run_virtual: RunVirtual, call: Callable[[tm.Client], Awaitable[object]]
+) -> None:
+    """max_pages=2 on a shop of 5 pages: two requests, and the shop ends partial."""
+    client, transport = mock_client(lambda q: page_answer(*asked(q), total=100))
+
+    async def main() -> object:
+        async with client:
+            return await call(client)
+
+    outcome = run_virtual(main())
+    result = outcome if isinstance(outcome, tm.ShopResult) else outcome[0]
+    assert (result.status, result.pages, result.requests) == ("partial", 2, 2)
+    assert isinstance(result.error, tm.MaxPagesReached)
+    assert len(transport.queries) == 2
+
+
+def test_iter_shop_items_stops_at_max_pages(run_virtual: RunVirtual) -> None:
+    """iter_shop_items yields the pages read, then raises MaxPagesReached."""
+    client, _ = mock_client(lambda q: page_answer(*asked(q), total=100))
+    items: list[object] = []
+
+    async def main() -> None:
+        async with client:
+            stream = client.iter_shop_items(SHOP, max_pages=3)
+            with pytest.raises(tm.MaxPagesReached):
+                await collect_into(items, stream)
+
+    run_virtual(main())
+    assert len(items) == 60

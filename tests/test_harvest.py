@@ -251,3 +251,25 @@ async def test_listing_reaches_every_shop_and_is_given_once() -> None:
     assert [q.listing for q in seen] == [listing]
     with pytest.raises(tm.InvalidParameterError, match="not both"):
         Harvest(source, [], listing=listing, sort="sales")
+
+
+@pytest.mark.parametrize("max_pages", [1, 3])
+async def test_max_pages_reached_leaves_the_shop_partial(max_pages: int) -> None:
+    """A shop longer than max_pages is read up to it, then ends partial, saying so."""
+    source = FakeSource({"big": 200, "small": 20})
+    harvest = Harvest(source, [url("big"), url("small")], max_pages=max_pages)
+    results = {r.shop_url: r for r in await run(harvest)}
+    big = results[url("big")]
+    assert (big.status, big.pages) == ("partial", max_pages)
+    assert isinstance(big.error, tm.MaxPagesReached)
+    assert sorted(page for shop, page in source.asked if shop == "big") == list(
+        range(1, max_pages + 1)
+    )
+    assert results[url("small")].status == "complete"
+
+
+@pytest.mark.parametrize("bad", [0, -1, True, 2.5, "3"])
+def test_max_pages_must_be_a_positive_integer(bad: object) -> None:
+    """A max_pages that is no integer >= 1 is refused before anything is asked."""
+    with pytest.raises(tm.InvalidParameterError, match="max_pages"):
+        Harvest(FakeSource({}), [], max_pages=bad)  # type: ignore[arg-type]
