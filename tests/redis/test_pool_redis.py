@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from pathlib import Path
 
 import redis.asyncio as aioredis
+from _cluster import Cluster, assert_token_not_in_redis, expected_items, exported_items
 
 from tmapi_async import TokenPool
 from tmapi_async._pool import short_fingerprint
@@ -82,3 +84,41 @@ async def test_pools_with_different_tokens_share_each_tokens_limits(redis_url: s
         assert blob  # the limits live there
         for token in (A, B, C):
             assert token.encode() not in blob
+
+
+async def test_workers_with_different_tokens_finish_a_harvest_when_one_runs_dry(
+    redis_url: str, tmp_path: Path
+) -> None:
+    """``harvest --redis`` sets the limits of A, B and C; one worker holds A and B,
+    another B and C; A's balance ends: the harvest exits 0, every item once, each
+    token within its limit cluster-wide, no token in Redis."""
+    async with SimulatedTmapi(
+        default_shop_size=100, concurrency_limit=2, latency_ms=(5.0, 20.0), quotas={A: 20}
+    ) as sim:
+        names = [f"scale{i}" for i in range(24)]
+        shops_file = tmp_path / "shops.txt"
+        shops_file.write_text("".join(f"https://{name}.1688.com/\n" for name in names))
+        output = tmp_path / "items.jsonl"
+        cluster = Cluster({"TMAPI_TOKEN": f"{A},{B},{C}", "TMAPI_BASE_URL": sim.url})
+        try:
+            coordinator = await cluster.start(
+                *("harvest", str(shops_file), "--output", str(output), "--redis", redis_url),
+                *("--workers", "0", "--rate", "1000", "--concurrency", "2"),
+            )
+            for held in ((A, B), (B, C)):
+                tokens = [arg for token in held for arg in ("--token", token)]
+                await cluster.start("worker", "--redis", redis_url, *tokens, "-v")
+            assert await coordinator.exit_code() == 0, coordinator.output()
+            outputs = [process.output() for process in cluster.processes]
+        finally:
+            await cluster.close()
+        exported = exported_items(output)
+        assert len(exported) == len(set(exported))
+        assert set(exported) == expected_items(sim, names)
+        for token in (A, B, C):
+            assert sim.log.peak_in_flight(token) <= 2
+        assert sim.log.count_by_outcome()["concurrency_limited"] == 0
+        assert sim.log.count_by_outcome()["quota_exceeded"] >= 1  # A did run dry
+        for token in (A, B, C):
+            assert_token_not_in_redis(redis_url, token)
+            assert all(token not in text for text in outputs)

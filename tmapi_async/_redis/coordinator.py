@@ -26,6 +26,7 @@ import msgspec
 
 from .._errors import FatalError, HarvestStopped, InvalidParameterError, TmapiError
 from .._models import ShopItem, ShopItemsPage
+from .._pool import split_tokens
 from .._protocol import normalise_shop_url
 from .._shop import ShopResult
 from .._stats import HarvestProgress
@@ -352,10 +353,12 @@ class RedisHarvestError(FatalError):
 async def _set_limits(
     url: str, token: str, rate: float, burst: int | None, concurrency: int
 ) -> None:
-    """Set the token's shared limits in Redis (the last to set them wins)."""
-    throttle = RedisThrottle(url, token, rate=rate, burst=burst, concurrency=concurrency)
-    await throttle.start()
-    await throttle.aclose()
+    """Set the shared limits of each token in ``token`` (several are separated by
+    commas) in Redis (the last to set them wins)."""
+    for one in split_tokens(token):
+        throttle = RedisThrottle(url, one, rate=rate, burst=burst, concurrency=concurrency)
+        await throttle.start()
+        await throttle.aclose()
 
 
 def _shop_result(result: ShopFinished) -> ShopResult:

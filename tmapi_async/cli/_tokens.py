@@ -52,3 +52,21 @@ def stop_message(client: Any, error: BaseException, message: str) -> str:
     if len(tokens) > 1 and isinstance(error, TOKEN_ERRORS):
         return f"stopped: every token is retired; the last one: {message.removeprefix('stopped: ')}"
     return message
+
+
+def worker_client(token: str, redis_url: str, *, cap: int | None, **keywords: Any) -> Any:
+    """The client of a worker: each of the tokens in ``token`` has its limits shared
+    through Redis by every process of the token, with at most ``cap`` requests of this
+    worker in flight per token."""
+    from .._client import Client
+    from .._pool import TokenPool, split_tokens
+    from .._redis.throttle import RedisThrottle
+    from .._redis.worker import CappedAdmission
+
+    def admission(one: str) -> Any:
+        return CappedAdmission(RedisThrottle(redis_url, one), cap)
+
+    tokens = split_tokens(token)
+    if len(tokens) > 1:
+        return TokenPool(tokens, throttle=admission, **keywords)
+    return Client(token, throttle=admission(token), **keywords)

@@ -353,7 +353,9 @@ def _print_summary(session: _Run, progress: Any) -> None:
     summary = HarvestSummary.from_progress(
         progress, export_items=session.export_items, pages_needed=progress.pages_planned
     )
-    for line in [*summary.lines(), *token_lines(session.client)]:
+    # With --redis the workers send the requests, not this process's client.
+    pool = session.client if session.options.redis is None else None
+    for line in [*summary.lines(), *token_lines(pool)]:
         say(line)
     failures = session.failures
     say(

@@ -53,8 +53,10 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--token",
+        action="append",
         metavar="TOKEN",
-        help="TMAPI apiToken (default: $TMAPI_TOKEN; prefer the variable)",
+        help="TMAPI apiToken; repeat it for several tokens (default: $TMAPI_TOKEN, which "
+        "may hold several separated by commas; prefer the variable)",
     )
     parser.add_argument(
         "--base-url",
@@ -65,7 +67,7 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
         "--concurrency",
         type=positive_int,
         metavar="C",
-        help="most requests of this worker in flight (default: the token's limit, "
+        help="most requests of this worker in flight, per token (default: the token's limit, "
         "which every process shares)",
     )
     parser.add_argument(
@@ -83,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
     """The ``worker`` command; returns the exit code."""
     import asyncio  # here, not at the top: --help does not need it
 
-    token = args.token if args.token is not None else os.environ.get("TMAPI_TOKEN")
+    token = ",".join(args.token) if args.token else os.environ.get("TMAPI_TOKEN")
     secrets.add(token)
     if not token or not token.strip():
         raise UsageError("no API token: set TMAPI_TOKEN (or pass --token)")
@@ -122,11 +124,10 @@ async def _stop_when_orphaned(stop: Callable[[], None]) -> None:
 async def _serve(args: argparse.Namespace, token: str, url: str) -> int:
     import asyncio  # here, not at the top: --help does not need it
 
-    from .._client import Client
     from .._errors import FatalError, InvalidParameterError
     from .._redis.connection import open_connection, redact_url
-    from .._redis.throttle import RedisThrottle
-    from .._redis.worker import CappedAdmission, RedisWorker
+    from .._redis.worker import RedisWorker
+    from ._tokens import worker_client
 
     def tell(line: str) -> None:
         if args.verbose or (not args.quiet and not line.startswith(("complete ", "partial "))):
@@ -138,8 +139,9 @@ async def _serve(args: argparse.Namespace, token: str, url: str) -> int:
         err(f"tmapi-async worker: {error}")
         return ExitCode.FATAL
     try:
-        throttle = CappedAdmission(RedisThrottle(url, token), args.concurrency)
-        client = Client(token, base_url=args.base_url, timeout=args.timeout, throttle=throttle)
+        client = worker_client(
+            token, url, cap=args.concurrency, base_url=args.base_url, timeout=args.timeout
+        )
     except (InvalidParameterError, ValueError) as error:
         await conn.aclose()
         raise UsageError(str(error)) from None
