@@ -9,6 +9,7 @@ lines a process prints, process exits), never on sleeps.
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -24,7 +25,7 @@ from _cluster import (
     pages_served_twice,
 )
 
-from tmapi_async.testing import SimulatedTmapi, sizes_between
+from tmapi_async.testing import RequestRecord, SimulatedTmapi, sizes_between
 
 TOKEN = "tok-" + secrets.token_hex(16)
 LIMIT = 6  # the account's in-flight limit, and the one the harvest sets
@@ -143,3 +144,45 @@ async def test_a_worker_stopped_by_sigterm_finishes_its_requests_and_hands_shops
     assert pages_served_twice(server) == 0
     other.terminate()
     assert await other.exit_code(within=12.0) == 0
+
+
+async def test_a_worker_killed_holding_every_slot_does_not_block_the_token(
+    redis_url: str, tmp_path: Path
+) -> None:
+    """Its requests hang; once it is killed, another worker gets answers within 30 s,
+    not after a request timeout: in-flight slots are short leases, renewed while their
+    process lives."""
+    limit = 3
+    gate = asyncio.Event()  # holds the first `limit` requests until the test ends
+    count = RequestCount()
+
+    async def hang_the_first(record: RequestRecord) -> None:
+        await count(record)
+        if count.count <= limit:
+            await gate.wait()
+
+    shops, names = _shops(tmp_path, 8)
+    output = tmp_path / "items.jsonl"
+    async with SimulatedTmapi(
+        tokens={TOKEN}, size_fn=sizes_between(30, 60), on_request=hang_the_first
+    ) as server:
+        cluster = Cluster({"TMAPI_TOKEN": TOKEN, "TMAPI_BASE_URL": server.url})
+        try:
+            args = _harvest_args(shops, output, redis_url)
+            args[args.index("--concurrency") + 1] = str(limit)
+            coordinator = await cluster.start(*args)
+            stuck = await cluster.start("worker", "--redis", redis_url, "--timeout", "600")
+            await count.reach(limit)  # every slot of the token is held, hanging
+            stuck.kill()
+            killed_at = asyncio.get_running_loop().time()
+            await cluster.start("worker", "--redis", redis_url)
+            await count.reach(limit + 1)
+            assert asyncio.get_running_loop().time() - killed_at < 30.0
+            gate.set()
+            assert await coordinator.exit_code() == 0, coordinator.output()
+        finally:
+            gate.set()
+            await cluster.close()
+        exported = exported_items(output)
+        assert len(exported) == len(set(exported))
+        assert set(exported) == expected_items(server, names)

@@ -101,7 +101,7 @@ class _OpenShop:
 class ClusterView:
     """What the coordinator last learned of the cluster."""
 
-    workers_alive: int = 0
+    workers_alive: int = -1  # unknown until the first look
     requests: int = 0
     queued: int = 0
     in_progress: int = 0
@@ -338,7 +338,9 @@ class RedisHarvest:
         live = [about for beat, about in workers.values() if alive(now, beat)]
         view = self.cluster
         if len(live) != view.workers_alive:
-            self.on_event(f"workers alive: {len(live)}")
+            alone = not live and self._workers is None
+            hint = " (start some: tmapi-async worker --redis URL)" if alone else ""
+            self.on_event(f"workers alive: {len(live)}{hint}")
         view.workers_alive = len(live)
         view.requests = sum(int(about.get("sent", 0)) for about in live)
         view.queued, view.in_progress = counts.queued, counts.in_progress
