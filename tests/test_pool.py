@@ -358,3 +358,14 @@ async def test_cli_token_flag_repeated_and_estimate_counts_across_tokens(
             billed = len(of(token, sim.log.records))
             assert f"token {short_fingerprint(token)}: {billed} requests" in run.out
         assert_no_token_anywhere(run, tmp_path)
+
+
+def test_client_of_one_token_refuses_several(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``Client`` is the client of one token: several are a TokenPool's."""
+    with pytest.raises(tmapi_async.InvalidParameterError, match="TokenPool"):
+        tmapi_async.Client(f"{A},{B}")
+    monkeypatch.setenv("TMAPI_TOKEN", f"{A} {B}")
+    with pytest.raises(tmapi_async.InvalidParameterError, match="TokenPool"):
+        tmapi_async.Client()
+    monkeypatch.setenv("TMAPI_TOKEN", f" {A} ")
+    assert isinstance(tmapi_async.Client(), tmapi_async.Client)  # one token, as ever

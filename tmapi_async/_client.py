@@ -96,6 +96,8 @@ class Client:
         token = token if token is not None else os.environ.get("TMAPI_TOKEN")
         if not token or not token.strip():
             raise AuthenticationError("no API token: pass token=... or set TMAPI_TOKEN")
+        if len(token.replace(",", " ").split()) > 1:  # a token holds no comma or space
+            raise InvalidParameterError("several tokens given: use tm.TokenPool for them")
         if not timeout > 0:
             raise InvalidParameterError(f"timeout must be > 0 seconds, got {timeout!r}")
         if redis_url is not None and throttle is not None:
