@@ -83,7 +83,7 @@ ITEM_FIELDS: Final[tuple[tuple[str, ChangeKind], ...]] = (
 )
 
 _BATCH: Final = 5_000
-_CACHE_KIB: Final = 65_536  # SQLite page cache: what bounds the index's memory
+_CACHE_KIB: Final = 16_384  # SQLite page cache: what bounds the index's memory
 
 
 class DiffInputError(Exception):
