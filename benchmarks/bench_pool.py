@@ -3,7 +3,7 @@
 Run: ``python -m benchmarks.bench_pool [--shops 40] [--rounds 3] [--json]``
 
 The simulator allows each token ``--limit`` requests in flight and answers each after
-40-60 ms, so one token's harvest is bound by its in-flight limit: three tokens, each
+80-120 ms, so one token's harvest is bound by its in-flight limit: three tokens, each
 with the same limit, may carry three times the work. The time is taken at the server,
 from the first request's arrival to the last answer's departure (the request log), so
 start-up and shutdown of the client do not count. One and three tokens alternate round
@@ -22,7 +22,7 @@ from tmapi_async import Client, TokenPool
 from tmapi_async.testing import SimulatedTmapi
 
 TOKENS = ("bench-token-a", "bench-token-b", "bench-token-c")
-LATENCY_MS = (40.0, 60.0)
+LATENCY_MS = (80.0, 120.0)
 ITEMS = 100  # per shop: 5 pages of 20
 
 
