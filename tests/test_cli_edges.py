@@ -5,6 +5,7 @@ the API, and a start that does not import what ``--help`` does not need.
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import csv
 import json
@@ -383,3 +384,17 @@ def test_public_names_load_on_first_use() -> None:
         assert getattr(tm, name) is not None
     with pytest.raises(AttributeError):
         _ = tm.NoSuchName  # type: ignore[attr-defined]
+
+
+def test_type_checkers_see_every_lazy_name() -> None:
+    """Each lazily loaded name is also imported under TYPE_CHECKING, from the module it
+    loads from, so that type checkers and IDEs see the real objects."""
+    tree = ast.parse(Path(tm.__file__).read_text(encoding="utf-8"))
+    typed: dict[str, str] = {}
+    for node in tree.body:
+        if isinstance(node, ast.If) and ast.unparse(node.test) == "TYPE_CHECKING":
+            for imp in node.body:
+                assert isinstance(imp, ast.ImportFrom)
+                typed.update({a.name: f".{imp.module}" for a in imp.names})
+    assert typed == tm._SOURCES
+    assert set(tm.__all__) == {*tm._SOURCES, "__version__"}
