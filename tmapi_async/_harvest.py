@@ -229,7 +229,8 @@ class Harvest:
     async def _worker(self) -> None:
         assert self._events is not None
         try:
-            while (work := await self._next_work()) is not None:
+            # Work at hand is taken by a plain call; only waiting for it takes a coroutine.
+            while (work := self._take_work() or await self._next_work()) is not None:
                 await self._fetch(*work)
         except FatalError as error:
             self._fail(error)
@@ -252,7 +253,7 @@ class Harvest:
         Workers start as work appears, up to ``concurrency``: a shop of three pages
         costs three tasks, not ``concurrency`` of them.
         """
-        unassigned = pages - self._wake(self._idle, pages)
+        unassigned = pages - self._wake(self._idle, pages) if self._idle else pages
         while unassigned > 0 and self._live_workers < self._max_workers:
             self._live_workers += 1
             self._alive += 1
@@ -297,19 +298,25 @@ class Harvest:
         if self._busy == 0 and not self._feeding and not self._heap:
             self._wake_all()  # nothing will come: let every worker end
 
+    def _take_work(self) -> tuple[ShopCrawl, int] | None:
+        """The next (shop, page) if one is queued and the harvest goes on."""
+        fatal = self._source.fatal
+        if fatal is not None:
+            self._fail(fatal)  # perhaps raised for another caller
+        if self._error is not None or not self._heap:
+            return None
+        _, _, page, crawl = heapq.heappop(self._heap)
+        self._busy += 1
+        if self._feeder_waiting and len(self._heap) < self._max_workers:
+            self._wake(self._feeder_waiting, 1)
+        return crawl, page
+
     async def _next_work(self) -> tuple[ShopCrawl, int] | None:
+        """The next (shop, page), waiting for one; None once the harvest is over."""
         while True:
-            fatal = self._source.fatal
-            if fatal is not None:
-                self._fail(fatal)  # perhaps raised for another caller
-            if self._error is not None:
-                return None
-            if self._heap:
-                *_, page, crawl = heapq.heappop(self._heap)
-                self._busy += 1
-                if len(self._heap) < self._max_workers:
-                    self._wake(self._feeder_waiting, 1)
-                return crawl, page
+            work = self._take_work()
+            if work is not None or self._error is not None:
+                return work
             if self._busy == 0 and not self._feeding:
                 return None
             await self._wait(self._idle)
@@ -327,21 +334,26 @@ class Harvest:
                 fresh = crawl.accept(page, answer)
                 if self._journal is not None:
                     await self._journal.record_page(crawl.query.shop_url, page, answer, fresh)
-                self.progress.pages_done += 1
-                self.progress.items += len(fresh)
+                progress = self.progress
+                progress.pages_done += 1
+                progress.items += len(fresh)
             if self._page_events:
                 await self._emit(PageEvent(crawl.query.shop_url, page, fresh))
             self._schedule(crawl)
             if crawl.finished:
                 await self._finish(crawl)
         finally:
-            self.progress.requests = self._source.requests
-            self.progress.retries = self._source.retries
+            progress, source = self.progress, self._source
+            progress.requests = source.requests
+            progress.retries = source.retries
             self._busy -= 1
-            self._wake_if_finished()
+            if self._busy == 0:
+                self._wake_if_finished()
 
     def _schedule(self, crawl: ShopCrawl) -> None:
         pages = crawl.take_pages()
+        if not pages:
+            return
         self.progress.pages_planned += len(pages)
         for page in pages:
             # Page 1 first: a shop's plan is known sooner, so its pages keep the pipe

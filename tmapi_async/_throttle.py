@@ -132,6 +132,7 @@ class Throttle:
         "_loop",
         "_resume_at",
         "_slot_waiters",
+        "_slots",
         "_waiting",
         "burst",
         "concurrency",
@@ -173,6 +174,7 @@ class Throttle:
         capacity = max(1, burst - int(rate * _SEND_JITTER))
         self._bucket = AsyncLimiter(capacity, capacity / rate)
         self._limit = float(concurrency)
+        self._slots = concurrency  # int(_limit), kept with it: read on every request
         self._ceiling = float(concurrency)  # in flight when the server last refused
         self._in_flight = 0
         self._slot_waiters: deque[asyncio.Future[None]] = deque()
@@ -187,7 +189,7 @@ class Throttle:
     @property
     def limit(self) -> int:
         """The in-flight limit in force now (adapted to refusals)."""
-        return max(1, int(self._limit))
+        return self._slots
 
     @property
     def in_flight(self) -> int:
@@ -209,13 +211,15 @@ class Throttle:
         """
         if self._fatal is not None:
             raise self._fatal
-        if self._in_flight >= self.limit or self._slot_waiters:
+        if self._in_flight >= self._slots or self._slot_waiters:
             await self._wait_for_slot()
         self._in_flight += 1
         try:
             loop = self._loop or self._bind()
-            while self._resume_at > loop.time():
-                await self.interruptible(asyncio.sleep(self._resume_at - loop.time()))
+            if self._resume_at:  # a Retry-After pause was asked for
+                while self._resume_at > loop.time():
+                    await self.interruptible(asyncio.sleep(self._resume_at - loop.time()))
+                self._resume_at = 0.0
             if self._bucket.has_capacity():
                 await self._bucket.acquire()  # immediate: no need to be interruptible
             else:
@@ -247,7 +251,7 @@ class Throttle:
 
     async def _wait_for_slot(self) -> None:
         loop = self._loop or self._bind()
-        while self._in_flight >= self.limit:
+        while self._in_flight >= self._slots:
             waiter: asyncio.Future[None] = loop.create_future()
             self._slot_waiters.append(waiter)
             try:
@@ -263,7 +267,7 @@ class Throttle:
                 raise self._fatal
 
     def _wake_slot_waiter(self) -> None:
-        free = self.limit - self._in_flight
+        free = self._slots - self._in_flight
         for waiter in self._slot_waiters:
             if free <= 0:
                 break
@@ -299,6 +303,7 @@ class Throttle:
         self._ceiling = min(self._ceiling, float(self._in_flight + 1))
         if ticket > self._cut_after:
             self._limit = max(1.0, self._limit / 2)
+            self._slots = int(self._limit)
             self._cut_after = self.sent
 
     def succeeded(self) -> None:
@@ -308,6 +313,7 @@ class Throttle:
         if self._limit < self.concurrency:
             step = 1.0 if self._limit + 1 < self._ceiling else 0.1
             self._limit = min(float(self.concurrency), self._limit + step / self._limit)
+            self._slots = int(self._limit)
             self._ceiling = max(self._ceiling, self._limit)  # probed past it: it moved
             self._wake_slot_waiter()
 
