@@ -189,11 +189,14 @@ class TokenPool(Client):
     Args:
         tokens: the apiTokens, as a list or one string separated by commas or
             whitespace; default the ``TMAPI_TOKEN`` environment variable.
-        rate, burst, concurrency: the limits of EACH token (default 10/s, about
-            rate/20, 8; with ``redis_url``, a limit left at its default keeps the
-            token's limit set in Redis).
+        base_url: as for :class:`~tmapi_async.Client`.
+        rate: requests per second of EACH token, sustained (with ``redis_url``, a
+            limit left at its default keeps the token's limit set in Redis).
+        burst: requests each token may send at once after idle; default about rate/20.
+        concurrency: the most requests of EACH token in flight.
+        timeout: seconds for one request, as for :class:`~tmapi_async.Client`.
         max_requests: a budget of requests across every token.
-        base_url, timeout, retry: as for :class:`~tmapi_async.Client`.
+        retry: how transient failures are retried (on the token that met them).
         redis_url: share each token's limits through this Redis with every process
             that uses the token, one ``RedisThrottle`` per token (default
             ``TMAPI_REDIS_URL``).
