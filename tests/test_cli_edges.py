@@ -130,6 +130,17 @@ async def test_csv_neutralises_formulas_and_jsonl_keeps_them(
     assert lines[0]["category_name"] == "=cat"
 
 
+async def test_a_new_csv_export_is_not_called_a_resume(sim: SimulatedTmapi, tmp_path: Path) -> None:
+    """A CSV's header is written at open: that is no earlier run to resume from."""
+    shops = write_shops(tmp_path / "shops.txt", SHOPS[:2])
+    out = tmp_path / "items.csv"
+    run = await run_cli(*harvest_args(sim, shops, out))
+    assert run.code == ExitCode.OK, run.err
+    assert "resuming" not in run.err
+    run = await run_cli(*harvest_args(sim, shops, out))
+    assert "resuming from" in run.err
+
+
 async def test_csv_raw_must_be_repeated_on_resume(sim: SimulatedTmapi, tmp_path: Path) -> None:
     """One CSV is never half neutralised: a rerun that drops --csv-raw is refused."""
     shops = write_shops(tmp_path / "shops.txt", SHOPS[:2])

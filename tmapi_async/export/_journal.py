@@ -97,7 +97,13 @@ class ExportJournal:
     """
 
     def __init__(
-        self, db: sqlite3.Connection, sink: Sink, state_path: Path, *, page_size: int = 20
+        self,
+        db: sqlite3.Connection,
+        sink: Sink,
+        state_path: Path,
+        *,
+        page_size: int = 20,
+        resumed_position: int | None = None,
     ) -> None:
         self._db = db
         self._asked_page_size = page_size  # fallback if an answer does not say its size
@@ -105,7 +111,9 @@ class ExportJournal:
         self.state_path = state_path  #: the SQLite file
         self._shop_ids: dict[str, int] = {}  # open shops only: forgotten when finished
         self._page_sizes: dict[int, int] = {}  # shop id → page size recorded, open shops
-        self.resumed_position = sink.position  #: export bytes kept from earlier runs
+        #: export bytes kept from earlier runs (0 for a new export, even a CSV whose
+        #: header is written at once)
+        self.resumed_position = sink.position if resumed_position is None else resumed_position
         # Group commit: rows of pages answered in one event-loop tick share a transaction.
         self._pending_sizes: list[tuple[int, int]] = []
         self._pending_pages: list[tuple[int, int, int, int, bytes, int]] = []
@@ -186,7 +194,13 @@ class ExportJournal:
         db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", rows.items())
         db.execute("COMMIT")
         page_size = params.get("page_size")
-        return cls(db, sink, state_path, page_size=page_size if isinstance(page_size, int) else 20)
+        return cls(
+            db,
+            sink,
+            state_path,
+            page_size=page_size if isinstance(page_size, int) else 20,
+            resumed_position=position,
+        )
 
     # -- the Journal protocol ----------------------------------------------------------
 
