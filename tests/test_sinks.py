@@ -18,6 +18,7 @@ from tmapi_async.export._sinks import (
     JsonlSink,
     ParquetSink,
     SinkError,
+    neutralise,
     open_sink,
     spool_path,
 )
@@ -214,3 +215,49 @@ def test_jsonl_matches_msgspec_encoding(tmp_path: Path) -> None:
         msgspec.json.encode({**msgspec.structs.asdict(i), "shop_url": SHOP}) + b"\n" for i in items
     )
     assert path.read_bytes() == expected
+
+
+FORMULAS = ["=1+1", "+1", "-1", "@A1", "\tx", "\rx", "=\r\n=2"]
+
+
+def _hostile(texts: list[str]) -> list[ShopItem]:
+    return [
+        ShopItem(item_id=f"{i}", title=t, category_name=t, price=t, img=t)
+        for i, t in enumerate(texts)
+    ]
+
+
+def _csv_rows(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.mark.parametrize("raw", [False, True])
+def test_csv_cells_a_spreadsheet_would_run_get_an_apostrophe(tmp_path: Path, raw: bool) -> None:
+    """Every text cell starting with =, +, -, @, TAB or CR is neutralised (unless raw);
+    other text is untouched; a bare CR inside a cell never splits its row."""
+    path = tmp_path / "out.csv"
+    sink = CsvSink(path, raw=raw)
+    sink.write(SHOP, _hostile([*FORMULAS, "ok", "a=b", ""]))
+    sink.close()
+    rows = _csv_rows(path)
+    want = [t if raw else f"'{t}" for t in FORMULAS] + ["ok", "a=b", ""]
+    for column in ("title", "category_name", "price", "img"):
+        assert [r[column] for r in rows] == want
+    assert [r["shop_url"] for r in rows] == [SHOP] * len(want)
+
+
+def test_neutralise_is_the_identity_on_safe_text() -> None:
+    """Only the first character matters; the rest is kept as is."""
+    assert neutralise("") == ""
+    assert neutralise("1688 = cheap") == "1688 = cheap"
+    assert neutralise("=cmd|' /C calc'!A0") == "'=cmd|' /C calc'!A0"
+
+
+def test_jsonl_keeps_formula_text_exactly(tmp_path: Path) -> None:
+    """JSON Lines is data, not a sheet: the text as sent."""
+    path = tmp_path / "out.jsonl"
+    sink = JsonlSink(path)
+    sink.write(SHOP, _hostile(FORMULAS))
+    sink.close()
+    assert [row["title"] for row in _jsonl(path)] == FORMULAS
