@@ -10,13 +10,23 @@ import sys
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import parse_qs
 
 import pytest
 
 import tmapi_async
-from tmapi_async import AuthenticationError, BalanceError, HarvestStopped, RequestBudgetExhausted
+from tmapi_async import (
+    AuthenticationError,
+    BalanceError,
+    FatalError,
+    HarvestStopped,
+    RedisUnavailableError,
+    RequestBudgetExhausted,
+    RetryPolicy,
+)
 from tmapi_async._pool import TokenPool, short_fingerprint, split_tokens
 from tmapi_async._throttle import Throttle
+from tmapi_async._transport import Answer, MockTransport
 from tmapi_async.testing import RequestRecord, SimulatedTmapi, fingerprint
 
 # Distinctive, so that a leak is found by a plain search of every output and file.
@@ -122,6 +132,118 @@ def test_pool_refuses_no_token_and_limits_beside_a_throttle(
 
 
 # -- the library --------------------------------------------------------------------------
+
+
+# Answers without a socket, for what depends on the order of events.
+
+SHOP = "https://mock.1688.com/"
+GENEROUS = 60.0  # seconds: answers expected to arrive (CI is two busy cores)
+
+
+def asked(query: str) -> int:
+    """The page a query asks for."""
+    return int(parse_qs(query)["page"][0])
+
+
+def page_answer(query: str, total: int) -> Answer:
+    """A 200 answer with the page ``query`` asks for of a shop of ``total`` products."""
+    fields = parse_qs(query)
+    shop, page = fields["shop_url"][0], int(fields["page"][0])
+    items = [{"item_id": f"{shop}-{i}"} for i in range((page - 1) * 20, min(total, page * 20))]
+    data = {"page": page, "page_size": 20, "total_count": total, "items": items}
+    return 200, {}, json.dumps({"code": 200, "msg": "success", "data": data}).encode()
+
+
+def error_answer(status: int) -> Answer:
+    body = {"code": status, "msg": f"error {status}", "data": None}
+    return status, {}, json.dumps(body).encode()
+
+
+@pytest.mark.parametrize(
+    "error",
+    [BalanceError("spent, as another process saw", code=439), RedisUnavailableError("gone")],
+    ids=["its-own-error", "not-the-tokens-error"],
+)
+async def test_a_page_in_backoff_on_a_token_that_retires_goes_to_another(
+    error: FatalError,
+) -> None:
+    """A's page waits in a retry backoff when A is stopped from elsewhere: a 439 moves
+    the page to B at once; an error that is not the token's (Redis gone) stops all."""
+    backing_off = asyncio.Event()
+
+    async def sleep(_seconds: float) -> None:
+        backing_off.set()
+        await asyncio.Event().wait()  # ends only if the token is stopped
+
+    gates: dict[str, Throttle] = {}
+    sent: dict[str, list[int]] = {A: [], B: []}
+
+    def gate(token: str) -> Throttle:
+        gates[token] = Throttle(rate=1000, concurrency=1)
+        return gates[token]
+
+    def transport(token: str) -> MockTransport:
+        def answer(query: str) -> Answer:
+            sent[token].append(asked(query))
+            return error_answer(500) if token == A else page_answer(query, total=60)
+
+        return MockTransport(answer)
+
+    pool = TokenPool(
+        [A, B], throttle=gate, transport=transport, retry=RetryPolicy(attempts=3, sleep=sleep)
+    )
+    async with pool:
+        fetch = asyncio.create_task(pool.fetch_shop(SHOP))
+        await asyncio.wait_for(backing_off.wait(), GENEROUS)
+        gates[A].fail(error)
+        if isinstance(error, BalanceError):
+            result = await asyncio.wait_for(fetch, GENEROUS)
+            assert (result.status, result.item_count) == ("complete", 60)
+            assert sent == {A: [1], B: [1, 2, 3]}
+            assert pool.tokens[0].retired is error
+            assert pool.fatal is None
+        else:
+            with pytest.raises(RedisUnavailableError):
+                await asyncio.wait_for(fetch, GENEROUS)
+            assert sent == {A: [1], B: []}
+            assert pool.fatal is error
+
+
+async def test_pages_in_flight_on_a_token_that_runs_dry_are_fetched_again() -> None:
+    """A holds two pages when its balance ends (439 for both): both are fetched again
+    through B, every page is answered once, nothing more is sent with A."""
+    both = asyncio.Event()
+    sent: dict[str, list[int]] = {A: [], B: []}
+
+    def transport(token: str) -> MockTransport:
+        async def answer(query: str) -> Answer:
+            sent[token].append(asked(query))
+            if token == B:
+                return page_answer(query, total=50)
+            if len(sent[A]) == 2:
+                both.set()
+            await both.wait()  # A answers once it holds two requests
+            return error_answer(439)
+
+        return MockTransport(answer)
+
+    limits = {A: 3, B: 1}  # A has the most free slots: both first pages go to it
+    pool = TokenPool(
+        [A, B],
+        throttle=lambda token: Throttle(rate=1000, concurrency=limits[token]),
+        transport=transport,
+    )
+    shops = ["https://one.1688.com/", "https://two.1688.com/"]
+    async with pool:
+        results = [r async for r in pool.harvest(shops)]
+    assert sorted((r.status, r.item_count) for r in results) == [("complete", 50)] * 2
+    assert sent[A] == [1, 1]
+    assert sorted(sent[B]) == [1, 1, 2, 2, 3, 3]  # each page once
+    assert isinstance(pool.tokens[0].retired, BalanceError)
+    assert [u.requests for u in pool.tokens] == [2, 6]
+
+
+# Against the simulator: what the server saw.
 
 
 async def test_a_token_out_of_balance_retires_and_the_others_finish() -> None:
@@ -369,3 +491,33 @@ def test_client_of_one_token_refuses_several(monkeypatch: pytest.MonkeyPatch) ->
         tmapi_async.Client()
     monkeypatch.setenv("TMAPI_TOKEN", f" {A} ")
     assert isinstance(tmapi_async.Client(), tmapi_async.Client)  # one token, as ever
+
+
+async def test_cli_max_requests_counts_across_tokens(tmp_path: Path) -> None:
+    """``--max-requests 7`` with three tokens: 7 requests at the server in all, exit 3;
+    the rerun finishes with no page paid for twice."""
+    async with sim_of() as sim:
+        shops = write_shops(tmp_path / "shops.txt", SHOPS[:4])
+        out = tmp_path / "items.jsonl"
+        run = await run_cli(
+            *harvest_args(sim, shops, out, "--max-requests", "7"), token=",".join(TOKENS)
+        )
+        assert run.code == 3, run.err
+        assert "--max-requests 7 spent" in run.err
+        assert len(sim.log) == 7
+        run = await run_cli(*harvest_args(sim, shops, out), token=",".join(TOKENS))
+        assert run.code == 0, run.err
+        assert export_ids(out) == expected_ids(sim, SHOPS[:4])
+        assert set(ok_per_page(sim.log.records).values()) == {1}
+        assert_no_token_anywhere(run, tmp_path)
+
+
+async def test_cli_estimate_every_token_refused_exit_3(tmp_path: Path) -> None:
+    """Every token refused: estimate says so and exits 3, naming no token."""
+    async with sim_of(tokens={"the-right-one"}) as sim:
+        shops = write_shops(tmp_path / "shops.txt", SHOPS[:3])
+        run = await run_cli("estimate", str(shops), "--base-url", sim.url, token=f"{A},{B}")
+        assert run.code == 3, run.err
+        assert "every token is retired" in run.err
+        assert "retired: refused by the API" in run.out
+        assert_no_token_anywhere(run, tmp_path)

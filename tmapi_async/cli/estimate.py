@@ -196,14 +196,14 @@ async def estimate(options: EstimateOptions) -> int:
         await asyncio.gather(*window, return_exceptions=True)
     finally:
         close_shops(stream)
+    from ._tokens import stop_message, token_lines
+
     _print_totals(options, totals, client.requests)
     if not options.json and not options.quiet:
-        from ._tokens import token_lines
-
         for line in token_lines(client):
             say(line)
     if fatal is not None:
-        err(fatal_message(fatal, None))
+        err(stop_message(client, fatal, fatal_message(fatal, None)))
         return ExitCode.FATAL
     return ExitCode.SHOPS_FAILED if totals.failed else ExitCode.OK
 
