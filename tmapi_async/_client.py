@@ -1,4 +1,8 @@
-"""``Client``: one token, one session, one throttle; a page, a shop, many shops."""
+"""``Client``: one token, one transport, one admission; a page, a shop, many shops.
+
+The throttle (an ``Admission``) and the transport are given or built here; the harvest
+engine sees the client only as a ``PageSource``.
+"""
 
 from __future__ import annotations
 

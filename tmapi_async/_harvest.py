@@ -5,6 +5,9 @@ one heap; one feeder task reads the input and opens shops while fewer pages than
 workers are queued and fewer than ``max_open_shops`` shops are open. Page 1 of a
 shop goes first, so plans are known early and the pipe stays full to the end; then
 pages of older shops, so the shops open at once, and with them memory, stay few.
+
+The engine knows its client only as a :class:`PageSource` -- pages with their cost,
+a fatal state, a stop -- so a pool of tokens or a test's fake can stand in for it.
 """
 
 from __future__ import annotations
