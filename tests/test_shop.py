@@ -467,3 +467,17 @@ def test_any_lie_costs_bounded_requests(real, claimed, answered_size, window, ma
     assert requests <= min(real_pages, max_pages) + window + 1
     if real_pages <= max_pages and claimed >= real:
         assert set(harvested) == set(listing.ids)
+
+
+def test_a_first_page_repeating_its_items_is_no_page_of_twice_the_size():
+    """Page 1 carrying its 20 items twice (page_size 20, total 45): the plan counts
+    each item once, so pages 2 and 3 are asked and nothing is lost."""
+    listing = Listing(45)
+
+    def answer(page: int) -> ShopItemsPage:
+        honest = listing.answer(page, 20)
+        ids = [i.item_id for i in honest.items]
+        return page_of(page, ids + ids, total=45)
+
+    harvested, requests = run(ShopCrawl(QUERY, window=8), answer)
+    assert (harvested, requests) == (listing.ids, 3)

@@ -260,10 +260,11 @@ class ShopCrawl:
 
         A page that is not the last is full, so when page 1 is not the whole listing its
         item count *is* the page size, whatever ``page_size`` says: planning from a
-        ``page_size`` of 1 on a page of 20 would ask for twenty times the pages.
+        ``page_size`` of 1 on a page of 20 would ask for twenty times the pages. Items
+        are counted once each: a page repeating its items is no page of twice the size.
         """
         answered = answer.page_size or self.query.page_size
-        carried = len(answer.items)
+        carried = len({item.item_id for item in answer.items})  # repeats take no place
         if carried > answered or (0 < carried < answered and answer.total_count > carried):
             return carried
         return max(1, answered)
