@@ -174,3 +174,13 @@ async def test_growth_is_one_per_round_trip_below_the_ceiling(scripts: Scripts) 
     # A round trip at limit L is L successes, each adding 1/L: about one in all.
     assert 2.85 < float(await scripts.run("adapt", adapt, ["grow", 8, 2])) < 3
     assert 3.8 < float(await scripts.run("adapt", adapt, ["grow", 8, 3])) < 4
+
+
+async def test_an_admission_carries_the_releases_of_its_process(scripts: Scripts) -> None:
+    await scripts.acquire()
+    await scripts.acquire()
+    assert (await scripts.acquire())[0] == "full"
+    args = ["p1", 5.0, 1.0, 3, 2, 0.0, "p1:1", "p1:2"]  # both released since
+    reply = await scripts.run("acquire", TRIPLE, args)
+    assert reply[0] == b"ok"
+    assert await scripts.redis.zrange(KEYS.leases, 0, -1) == [b"p1:3"]

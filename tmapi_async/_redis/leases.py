@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 __all__ = ["Leases"]
 
 _log = logging.getLogger("tmapi_async")
+_CARRIED = 256  # releases an admission carries at most
 
 
 class Leases:
@@ -94,6 +95,12 @@ class Leases:
         """Queue ``lease_id`` for the next batch of releases."""
         self._to_release.append(lease_id)
         self._release_wanted.set()
+
+    def take_releases(self) -> list[str]:
+        """Releases not yet sent, for the next admission to carry to Redis (a bounded
+        number: Lua unpacks them on its stack)."""
+        batch, self._to_release = self._to_release[:_CARRIED], self._to_release[_CARRIED:]
+        return batch
 
     async def until_freed(self, at_most: float) -> None:
         """Wait until a release of ours reached Redis, or ``at_most`` seconds."""

@@ -268,6 +268,7 @@ class RedisThrottle:
             str(default_burst(DEFAULT_RATE)),
             str(DEFAULT_CONCURRENCY),
             repr(_SEND_JITTER),
+            *self._leases.take_releases(),
         ]
         # Shielded: if we are cancelled after Redis admitted us, the lease is freed.
         call = asyncio.ensure_future(conn.run(self._scripts["acquire"], keys, args))

@@ -4,6 +4,7 @@
 -- ARGV[1] owner id of the process    ARGV[2] lease seconds
 -- ARGV[3..5] default rate, burst, concurrency (until someone sets the token's limits)
 -- ARGV[6] seconds of send jitter the burst keeps back
+-- ARGV[7..] leases this process released since its last call (freed here: a round trip less)
 -- Reply: {'fatal', kind, code, status, message}, or
 --        {verdict, n, limit, in_flight, rate, burst, concurrency} where verdict is
 --        'ok' (n = ticket; the lease is "owner:ticket"), 'wait' (n = microseconds until
@@ -22,6 +23,9 @@ local burst = tonumber(state[2]) or tonumber(ARGV[4])
 local concurrency = tonumber(state[3]) or tonumber(ARGV[5])
 local limit = math.max(1, math.floor(math.min(tonumber(state[4]) or concurrency, concurrency)))
 
+if #ARGV > 6 then
+    redis.call('ZREM', KEYS[2], unpack(ARGV, 7))
+end
 -- Leases of dead processes are not renewed: they expire here.
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
 local in_flight = redis.call('ZCARD', KEYS[2])

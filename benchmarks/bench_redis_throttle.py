@@ -1,0 +1,235 @@
+"""The shared throttle: ``python -m benchmarks.bench_redis_throttle [--quick] [--json]``.
+
+``fidelity``: four processes, each a ``Client(redis_url=..., rate=R)`` harvesting its own
+shops, share one token's rate of 100/s, then 1,000/s. At the server (a simulator in a
+process of its own, 1-3 ms an answer, account limits far above): the rate achieved,
+``(requests - burst) / (last arrival - first arrival)`` against the target, and the
+busiest sliding second against ``rate + burst``.
+
+``cost``: what one admission costs, shared through Redis against the local token
+bucket, in one process with the rate and in-flight limit far above what is asked:
+wall time per admission for one task (a round trip to Redis each), throughput with 16
+tasks, and CPU per admission in this process and in ``redis-server``.
+
+It starts its own ``redis-server`` (persistence off) on a free port.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+from typing import Any
+
+from benchmarks._common import PYTHON, ROOT, TOKEN, Simulator, child_env
+from benchmarks.bench_redis import redis_server
+
+PROCESSES = 4
+_WAIT = 120.0  # seconds for a process to say it is ready or to finish
+
+
+# -- fidelity: four processes, one token -----------------------------------------------
+
+
+async def _child(base_url: str, redis_url: str, rate: float, shops: list[str]) -> None:
+    """One of the processes: open the client, wait for the go line, harvest."""
+    import tmapi_async as tm
+
+    client = tm.Client(TOKEN, base_url=base_url, redis_url=redis_url, rate=rate, concurrency=64)
+    async with client:
+        print("ready", flush=True)
+        await asyncio.to_thread(sys.stdin.readline)
+        async for _ in client.harvest(shops, keep_items=False):
+            pass
+        print(json.dumps({"requests": client.requests}), flush=True)
+
+
+def _fidelity_run(sim: Simulator, redis_url: str, rate: int, seconds: float) -> dict[str, Any]:
+    import redis
+
+    with redis.Redis.from_url(redis_url) as conn:
+        conn.flushall()
+    sim.ask("reset")
+    pages = 5  # 100 items a shop, 20 a page
+    per_process = max(1, round(rate * seconds / pages / PROCESSES))
+    children = []
+    for n in range(PROCESSES):
+        shops = [f"https://b{rate}p{n}s{i}.1688.com/" for i in range(per_process)]
+        command = [PYTHON, "-m", "benchmarks.bench_redis_throttle", "--child", sim.url,
+                   redis_url, str(rate), *shops]  # fmt: skip
+        children.append(
+            subprocess.Popen(
+                command,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+                env=child_env(),
+                cwd=ROOT,
+            )
+        )
+    try:
+        for child in children:
+            assert child.stdout is not None
+            if child.stdout.readline().strip() != "ready":
+                raise RuntimeError(f"a process exited {child.wait()} before it was ready")
+        for child in children:
+            assert child.stdin is not None
+            child.stdin.write("go\n")
+            child.stdin.flush()
+        sent = 0
+        for child in children:
+            out, _ = child.communicate(timeout=_WAIT)
+            sent += json.loads(out.strip().splitlines()[-1])["requests"]
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.kill()
+                child.wait()
+    summary = sim.ask("summary")
+    burst = max(1, round(rate / 20))  # the default burst of the rate
+    achieved = (summary["count"] - burst) / summary["span"]
+    return {
+        "rate": rate,
+        "burst": burst,
+        "requests": summary["count"],
+        "sent": sent,
+        "span_s": summary["span"],
+        "achieved_per_s": achieved,
+        "ratio": achieved / rate,
+        "busiest_second": summary["peak_1s"],
+        "bound": rate + burst,
+        "peak_in_flight": summary["peak_in_flight"],
+        "outcomes": summary["outcomes"],
+        "loadavg": os.getloadavg()[0],
+    }
+
+
+def fidelity(redis_url: str, *, seconds: float) -> list[dict[str, Any]]:
+    """Scenario (b): 100/s and 1,000/s, each split over four processes."""
+    runs = []
+    with Simulator("--items-per-shop", "100", "--latency-ms", "1..3", logged=True) as sim:
+        for rate in (100, 1000):
+            run = _fidelity_run(sim, redis_url, rate, seconds)
+            runs.append(run)
+            print(
+                f"  {rate}/s over {PROCESSES} processes: {run['achieved_per_s']:.1f}/s "
+                f"(ratio {run['ratio']:.3f}), busiest second {run['busiest_second']} "
+                f"(bound {run['bound']}), {run['requests']} requests, load {run['loadavg']:.1f}",
+                file=sys.stderr,
+            )
+    return runs
+
+
+# -- cost: one admission, shared against local -----------------------------------------
+
+
+async def _admissions(throttle: Any, count: int, tasks: int) -> float:
+    """Seconds for ``count`` admissions (acquire + release) by ``tasks`` tasks."""
+
+    async def admit(n: int) -> None:
+        for _ in range(n):
+            throttle.release(await throttle.acquire())
+
+    start = time.perf_counter()
+    await asyncio.gather(*(admit(count // tasks) for _ in range(tasks)))
+    return time.perf_counter() - start
+
+
+def _redis_cpu(redis_url: str) -> float:
+    import redis
+
+    with redis.Redis.from_url(redis_url) as conn:
+        info = conn.info("cpu")
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+
+async def _cost_of(kind: str, redis_url: str, count: int) -> dict[str, Any]:
+    import tmapi_async as tm
+    from tmapi_async._redis.throttle import RedisThrottle
+
+    # The burst must outlast the 20 ms of send jitter both keep back: rate * 0.02.
+    huge = {"rate": 1e6, "burst": 100_000, "concurrency": 10_000}
+    throttle: Any = (
+        RedisThrottle(redis_url, TOKEN + kind, **huge) if kind == "redis" else tm.Throttle(**huge)
+    )
+    await throttle.start()
+    try:
+        await _admissions(throttle, 200, 1)  # warm up: connections, scripts loaded
+        redis_before, cpu_before = _redis_cpu(redis_url), time.process_time()
+        one_task = await _admissions(throttle, count, 1)
+        sixteen = await _admissions(throttle, count, 16)
+        cpu = time.process_time() - cpu_before
+        redis_cpu = _redis_cpu(redis_url) - redis_before
+    finally:
+        await throttle.aclose()
+    return {
+        "throttle": kind,
+        "us_per_admission_1_task": 1e6 * one_task / count,
+        "admissions_per_s_16_tasks": count / sixteen,
+        "cpu_us_per_admission": 1e6 * cpu / (2 * count),
+        "redis_cpu_us_per_admission": 1e6 * redis_cpu / (2 * count),
+    }
+
+
+def cost(redis_url: str, *, count: int) -> list[dict[str, Any]]:
+    """Scenario (c): the shared throttle's cost per request against the local one."""
+    runs = [asyncio.run(_cost_of(kind, redis_url, count)) for kind in ("local", "redis")]
+    for run in runs:
+        print(
+            f"  {run['throttle']:>5}: {run['us_per_admission_1_task']:.0f} µs an admission "
+            f"(one task), {run['admissions_per_s_16_tasks']:.0f}/s with 16 tasks, "
+            f"CPU {run['cpu_us_per_admission']:.0f} µs here + "
+            f"{run['redis_cpu_us_per_admission']:.0f} µs in Redis",
+            file=sys.stderr,
+        )
+    return runs
+
+
+def run_all(*, quick: bool) -> dict[str, Any]:
+    """Both scenarios on one private redis-server."""
+    with redis_server() as redis_url:
+        return {
+            "scenario": "shared-throttle",
+            "processes": PROCESSES,
+            "fidelity": fidelity(redis_url, seconds=3.0 if quick else 6.0),
+            "cost": cost(redis_url, count=2_000 if quick else 10_000),
+        }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.bench_redis_throttle", description=__doc__
+    )
+    parser.add_argument("--quick", action="store_true", help="shorter runs")
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        base_url, redis_url, rate, *shops = args.child
+        asyncio.run(_child(base_url, redis_url, float(rate), shops))
+        return 0
+    report = run_all(quick=args.quick)
+    print("rate    achieved/s  ratio  busiest second  bound")
+    for run in report["fidelity"]:
+        print(
+            f"{run['rate']:>5}  {run['achieved_per_s']:>10.1f}  {run['ratio']:.3f}  "
+            f"{run['busiest_second']:>14}  {run['bound']:>5}"
+        )
+    print("throttle  µs/admission (1 task)  admissions/s (16 tasks)  CPU µs here  CPU µs Redis")
+    for run in report["cost"]:
+        print(
+            f"{run['throttle']:>8}  {run['us_per_admission_1_task']:>21.0f}  "
+            f"{run['admissions_per_s_16_tasks']:>23.0f}  {run['cpu_us_per_admission']:>11.0f}  "
+            f"{run['redis_cpu_us_per_admission']:>12.0f}"
+        )
+    if args.json:
+        print(json.dumps(report))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
