@@ -16,6 +16,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
+import resource
 import shutil
 import socket
 import subprocess
@@ -99,10 +101,15 @@ def _stop(worker: subprocess.Popen[str]) -> None:
         worker.wait()
 
 
+def _cpu(before: resource.struct_rusage, after: resource.struct_rusage) -> float:
+    return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
 def _one_run(url: str, sim: Simulator, shops: Path, count: int) -> dict[str, Any]:
     """One harvest with ``count`` workers (started and ready first); the server's view."""
     _flush(url)
     sim.ask("reset")
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     workers = [_start_worker(url, sim.url) for _ in range(count)]
     try:
         with tempfile.TemporaryDirectory(prefix="bench-redis-out-") as out:
@@ -115,12 +122,16 @@ def _one_run(url: str, sim: Simulator, shops: Path, count: int) -> dict[str, Any
             start = time.perf_counter()
             done = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True)
             wall = time.perf_counter() - start
+            # Children's CPU counts only once they are waited for: the coordinator now.
+            coordinated = resource.getrusage(resource.RUSAGE_CHILDREN)
             if done.returncode != 0:
                 raise RuntimeError(f"harvest exited {done.returncode}: {done.stderr[-2000:]}")
     finally:
         for worker in workers:
             _stop(worker)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)  # and the workers
     summary = sim.ask("summary")
+    per_request = 1000 / max(1, summary["count"])
     span = summary["span"] or float("nan")
     return {
         "workers": count,
@@ -130,6 +141,9 @@ def _one_run(url: str, sim: Simulator, shops: Path, count: int) -> dict[str, Any
         "coordinator_wall_s": wall,
         "peak_in_flight": summary["peak_in_flight"],
         "mean_in_flight": summary["mean_in_flight"],
+        "worker_cpu_ms_per_request": per_request * _cpu(coordinated, after),
+        "coordinator_cpu_ms_per_request": per_request * _cpu(before, coordinated),
+        "loadavg": os.getloadavg()[0],
     }
 
 
@@ -153,7 +167,11 @@ def workers_scaling(
                     runs.append(run)
                     print(
                         f"  round {round_ + 1}: {count} worker(s): {run['per_s']:.0f} answers/s "
-                        f"({run['requests']} in {run['span_s']:.2f} s)",
+                        f"({run['requests']} in {run['span_s']:.2f} s), mean in flight "
+                        f"{run['mean_in_flight']:.1f}; CPU a request: workers "
+                        f"{run['worker_cpu_ms_per_request']:.1f} ms, coordinator "
+                        f"{run['coordinator_cpu_ms_per_request']:.1f} ms; "
+                        f"load {run['loadavg']:.1f}",
                         file=sys.stderr,
                     )
     by_round: dict[int, dict[int, float]] = {}

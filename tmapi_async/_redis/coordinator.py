@@ -13,6 +13,7 @@ the results are taken (``XACK``), so a kill at any instant loses nothing.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
 
 _SUBMIT_BATCH: Final = 200  # shops per submit round trip
 _READ_BATCH: Final = 500  # results per read
+_LINGER: Final = 0.1  # seconds to let results gather when they come one by one
 _WORKER_STOP: Final = 10.0  # seconds a local worker gets to stop before it is killed
 _decode_items = msgspec.json.Decoder(list[ShopItem]).decode
 
@@ -263,22 +265,28 @@ class RedisHarvest:
         while not self._stopping.is_set():
             block = int(self._poll * 1000)
             exported = await self._export_batch(pending=False, block_ms=block)
+            if 0 < exported < _READ_BATCH // 4:
+                # Results trickle in: let a few gather, so that one read, one journal
+                # commit and one acknowledgement serve many (each costs a round trip).
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), _LINGER)
             if loop.time() >= next_look or not exported:
                 next_look = loop.time() + self._poll
                 if await self._look() and not await self._export_batch(pending=False):
                     return  # every shop finished and every result taken
 
-    async def _export_batch(self, *, pending: bool, block_ms: int | None = None) -> bool:
+    async def _export_batch(self, *, pending: bool, block_ms: int | None = None) -> int:
+        """Export one batch of results; return how many there were."""
         results = await self.queue.read_results(
             pending=pending, count=_READ_BATCH, block_ms=block_ms
         )
         if not results:
-            return False
+            return 0
         for result in results:
             await self._apply(result)
         self._journal.flush()  # committed here before Redis lets the results go
         await self.queue.ack_results([result.entry_id for result in results])
-        return True
+        return len(results)
 
     async def _apply(self, result: Result) -> None:
         shop = self._shops.get(result.shop_url)
@@ -297,6 +305,10 @@ class RedisHarvest:
         del self._shops[result.shop_url]
         if shop.complete:
             return  # exported complete before: an older result must not undo it
+        if result.status != "complete":
+            now = (await self.queue.shop_fields(result.shop_url)).get("status")
+            if now != result.status:
+                return  # an outcome this run submitted again: the new one will come
         await self._journal.record_shop(_shop_result(result))
         await self._finished(_shop_result(result))
 
