@@ -105,10 +105,14 @@ async def test_workers_with_different_tokens_finish_a_harvest_when_one_runs_dry(
                 *("harvest", str(shops_file), "--output", str(output), "--redis", redis_url),
                 *("--workers", "0", "--rate", "1000", "--concurrency", "2"),
             )
+            workers = []
             for held in ((A, B), (B, C)):
                 tokens = [arg for token in held for arg in ("--token", token)]
-                await cluster.start("worker", "--redis", redis_url, *tokens, "-v")
+                workers.append(await cluster.start("worker", "--redis", redis_url, *tokens))
             assert await coordinator.exit_code() == 0, coordinator.output()
+            for worker in workers:
+                worker.terminate()
+                assert await worker.exit_code() == 0, worker.output()
             outputs = [process.output() for process in cluster.processes]
         finally:
             await cluster.close()
@@ -122,3 +126,7 @@ async def test_workers_with_different_tokens_finish_a_harvest_when_one_runs_dry(
         for token in (A, B, C):
             assert_token_not_in_redis(redis_url, token)
             assert all(token not in text for text in outputs)
+        # The worker that held A names it retired, by fingerprint, in its last lines.
+        retired = [line for line in workers[0].lines if "retired" in line]
+        assert retired
+        assert f"token {short_fingerprint(A)}" in retired[-1]

@@ -127,7 +127,7 @@ async def _serve(args: argparse.Namespace, token: str, url: str) -> int:
     from .._errors import FatalError, InvalidParameterError
     from .._redis.connection import open_connection, redact_url
     from .._redis.worker import RedisWorker
-    from ._tokens import worker_client
+    from ._tokens import stop_message, token_lines, worker_client
 
     def tell(line: str) -> None:
         if args.verbose or (not args.quiet and not line.startswith(("complete ", "partial "))):
@@ -164,7 +164,7 @@ async def _serve(args: argparse.Namespace, token: str, url: str) -> int:
             tell(f"worker {worker.worker_id} serving {redact_url(url)}")
             await worker.run()
     except FatalError as error:
-        err(fatal_message(error, None))
+        err(stop_message(client, error, fatal_message(error, None)))
         return ExitCode.FATAL
     except asyncio.CancelledError:
         if not stop.hard:
@@ -174,5 +174,7 @@ async def _serve(args: argparse.Namespace, token: str, url: str) -> int:
         orphaned.cancel()
         undo()
         await conn.aclose()
+        for line in token_lines(client):  # several tokens: the requests of each
+            tell(line)
     tell(f"worker {worker.worker_id} stopped")
     return ExitCode.OK
