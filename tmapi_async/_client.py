@@ -233,6 +233,7 @@ class Client:
 
     async def fetch_page(self, query: ShopQuery, page: int) -> ShopItemsPage:
         """Fetch page ``page`` of a validated query, retrying transient failures."""
+        # Through fetch_counted, which a subclass (a pool of tokens) may route elsewhere.
         answer, error, _ = await self.fetch_counted(query, page)
         if error is not None:
             raise error
@@ -255,12 +256,18 @@ class Client:
             raise
         except TmapiError as error:
             return None, error, 1
+        return await self._retry_page(first, encoded, query.shop_url, page)
+
+    async def _retry_page(
+        self, first: TransientError, encoded: str, shop_url: str, page: int
+    ) -> Fetched:
+        """Retry a page whose first attempt failed with ``first``; count the sends."""
         sent = 1
 
         def count_retry(error: TransientError) -> None:
             self.retries += 1
             # Messages are scrubbed of the token where they are made.
-            _log.info("retrying %s page %d after %r", query.shop_url, page, error)
+            _log.info("retrying %s page %d after %r", shop_url, page, error)
 
         async def again() -> ShopItemsPage:
             nonlocal sent
