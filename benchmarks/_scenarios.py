@@ -539,4 +539,10 @@ SCENARIOS: dict[str, Callable[[Plan], dict[str, Any]]] = {
     "memory": memory,
     "decode": decoding,
     "pool": lambda plan: run_child([PYTHON, "-m", "benchmarks.bench_pool", "--json"]).report,
+    "shared-throttle": lambda plan: (
+        run_child(
+            [PYTHON, "-m", "benchmarks.bench_redis_throttle", "--json"]
+            + ["--quick"] * (plan == QUICK)
+        ).report
+    ),
 }

@@ -4,7 +4,9 @@
 shops, share one token's rate of 100/s, then 1,000/s. At the server (a simulator in a
 process of its own, 1-3 ms an answer, account limits far above): the rate achieved,
 ``(requests - burst) / (last arrival - first arrival)`` against the target, and the
-busiest sliding second against ``rate + burst``.
+busiest sliding second against ``rate + burst``. The control: the same four processes,
+each with a local throttle of a quarter of the rate (what the machine does without
+Redis; where it cannot reach the rate, neither can the shared one).
 
 ``cost``: what one admission costs, shared through Redis against the local token
 bucket, in one process with the rate and in-flight limit far above what is asked:
@@ -39,7 +41,10 @@ async def _child(base_url: str, redis_url: str, rate: float, shops: list[str]) -
     """One of the processes: open the client, wait for the go line, harvest."""
     import tmapi_async as tm
 
-    client = tm.Client(TOKEN, base_url=base_url, redis_url=redis_url, rate=rate, concurrency=64)
+    if redis_url == "local":  # the control: a local throttle of a quarter of the rate each
+        client = tm.Client(TOKEN, base_url=base_url, rate=rate / PROCESSES, concurrency=16)
+    else:
+        client = tm.Client(TOKEN, base_url=base_url, redis_url=redis_url, rate=rate, concurrency=64)
     async with client:
         print("ready", flush=True)
         await asyncio.to_thread(sys.stdin.readline)
@@ -48,7 +53,9 @@ async def _child(base_url: str, redis_url: str, rate: float, shops: list[str]) -
         print(json.dumps({"requests": client.requests}), flush=True)
 
 
-def _fidelity_run(sim: Simulator, redis_url: str, rate: int, seconds: float) -> dict[str, Any]:
+def _fidelity_run(
+    sim: Simulator, redis_url: str, rate: int, seconds: float, *, shared: bool = True
+) -> dict[str, Any]:
     import redis
 
     with redis.Redis.from_url(redis_url) as conn:
@@ -60,7 +67,7 @@ def _fidelity_run(sim: Simulator, redis_url: str, rate: int, seconds: float) -> 
     for n in range(PROCESSES):
         shops = [f"https://b{rate}p{n}s{i}.1688.com/" for i in range(per_process)]
         command = [PYTHON, "-m", "benchmarks.bench_redis_throttle", "--child", sim.url,
-                   redis_url, str(rate), *shops]  # fmt: skip
+                   redis_url if shared else "local", str(rate), *shops]  # fmt: skip
         children.append(
             subprocess.Popen(
                 command,
@@ -93,6 +100,7 @@ def _fidelity_run(sim: Simulator, redis_url: str, rate: int, seconds: float) -> 
     burst = max(1, round(rate / 20))  # the default burst of the rate
     achieved = (summary["count"] - burst) / summary["span"]
     return {
+        "throttle": "shared" if shared else "local",
         "rate": rate,
         "burst": burst,
         "requests": summary["count"],
@@ -109,18 +117,22 @@ def _fidelity_run(sim: Simulator, redis_url: str, rate: int, seconds: float) -> 
 
 
 def fidelity(redis_url: str, *, seconds: float) -> list[dict[str, Any]]:
-    """Scenario (b): 100/s and 1,000/s, each split over four processes."""
+    """Scenario (b): 100/s and 1,000/s, each split over four processes sharing the rate
+    through Redis; the control: four local throttles of a quarter of the rate each
+    (what the machine can do without Redis)."""
     runs = []
     with Simulator("--items-per-shop", "100", "--latency-ms", "1..3", logged=True) as sim:
         for rate in (100, 1000):
-            run = _fidelity_run(sim, redis_url, rate, seconds)
-            runs.append(run)
-            print(
-                f"  {rate}/s over {PROCESSES} processes: {run['achieved_per_s']:.1f}/s "
-                f"(ratio {run['ratio']:.3f}), busiest second {run['busiest_second']} "
-                f"(bound {run['bound']}), {run['requests']} requests, load {run['loadavg']:.1f}",
-                file=sys.stderr,
-            )
+            for shared in (True, False):
+                run = _fidelity_run(sim, redis_url, rate, seconds, shared=shared)
+                runs.append(run)
+                print(
+                    f"  {rate}/s over {PROCESSES} processes, {run['throttle']}: "
+                    f"{run['achieved_per_s']:.1f}/s (ratio {run['ratio']:.3f}), busiest second "
+                    f"{run['busiest_second']} (bound {run['bound']}), {run['requests']} "
+                    f"requests, load {run['loadavg']:.1f}",
+                    file=sys.stderr,
+                )
     return runs
 
 
@@ -152,9 +164,11 @@ async def _cost_of(kind: str, redis_url: str, count: int) -> dict[str, Any]:
     from tmapi_async._redis.throttle import RedisThrottle
 
     # The burst must outlast the 20 ms of send jitter both keep back: rate * 0.02.
-    huge = {"rate": 1e6, "burst": 100_000, "concurrency": 10_000}
+    rate, burst, concurrency = 1e6, 100_000, 10_000
     throttle: Any = (
-        RedisThrottle(redis_url, TOKEN + kind, **huge) if kind == "redis" else tm.Throttle(**huge)
+        RedisThrottle(redis_url, TOKEN + kind, rate=rate, burst=burst, concurrency=concurrency)
+        if kind == "redis"
+        else tm.Throttle(rate=rate, burst=burst, concurrency=concurrency)
     )
     await throttle.start()
     try:
@@ -213,11 +227,11 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(_child(base_url, redis_url, float(rate), shops))
         return 0
     report = run_all(quick=args.quick)
-    print("rate    achieved/s  ratio  busiest second  bound")
+    print(" rate  throttle  achieved/s  ratio  busiest second  bound")
     for run in report["fidelity"]:
         print(
-            f"{run['rate']:>5}  {run['achieved_per_s']:>10.1f}  {run['ratio']:.3f}  "
-            f"{run['busiest_second']:>14}  {run['bound']:>5}"
+            f"{run['rate']:>5}  {run['throttle']:>8}  {run['achieved_per_s']:>10.1f}  "
+            f"{run['ratio']:.3f}  {run['busiest_second']:>14}  {run['bound']:>5}"
         )
     print("throttle  µs/admission (1 task)  admissions/s (16 tasks)  CPU µs here  CPU µs Redis")
     for run in report["cost"]:
