@@ -94,6 +94,7 @@ async def test_kill_9_of_a_worker_and_of_the_coordinator_lose_and_duplicate_noth
     coordinator = await cluster.start(*args)
     workers = [await cluster.start("worker", "--redis", redis_url, "-v") for _ in range(3)]
     await requests.reach(pages // 5)
+    await workers[0].line("complete ")  # it works: it holds shops and sends requests
     workers[0].kill()  # mid-harvest, holding shops and requests in flight
     workers.append(await cluster.start("worker", "--redis", redis_url, "-v"))
     await requests.reach(2 * pages // 5)
