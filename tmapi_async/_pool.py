@@ -24,18 +24,13 @@ import logging
 import os
 import re
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Self
 
+from ._budget import Budgeted, SharedBudget
 from ._client import Client
-from ._errors import (
-    AuthenticationError,
-    BalanceError,
-    FatalError,
-    InvalidParameterError,
-    RequestBudgetExhausted,
-)
+from ._errors import AuthenticationError, BalanceError, FatalError, InvalidParameterError
 from ._harvest import Fetched
 from ._protocol import ShopQuery
 from ._redis.connection import redis_url_from_env
@@ -80,95 +75,6 @@ class TokenUsage:
     fingerprint: str
     requests: int
     retired: FatalError | None
-
-
-class _Budget:
-    """``max_requests`` counted across every token of a pool."""
-
-    __slots__ = ("error", "limit", "on_spent", "spent")
-
-    def __init__(self, limit: int, on_spent: Callable[[FatalError], None]) -> None:
-        self.limit = limit
-        self.spent = 0
-        self.on_spent = on_spent
-        self.error = RequestBudgetExhausted(f"max_requests={limit} spent")
-
-    def check(self) -> None:
-        if self.spent >= self.limit:
-            self.on_spent(self.error)  # stops every token, waiters included
-            raise self.error
-
-
-class _Budgeted:
-    """A token's :class:`Admission` that also spends the pool's shared budget; its
-    ``sent`` counts only requests that went out."""
-
-    __slots__ = ("_budget", "_inner", "sent")
-
-    def __init__(self, inner: Admission, budget: _Budget) -> None:
-        self._inner = inner
-        self._budget = budget
-        self.sent = 0
-
-    @property
-    def rate(self) -> float:
-        return self._inner.rate
-
-    @property
-    def burst(self) -> int:
-        return self._inner.burst
-
-    @property
-    def concurrency(self) -> int:
-        return self._inner.concurrency
-
-    @property
-    def limit(self) -> int:
-        return self._inner.limit
-
-    @property
-    def in_flight(self) -> int:
-        return self._inner.in_flight
-
-    @property
-    def fatal(self) -> FatalError | None:
-        return self._inner.fatal
-
-    async def start(self) -> None:
-        await self._inner.start()
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()
-
-    async def acquire(self) -> int:
-        self._budget.check()  # do not queue for a request that may not be sent
-        ticket = await self._inner.acquire()
-        try:
-            self._budget.check()  # spent by another token meanwhile
-        except FatalError:
-            self._inner.release(ticket)
-            raise
-        self._budget.spent += 1
-        self.sent += 1
-        return ticket
-
-    def release(self, ticket: int) -> None:
-        self._inner.release(ticket)
-
-    def congested(self, ticket: int) -> None:
-        self._inner.congested(ticket)
-
-    def succeeded(self) -> None:
-        self._inner.succeeded()
-
-    def pause(self, seconds: float) -> None:
-        self._inner.pause(seconds)
-
-    def fail(self, error: FatalError) -> None:
-        self._inner.fail(error)
-
-    async def interruptible(self, wait: Awaitable[object]) -> None:
-        await self._inner.interruptible(wait)
 
 
 class _Member:
@@ -239,12 +145,12 @@ class TokenPool(Client):
                 "rate, burst, concurrency and redis_url belong to the throttle given"
             )
         admission = throttle or _throttle_factory(redis_url, rate, burst, concurrency)
-        self._budget = None if max_requests is None else _Budget(max_requests, self.stop)
+        self._budget = None if max_requests is None else SharedBudget(max_requests, self.stop)
         self._members: list[_Member] = []
         for token in found:
             gate = _admission(admission, token)
             if self._budget is not None:
-                gate = _Budgeted(gate, self._budget)
+                gate = Budgeted(gate, self._budget)
             client = Client(
                 token,
                 base_url=base_url,
