@@ -521,3 +521,17 @@ async def test_cli_estimate_every_token_refused_exit_3(tmp_path: Path) -> None:
         assert "every token is retired" in run.err
         assert "retired: refused by the API" in run.out
         assert_no_token_anywhere(run, tmp_path)
+
+
+async def test_cli_failures_file_and_manifest_hold_no_token(tmp_path: Path) -> None:
+    """A shop that fails (422) is listed in the failures file; with two tokens, neither
+    the failures file nor the manifest, export or state holds a token."""
+    async with sim_of(failing_shops={"pool1": 1}, failing_code=422) as sim:
+        shops = write_shops(tmp_path / "shops.txt", SHOPS[:4])
+        out = tmp_path / "items.jsonl"
+        run = await run_cli(*harvest_args(sim, shops, out), token=f"{A}\n{B}")
+        assert run.code == 1, run.err
+        failures = tmp_path / "items.jsonl.failures.txt"
+        assert "pool1" in failures.read_text(encoding="utf-8")
+        assert_no_token_anywhere(run, tmp_path)
+        assert all(of(token, sim.log.records) for token in (A, B))
