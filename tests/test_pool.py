@@ -74,7 +74,7 @@ def sim_of(**knobs: object) -> SimulatedTmapi:
     settings: dict[str, object] = {
         "default_shop_size": 100,
         "concurrency_limit": 3,
-        "latency_ms": (1.0, 4.0),
+        "latency_ms": (5.0, 15.0),
     }
     settings.update(knobs)
     return SimulatedTmapi(**settings)  # type: ignore[arg-type]
