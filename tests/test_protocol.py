@@ -283,7 +283,7 @@ NOW = 1445412470.0  # Wed, 21 Oct 2015 07:27:50 GMT
         ("-3", 0.0),
         ("Wed, 21 Oct 2015 07:28:00 GMT", 10.0),
         ("Wed, 21 Oct 2015 07:27:00 GMT", 0.0),
-        ("Wed, 21 Oct 2015 07:37:50 GMT", 600.0),
+        ("Wed, 21 Oct 2015 07:32:50 GMT", 300.0),
     ],
 )
 def test_parse_retry_after(value: str, expected: float) -> None:
@@ -293,11 +293,11 @@ def test_parse_retry_after(value: str, expected: float) -> None:
 
 @pytest.mark.parametrize(
     "value",
-    ["601", "1e9", "9" * 300, "Wed, 21 Oct 2015 08:27:50 GMT", "Fri, 31 Dec 9999 23:59:59 GMT"],
+    ["301", "1e9", "9" * 300, "Wed, 21 Oct 2015 08:27:50 GMT", "Fri, 31 Dec 9999 23:59:59 GMT"],
 )
 def test_parse_retry_after_is_capped(value: str) -> None:
     """A wait of hours, years or 1e9 seconds is cut to MAX_RETRY_AFTER: no endless pause."""
-    assert parse_retry_after(value, now=NOW) == MAX_RETRY_AFTER == 600.0
+    assert parse_retry_after(value, now=NOW) == MAX_RETRY_AFTER == 300.0
 
 
 @pytest.mark.parametrize(

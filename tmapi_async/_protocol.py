@@ -170,9 +170,10 @@ class ShopQuery:
         return self.listing.cat_type
 
 
-MAX_RETRY_AFTER = 600.0
-"""The longest ``Retry-After`` followed, in seconds: a server asking for hours (or
-for ``1e9``) would otherwise hold the whole client past every timeout."""
+MAX_RETRY_AFTER = 300.0
+"""The longest ``Retry-After`` followed, in seconds. A few minutes is a rate limit a
+harvest can wait out; a server asking for hours (or for ``1e9``) would hold the whole
+client, and every shop with it, past every timeout."""
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
