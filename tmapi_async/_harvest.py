@@ -231,10 +231,39 @@ class Harvest:
 
     async def _worker(self) -> None:
         assert self._events is not None
+        source, progress = self._source, self.progress
         try:
-            # Work at hand is taken by a plain call; only waiting for it takes a coroutine.
+            # The hot loop, in one frame: work at hand is taken by a plain call, and
+            # only the request (and waiting for work) suspends.
             while (work := self._take_work() or await self._next_work()) is not None:
-                await self._fetch(*work)
+                crawl, page = work
+                try:
+                    # A FatalError raises through: the page stays unrecorded; a rerun asks.
+                    answer, error, sent = await source.fetch_counted(crawl.query, page)
+                    crawl.requests += sent
+                    if error is not None:
+                        crawl.reject(page, error)
+                        fresh: list[ShopItem] = []
+                    else:
+                        assert answer is not None
+                        fresh = crawl.accept(page, answer)
+                        if self._journal is not None:
+                            await self._journal.record_page(
+                                crawl.query.shop_url, page, answer, fresh
+                            )
+                        progress.pages_done += 1
+                        progress.items += len(fresh)
+                    if self._page_events:
+                        await self._emit(PageEvent(crawl.query.shop_url, page, fresh))
+                    self._schedule(crawl)
+                    if crawl.finished:
+                        await self._finish(crawl)
+                finally:
+                    progress.requests = source.requests
+                    progress.retries = source.retries
+                    self._busy -= 1
+                    if self._busy == 0:
+                        self._wake_if_finished()
         except FatalError as error:
             self._fail(error)
         except Exception as error:  # a journal that cannot write: stop, do not lose pages
@@ -323,35 +352,6 @@ class Harvest:
             if self._busy == 0 and not self._feeding:
                 return None
             await self._wait(self._idle)
-
-    async def _fetch(self, crawl: ShopCrawl, page: int) -> None:
-        try:
-            # A FatalError raises through: the page stays unrecorded, a rerun asks for it.
-            answer, error, sent = await self._source.fetch_counted(crawl.query, page)
-            crawl.requests += sent
-            if error is not None:
-                crawl.reject(page, error)
-                fresh: list[ShopItem] = []
-            else:
-                assert answer is not None
-                fresh = crawl.accept(page, answer)
-                if self._journal is not None:
-                    await self._journal.record_page(crawl.query.shop_url, page, answer, fresh)
-                progress = self.progress
-                progress.pages_done += 1
-                progress.items += len(fresh)
-            if self._page_events:
-                await self._emit(PageEvent(crawl.query.shop_url, page, fresh))
-            self._schedule(crawl)
-            if crawl.finished:
-                await self._finish(crawl)
-        finally:
-            progress, source = self.progress, self._source
-            progress.requests = source.requests
-            progress.retries = source.retries
-            self._busy -= 1
-            if self._busy == 0:
-                self._wake_if_finished()
 
     def _schedule(self, crawl: ShopCrawl) -> None:
         pages = crawl.take_pages()
