@@ -105,7 +105,7 @@ def normalise_shop_url(shop_url: str) -> str:
 def validate_page(page: int) -> int:
     """Return ``page`` if it is an int ≥ 1, or raise :class:`InvalidParameterError`."""
     if isinstance(page, bool) or not isinstance(page, int) or page < 1:
-        raise InvalidParameterError(f"page must be an integer >= 1, got {page!r}")
+        raise InvalidParameterError(f"page must be an integer >= 1, got {quote_input(page)}")
     return page
 
 
