@@ -286,3 +286,43 @@ def test_the_library_works_without_redis_py_and_names_the_extra() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
     assert "pip install 'tmapi-async[redis]'" in done.stdout
+
+
+async def test_an_acquire_given_up_leaves_no_slot_taken(redis_url: str) -> None:
+    keys = TokenKeys(fingerprint(TOKEN))
+    throttle = RedisThrottle(redis_url, TOKEN, rate=100, concurrency=1)
+    await throttle.start()
+    try:
+        held = await throttle.acquire()
+        waiting = asyncio.create_task(throttle.acquire())  # full: waits for the slot
+        await asyncio.sleep(0)  # let it queue
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        throttle.release(held)
+        again = await asyncio.wait_for(throttle.acquire(), WAIT)
+        assert throttle.in_flight == 1
+        assert throttle.sent == 2  # the abandoned acquire was not counted
+        throttle.release(again)
+    finally:
+        await throttle.aclose()
+    async with aioredis.Redis.from_url(redis_url) as r:
+        assert await r.zcard(keys.leases) == 0
+
+
+async def test_many_waiting_requests_are_admitted_in_order(redis_url: str) -> None:
+    throttle = RedisThrottle(redis_url, TOKEN, rate=1000, burst=50, concurrency=100)
+    await throttle.start()
+    try:
+        order: list[int] = []
+
+        async def one(n: int) -> None:
+            ticket = await throttle.acquire()
+            order.append(n)
+            throttle.release(ticket)
+
+        await asyncio.wait_for(asyncio.gather(*(one(n) for n in range(200))), WAIT)
+        assert order == list(range(200))
+        assert throttle.sent == 200
+    finally:
+        await throttle.aclose()

@@ -36,9 +36,9 @@ class Scripts:
 
     async def acquire(
         self, owner: str = "p1", *, lease: float = 5.0, rate: float = 1.0, burst: int = 3,
-        concurrency: int = 2, jitter: float = 0.0,
+        concurrency: int = 2, jitter: float = 0.0, wanted: int = 1,
     ) -> list[Any]:  # fmt: skip
-        args = [owner, lease, rate, burst, concurrency, jitter]
+        args = [owner, lease, rate, burst, concurrency, jitter, wanted]
         reply = await self.run("acquire", TRIPLE, args)
         return [r.decode() if isinstance(r, bytes) else r for r in reply]
 
@@ -69,6 +69,17 @@ async def test_admits_the_burst_then_asks_to_wait_about_one_interval(scripts: Sc
     assert 0.5e6 < replies[3][1] <= 1e6  # microseconds until the next one at 1/s
     leases = await scripts.redis.zrange(KEYS.leases, 0, -1)
     assert sorted(leases) == [b"p1:1", b"p1:2", b"p1:3"]
+
+
+async def test_one_call_admits_the_waiting_requests_the_gates_allow(scripts: Scripts) -> None:
+    reply = await scripts.acquire(burst=3, concurrency=10, wanted=5)  # the burst allows 3
+    assert (reply[0], reply[1], reply[7]) == ("ok", 1, 3)
+    assert reply[3] == 3  # in flight
+    assert await scripts.redis.zcard(KEYS.leases) == 3
+    assert (await scripts.acquire(burst=3, concurrency=10, wanted=5))[0] == "wait"
+    await scripts.redis.delete(KEYS.state, KEYS.leases)
+    reply = await scripts.acquire(burst=5, concurrency=2, wanted=5)  # 2 slots
+    assert (reply[0], reply[1], reply[7]) == ("ok", 1, 2)
 
 
 async def test_the_burst_keeps_back_what_send_jitter_could_bunch(scripts: Scripts) -> None:
@@ -120,7 +131,7 @@ async def test_limits_set_last_win_and_an_empty_one_is_kept(scripts: Scripts) ->
     state = await scripts.state()
     assert (state["rate"], state["burst"], state["concurrency"]) == ("30", "3", "4")
     reply = await scripts.acquire(rate=10, burst=1, concurrency=8)  # defaults: overridden
-    assert reply[4:] == ["30", 3, 4]
+    assert reply[4:7] == ["30", 3, 4]
     assert reply[2] == 4  # the in-flight limit starts at the concurrency set
 
 
@@ -180,7 +191,7 @@ async def test_an_admission_carries_the_releases_of_its_process(scripts: Scripts
     await scripts.acquire()
     await scripts.acquire()
     assert (await scripts.acquire())[0] == "full"
-    args = ["p1", 5.0, 1.0, 3, 2, 0.0, "p1:1", "p1:2"]  # both released since
+    args = ["p1", 5.0, 1.0, 3, 2, 0.0, 1, "p1:1", "p1:2"]  # both released since
     reply = await scripts.run("acquire", TRIPLE, args)
     assert reply[0] == b"ok"
     assert await scripts.redis.zrange(KEYS.leases, 0, -1) == [b"p1:3"]

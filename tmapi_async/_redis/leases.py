@@ -112,11 +112,14 @@ class Leases:
         while not self._closing.is_set():
             await self._release_wanted.wait()
             self._release_wanted.clear()
+            await asyncio.sleep(0)  # an admission about to leave may carry them instead
             await self._flush()
 
     async def _flush(self) -> None:
         batch, self._to_release = self._to_release, []
-        if batch and self._conn is not None:
+        if not batch:
+            return
+        if self._conn is not None:
             try:
                 await self._conn.client.zrem(self._keys.leases, *batch)
             except Exception as error:

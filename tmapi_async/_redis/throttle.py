@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+from collections import deque
 from collections.abc import Awaitable, Coroutine
 from typing import TYPE_CHECKING, Any
 
@@ -52,6 +53,7 @@ _log = logging.getLogger("tmapi_async")
 
 _SEND_JITTER = 0.02  # seconds of send jitter the burst keeps back, as the local throttle
 _FULL_POLL = 0.01  # seconds between asks while every slot is taken by other processes
+_BATCH = 32  # requests admitted in one round trip at most
 
 
 class RedisThrottle:
@@ -112,7 +114,9 @@ class RedisThrottle:
         )
         self._conn: RedisConnection | None = None
         self._scripts: dict[str, AsyncScript] = {}
-        self._head = asyncio.Lock()  # the one task of this process that asks Redis
+        self._waiters: deque[asyncio.Future[int]] = deque()  # acquires, in arrival order
+        self._admitter: asyncio.Task[None] | None = None  # asks Redis for them
+        self._closing = False
         self._grows = 0  # successes not yet counted in Redis
         self._background: set[asyncio.Task[Any]] = set()
         self._waiting: set[asyncio.Task[Any]] = set()
@@ -217,6 +221,12 @@ class RedisThrottle:
         conn = self._conn
         if conn is None:
             return
+        self._closing = True
+        if self._admitter is not None:
+            self._admitter.cancel()  # its shielded admission frees what it was granted
+            await asyncio.gather(self._admitter, return_exceptions=True)
+        for waiter in self._waiters:
+            waiter.cancel()  # closed while acquiring: nothing more is admitted
         await asyncio.gather(*self._background, return_exceptions=True)
         await self._leases.aclose()
         self._conn = None
@@ -234,31 +244,62 @@ class RedisThrottle:
         self._raise_if_stopped()
         if self._conn is None:
             raise RuntimeError("the throttle is not started: await throttle.start() first")
-        loop = asyncio.get_running_loop()
-        await self.interruptible(self._head.acquire())
+        granted: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._waiters.append(granted)
+        if self._admitter is None or self._admitter.done():
+            self._admitter = asyncio.create_task(self._admit_waiters(), name="tmapi-admit")
         try:
-            while True:
-                self._raise_if_stopped()
-                if self.max_requests is not None and self.sent >= self.max_requests:
-                    self.fail(RequestBudgetExhausted(f"max_requests={self.max_requests} spent"))
-                    self._raise_if_stopped()
-                if self._resume_at > loop.time():
-                    await self.interruptible(asyncio.sleep(self._resume_at - loop.time()))
-                    continue
-                self._leases.freed.clear()  # a release from here on wakes a full wait
-                verdict, n = await self._admit()
-                if verdict == "ok":
-                    self._leases.live.add(n)
-                    self.sent += 1
-                    return n
-                if verdict == "wait":
-                    await self.interruptible(asyncio.sleep(n / 1e6))
-                else:  # full: a slot frees here (an event) or in another process (polled)
-                    await self.interruptible(self._leases.until_freed(_FULL_POLL))
-        finally:
-            self._head.release()
+            await self.interruptible(granted)
+        except BaseException:
+            if granted.done() and not granted.cancelled():
+                self.sent -= 1  # admitted, but we leave: not sent, not billed
+                self._leases.release(granted.result())
+            granted.cancel()
+            raise
+        return granted.result()
 
-    async def _admit(self) -> tuple[str, int]:
+    async def _admit_waiters(self) -> None:
+        """The one task of this process that asks Redis: for every request waiting at
+        once (up to ``_BATCH``), one round trip; the tickets go to them in order."""
+        loop = asyncio.get_running_loop()
+        while True:
+            while self._waiters and self._waiters[0].done():
+                self._waiters.popleft()  # given up (cancelled) while waiting
+            if not self._waiters or self._fatal is not None or self._closing:
+                return
+            if self._resume_at > loop.time():
+                await asyncio.sleep(self._resume_at - loop.time())
+                continue
+            wanted = min(sum(not w.done() for w in self._waiters), _BATCH)
+            if self.max_requests is not None:
+                if self.sent >= self.max_requests:
+                    self.fail(RequestBudgetExhausted(f"max_requests={self.max_requests} spent"))
+                    return
+                wanted = min(wanted, self.max_requests - self.sent)
+            self._leases.freed.clear()  # a release from here on wakes a full wait
+            try:
+                verdict, first, count = await self._admit(wanted)
+            except FatalError:
+                return  # the waiters raise it: _admit stopped the throttle
+            if verdict == "ok":
+                for ticket in range(first, first + count):
+                    self._leases.live.add(ticket)
+                    self._hand_out(ticket)
+            elif verdict == "wait":
+                await asyncio.sleep(first / 1e6)
+            else:  # full: a slot frees here (an event) or in another process (polled)
+                await self._leases.until_freed(_FULL_POLL)
+
+    def _hand_out(self, ticket: int) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(ticket)
+                self.sent += 1
+                return
+        self._leases.release(ticket)  # its waiter left meanwhile
+
+    async def _admit(self, wanted: int) -> tuple[str, int, int]:
         conn = self._live_conn()
         keys = [self.keys.state, self.keys.leases, self.keys.fatal]
         args = [
@@ -268,9 +309,10 @@ class RedisThrottle:
             str(default_burst(DEFAULT_RATE)),
             str(DEFAULT_CONCURRENCY),
             repr(_SEND_JITTER),
+            str(wanted),
             *self._leases.take_releases(),
         ]
-        # Shielded: if we are cancelled after Redis admitted us, the lease is freed.
+        # Shielded: if we are cancelled after Redis admitted us, the leases are freed.
         call = asyncio.ensure_future(conn.run(self._scripts["acquire"], keys, args))
         try:
             reply = await asyncio.shield(call)
@@ -285,14 +327,15 @@ class RedisThrottle:
             self._stop(fatal_from(reply[1:5]))
             self._raise_if_stopped()
         self._learn(reply[2], reply[4], reply[5], reply[6])
-        return verdict, int(reply[1])
+        return verdict, int(reply[1]), int(reply[7])
 
     def _free_unused(self, call: asyncio.Future[Any]) -> None:
         if call.cancelled() or call.exception() is not None:
             return
         reply = call.result()
         if text(reply[0]) == "ok":
-            self._leases.give_back(self._leases.id(int(reply[1])))
+            for ticket in range(int(reply[1]), int(reply[1]) + int(reply[7])):
+                self._leases.give_back(self._leases.id(ticket))
 
     def release(self, ticket: int) -> None:
         """The request of ``ticket`` is off the wire: its lease goes in the next batch."""

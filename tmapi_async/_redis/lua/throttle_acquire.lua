@@ -1,14 +1,16 @@
--- Admit one request of a token, or say why not: all gates at once, on Redis's clock.
+-- Admit up to N requests of a token, or say why none: all gates at once, on Redis's clock.
 -- KEYS[1] the token's state (hash)   KEYS[2] its in-flight leases (sorted set, by expiry)
 -- KEYS[3] its fatal record (hash)
 -- ARGV[1] owner id of the process    ARGV[2] lease seconds
 -- ARGV[3..5] default rate, burst, concurrency (until someone sets the token's limits)
 -- ARGV[6] seconds of send jitter the burst keeps back
--- ARGV[7..] leases this process released since its last call (freed here: a round trip less)
+-- ARGV[7] N: requests waiting in the process (admitted together when the gates allow)
+-- ARGV[8..] leases this process released since its last call (freed here: a round trip less)
 -- Reply: {'fatal', kind, code, status, message}, or
---        {verdict, n, limit, in_flight, rate, burst, concurrency} where verdict is
---        'ok' (n = ticket; the lease is "owner:ticket"), 'wait' (n = microseconds until
---        the rate or a pause allows one) or 'full' (every in-flight slot is taken).
+--        {verdict, n, limit, in_flight, rate, burst, concurrency, count} where verdict is
+--        'ok' (tickets n .. n+count-1; the leases are "owner:ticket"), 'wait' (n =
+--        microseconds until the rate or a pause allows one) or 'full' (every in-flight
+--        slot is taken).
 local fatal = redis.call('HMGET', KEYS[3], 'kind', 'code', 'status', 'message')
 if fatal[1] then
     return {'fatal', fatal[1], fatal[2] or '', fatal[3] or '', fatal[4] or ''}
@@ -23,23 +25,23 @@ local burst = tonumber(state[2]) or tonumber(ARGV[4])
 local concurrency = tonumber(state[3]) or tonumber(ARGV[5])
 local limit = math.max(1, math.floor(math.min(tonumber(state[4]) or concurrency, concurrency)))
 
-if #ARGV > 6 then
-    redis.call('ZREM', KEYS[2], unpack(ARGV, 7))
+if #ARGV > 7 then
+    redis.call('ZREM', KEYS[2], unpack(ARGV, 8))
 end
 -- Leases of dead processes are not renewed: they expire here.
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
 local in_flight = redis.call('ZCARD', KEYS[2])
 
-local function reply(verdict, n)
-    return {verdict, n, limit, in_flight, tostring(rate), burst, concurrency}
+local function reply(verdict, n, count)
+    return {verdict, n, limit, in_flight, tostring(rate), burst, concurrency, count}
 end
 
 local pause_until = tonumber(state[6]) or 0
 if pause_until > now then
-    return reply('wait', math.ceil(pause_until - now))
+    return reply('wait', math.ceil(pause_until - now), 0)
 end
 if in_flight >= limit then
-    return reply('full', 0)
+    return reply('full', 0, 0)
 end
 
 -- GCRA: theoretical arrival time tat, emission interval T = 1/rate, tolerance
@@ -49,12 +51,19 @@ local capacity = math.max(1, burst - math.floor(rate * tonumber(ARGV[6])))
 local tolerance = (capacity - 1) * interval
 local tat = math.max(tonumber(state[5]) or now, now)
 if tat - now > tolerance then
-    return reply('wait', math.ceil(tat - now - tolerance))
+    return reply('wait', math.ceil(tat - now - tolerance), 0)
 end
 
-local ticket = redis.call('HINCRBY', KEYS[1], 'seq', 1)
-redis.call('HSET', KEYS[1], 'tat', string.format('%.0f', tat + interval))
-redis.call('ZADD', KEYS[2], string.format('%.0f', now + tonumber(ARGV[2]) * 1000000),
-           ARGV[1] .. ':' .. ticket)
-in_flight = in_flight + 1
-return reply('ok', ticket)
+local count = 0
+while count < tonumber(ARGV[7]) and in_flight < limit and tat - now <= tolerance do
+    tat = tat + interval
+    in_flight = in_flight + 1
+    count = count + 1
+end
+local last = redis.call('HINCRBY', KEYS[1], 'seq', count)
+redis.call('HSET', KEYS[1], 'tat', string.format('%.0f', tat))
+local expiry = string.format('%.0f', now + tonumber(ARGV[2]) * 1000000)
+for ticket = last - count + 1, last do
+    redis.call('ZADD', KEYS[2], expiry, ARGV[1] .. ':' .. ticket)
+end
+return reply('ok', last - count + 1, count)
