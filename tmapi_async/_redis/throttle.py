@@ -13,9 +13,9 @@ Lua script per admission, on Redis's clock:
 4. rate: GCRA with capacity ``burst`` refilled at ``rate``: any T seconds admit at most
    ``burst + rate * T`` requests, whichever processes send them.
 
-In a process, one task at a time asks Redis (the head of the line): one round trip
-per admission, and the others wait their turn here, not in Redis. Releases leave the
-request path: they are batched into one ``ZREM`` by a background task.
+In a process, one task asks Redis for every request waiting there (up to ``_BATCH``
+in one round trip) and hands the tickets out in order. Releases leave the request
+path: the next admission carries them, or a background task sends them in one ``ZREM``.
 """
 
 from __future__ import annotations
