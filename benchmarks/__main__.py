@@ -10,7 +10,9 @@ generated tables of ``docs/benchmarks.md``. ``--quick`` takes under 3 minutes on
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import shutil
 import sys
 import time
@@ -76,6 +78,10 @@ def main(argv: list[str] | None = None) -> int:
         scenarios[name] = SCENARIOS[name](plan)
         seconds[name] = round(time.perf_counter() - t0, 1)
     seconds["total"] = round(time.perf_counter() - start, 1)
+    with contextlib.suppress(OSError):  # other work during the run shows here, not at its start
+        machine_end = results["machine"]
+        assert isinstance(machine_end, dict)
+        machine_end["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "latest.json"
     path.write_text(json.dumps(results, indent=1, default=str) + "\n", encoding="utf-8")

@@ -111,12 +111,15 @@ def stamp(results: dict[str, Any], rounds: str = "") -> str:
     if results.get("only"):
         command += " --only " + " ".join(results["only"])
     load = m.get("loadavg_at_start")
+    load_end = m.get("loadavg_at_end")
     parts = [
         f"Measured {m['date']} with `{command}`",
         f"{m.get('cpu', 'unknown CPU')}, {m['cpus']} CPUs, {m.get('platform', '').split('-')[0]}",
         f"Python {m['python']}, aiohttp {m['aiohttp']}, msgspec {m['msgspec']}",
     ]
-    if load:
+    if load and load_end:
+        parts.append(f"load average {load[0]} at the start, {load_end[0]} at the end")
+    elif load:
         parts.append(f"load average {load[0]} at the start")
     if rounds:
         parts.append(rounds)
