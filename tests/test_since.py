@@ -127,3 +127,17 @@ def test_known_items_index_an_export_of_any_format(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir() if p.is_dir()) == []
     with pytest.raises(ExportReadError, match="no such file"):
         KnownItems.from_export(tmp_path / "missing.jsonl")
+
+
+def test_known_items_stay_right_past_the_shops_kept_in_memory(tmp_path: Path) -> None:
+    path = tmp_path / "many.jsonl"
+    sink = open_sink(path, "jsonl")
+    for n in range(100):
+        sink.write(f"https://s{n}.1688.com/", [ShopItem(item_id=str(n))])
+    sink.close()
+    known = KnownItems.from_export(path)
+    for _ in range(2):
+        for n in range(100):
+            assert known(f"https://s{n}.1688.com/", str(n))
+            assert not known(f"https://s{n}.1688.com/", str(n + 1))
+    known.close()

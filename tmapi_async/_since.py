@@ -4,7 +4,9 @@ see :mod:`tmapi_async._newest`).
 
 :class:`KnownItems` keeps the earlier export's ids in a temporary on-disk SQLite index (one
 clustered table keyed by shop and item id), so an export of millions of items costs disk,
-not memory; the index is removed when the object is closed or collected.
+not memory; the index is removed when the object is closed or collected. The ids of the
+shops asked about last are kept as sets (a harvest asks about a few open shops at a time),
+so a lookup is a set lookup, not a query.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import os
 import sqlite3
 import tempfile
 import weakref
+from collections import OrderedDict
 from pathlib import Path
 from typing import Final
 
@@ -23,6 +26,7 @@ from .export._sinks import ExportFormat
 __all__ = ["KnownItems"]
 
 _BATCH: Final = 10_000
+_SHOPS_CACHED: Final = 64  # more than a harvest keeps open at once (2 x concurrency)
 
 
 def _drop(db: sqlite3.Connection, tmp: tempfile.TemporaryDirectory[str]) -> None:
@@ -39,6 +43,7 @@ class KnownItems:
 
     def __init__(self, db: sqlite3.Connection, tmp: tempfile.TemporaryDirectory[str]) -> None:
         self._db = db
+        self._cache: OrderedDict[str, frozenset[str]] = OrderedDict()
         self._finalizer = weakref.finalize(self, _drop, db, tmp)
         self.items = db.execute("SELECT count(*) FROM known").fetchone()[0]
         self.shops = db.execute("SELECT count(DISTINCT shop) FROM known").fetchone()[0]
@@ -78,10 +83,15 @@ class KnownItems:
 
     def __call__(self, shop_url: str, item_id: str) -> bool:
         """Whether the earlier export holds ``item_id`` of ``shop_url``."""
-        row = self._db.execute(
-            "SELECT 1 FROM known WHERE shop = ? AND item = ?", (shop_url, item_id)
-        ).fetchone()
-        return row is not None
+        ids = self._cache.get(shop_url)
+        if ids is None:
+            rows = self._db.execute("SELECT item FROM known WHERE shop = ?", (shop_url,))
+            ids = self._cache[shop_url] = frozenset(item for (item,) in rows)
+            if len(self._cache) > _SHOPS_CACHED:
+                self._cache.popitem(last=False)
+        else:
+            self._cache.move_to_end(shop_url)
+        return item_id in ids
 
     def close(self) -> None:
         """Remove the index now (also done when the object is collected)."""
