@@ -123,6 +123,12 @@ def stamp(results: dict[str, Any], rounds: str = "") -> str:
         parts.append(f"load average {load[0]} at the start")
     if rounds:
         parts.append(rounds)
+    busiest = max(x[0] for x in (load, load_end) if x) if load or load_end else 0.0
+    if busiest > m["cpus"]:
+        parts.append(
+            "the machine was busy with other work: compare the contenders' ratios, "
+            "not the absolute figures"
+        )
     return "*" + "; ".join(parts) + ".*\n"
 
 
