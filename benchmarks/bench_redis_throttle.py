@@ -2,7 +2,8 @@
 
 ``fidelity``: four processes, each a ``Client(redis_url=..., rate=R)`` harvesting its own
 shops, share one token's rate of 100/s, then 1,000/s. At the server (a simulator in a
-process of its own, 1-3 ms an answer, account limits far above): the rate achieved,
+process of its own, 1-3 ms an answer, shops of 1,000 items, account limits far above):
+the rate achieved,
 ``(requests - burst) / (last arrival - first arrival)`` against the target, and the
 busiest sliding second against ``rate + burst``. The control: the same four processes,
 each with a local throttle of a quarter of the rate (what the machine does without
@@ -31,35 +32,46 @@ from benchmarks._common import PYTHON, ROOT, TOKEN, Simulator, child_env
 from benchmarks.bench_redis import redis_server
 
 PROCESSES = 4
+RATES = (100, 1000)  # requests/s of the token, split over the processes
 _WAIT = 120.0  # seconds for a process to say it is ready or to finish
 
 
 # -- fidelity: four processes, one token -----------------------------------------------
 
 
+class _Stamped:
+    """A throttle that notes when each request was admitted, on this machine's clock."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+        self.stamps: list[float] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    async def acquire(self) -> int:
+        ticket: int = await self._inner.acquire()
+        self.stamps.append(time.time())
+        return ticket
+
+
 async def _child(base_url: str, redis_url: str, rate: float, shops: list[str]) -> None:
     """One of the processes: open the client, wait for the go line, harvest."""
     import tmapi_async as tm
+    from tmapi_async._redis.throttle import RedisThrottle
 
     if redis_url == "local":  # the control: a local throttle of a quarter of the rate each
-        client = tm.Client(TOKEN, base_url=base_url, rate=rate / PROCESSES, concurrency=16)
+        inner: Any = tm.Throttle(rate=rate / PROCESSES, concurrency=16)
     else:
-        client = tm.Client(TOKEN, base_url=base_url, redis_url=redis_url, rate=rate, concurrency=64)
-    stamps: list[float] = []  # when each request was admitted, on this machine's clock
-    admit = client.throttle.acquire
-
-    async def acquire() -> int:
-        ticket = await admit()
-        stamps.append(time.time())
-        return ticket
-
-    client.throttle.acquire = acquire  # type: ignore[method-assign]
+        inner = RedisThrottle(redis_url, TOKEN, rate=rate, concurrency=64)
+    throttle = _Stamped(inner)
+    client = tm.Client(TOKEN, base_url=base_url, throttle=throttle)
     async with client:
         print("ready", flush=True)
         await asyncio.to_thread(sys.stdin.readline)
         async for _ in client.harvest(shops, keep_items=False):
             pass
-        print(json.dumps({"requests": client.requests, "stamps": stamps}), flush=True)
+        print(json.dumps({"requests": client.requests, "stamps": throttle.stamps}), flush=True)
 
 
 def _fidelity_run(
@@ -70,11 +82,14 @@ def _fidelity_run(
     with redis.Redis.from_url(redis_url) as conn:
         conn.flushall()
     sim.ask("reset")
-    pages = 5  # 100 items a shop, 20 a page
+    # Big shops (1,000 items, 50 pages): few catalogues for the simulator to build, so
+    # the run measures the throttles rather than the simulator's catalogue generation.
+    pages = 50
     per_process = max(1, round(rate * seconds / pages / PROCESSES))
     children = []
     for n in range(PROCESSES):
-        shops = [f"https://b{rate}p{n}s{i}.1688.com/" for i in range(per_process)]
+        kind = "shared" if shared else "local"
+        shops = [f"https://{kind}{rate}p{n}s{i}.1688.com/" for i in range(per_process)]
         command = [PYTHON, "-m", "benchmarks.bench_redis_throttle", "--child", sim.url,
                    redis_url if shared else "local", str(rate), *shops]  # fmt: skip
         children.append(
@@ -144,8 +159,8 @@ def fidelity(redis_url: str, *, seconds: float) -> list[dict[str, Any]]:
     through Redis; the control: four local throttles of a quarter of the rate each
     (what the machine can do without Redis)."""
     runs = []
-    with Simulator("--items-per-shop", "100", "--latency-ms", "1..3", logged=True) as sim:
-        for rate in (100, 1000):
+    with Simulator("--items-per-shop", "1000", "--latency-ms", "1..3", logged=True) as sim:
+        for rate in RATES:
             for shared in (True, False):
                 run = _fidelity_run(sim, redis_url, rate, seconds, shared=shared)
                 runs.append(run)
