@@ -326,3 +326,48 @@ async def test_many_waiting_requests_are_admitted_in_order(redis_url: str) -> No
         assert throttle.sent == 200
     finally:
         await throttle.aclose()
+
+
+async def _settled(throttle: RedisThrottle) -> None:
+    """Wait for the throttle's background updates to reach Redis."""
+    await asyncio.gather(*throttle._background)
+
+
+async def test_a_refusal_in_one_process_cuts_the_limit_of_all(redis_url: str) -> None:
+    a = RedisThrottle(redis_url, TOKEN, rate=1000, burst=50, concurrency=8)
+    b = RedisThrottle(redis_url, TOKEN)
+    await a.start()
+    await b.start()
+    try:
+        ticket = await a.acquire()
+        a.release(ticket)
+        a.congested(ticket)  # a 503 "concurrency limit exceeded"
+        await _settled(a)
+        b.release(await b.acquire())
+        assert (a.limit, b.limit) == (4, 4)  # b learnt it from its own admission
+        # Refused with nothing else in flight, so the server's limit looked like 1: the
+        # limit probes back up slowly (0.1 per round trip), from successes of any process.
+        for _ in range(300):
+            b.succeeded()
+        await _settled(b)
+        a.release(await a.acquire())
+        assert a.limit == b.limit == 8
+    finally:
+        await a.aclose()
+        await b.aclose()
+
+
+async def test_a_retry_after_in_one_process_holds_the_others(redis_url: str) -> None:
+    a = RedisThrottle(redis_url, TOKEN, rate=1000, burst=50)
+    b = RedisThrottle(redis_url, TOKEN)
+    await a.start()
+    await b.start()
+    try:
+        a.pause(1.0)
+        await _settled(a)
+        start = asyncio.get_running_loop().time()
+        b.release(await asyncio.wait_for(b.acquire(), WAIT))
+        assert asyncio.get_running_loop().time() - start >= 0.8  # held by a's pause
+    finally:
+        await a.aclose()
+        await b.aclose()
