@@ -1,8 +1,10 @@
 """Benchmarks of tmapi-async against what users would pick instead.
 
-``python -m benchmarks [--quick]`` runs the suite (see ``benchmarks/__main__.py`` and
-``docs/benchmarks.md``); ``python -m benchmarks.bench_client`` is the focused
-library-vs-bare-loop comparison; ``bench_decode``, ``bench_simulator`` and
-``bench_memory`` run on their own too.
-``bench_diff`` measures ``tmapi-async diff`` of two large exports (time, peak RSS).
+``python -m benchmarks [--quick] [--update-docs]`` runs the suite (see
+``benchmarks/__main__.py`` and ``docs/benchmarks.md``): figures go to the untracked
+``benchmark-results/``, and to the documentation only with ``--update-docs``.
+Focused runs, each on its own: ``bench_client`` (library against the bare loop),
+``bench_decode``, ``bench_memory``, ``bench_simulator``, ``bench_diff`` (``tmapi-async
+diff`` of two large exports), ``bench_pool`` (one token against three), ``bench_redis``
+(the scale-out on Redis).
 """
