@@ -6,5 +6,5 @@
 Focused runs, each on its own: ``bench_client`` (library against the bare loop),
 ``bench_decode``, ``bench_memory``, ``bench_simulator``, ``bench_diff`` (``tmapi-async
 diff`` of two large exports), ``bench_pool`` (one token against three), ``bench_redis``
-(the scale-out on Redis).
+and ``bench_redis_throttle`` (the scale-out on Redis).
 """
