@@ -21,12 +21,12 @@ from pathlib import Path
 
 import msgspec
 
-from tmapi_async.testing._config import SimulatorConfig
+from tmapi_async.testing import SimulatorConfig
 from tmapi_async.testing._days import catalogue_on
 
 _CHILD = """
 import sys, time, msgspec
-from tmapi_async._diff import diff
+from tmapi_async import diff
 start = time.perf_counter()
 counts = {}
 encode = msgspec.json.Encoder().encode
