@@ -160,6 +160,8 @@ async def test_a_new_concurrency_restarts_the_adaptive_limit(scripts: Scripts) -
     ticket = (await scripts.acquire(concurrency=8))[1]
     await scripts.run("adapt", [KEYS.state, KEYS.leases], ["cut", 8, ticket, f"p1:{ticket}"])
     assert (await scripts.state())["limit"] == "4"
+    await scripts.set_limits(concurrency="8")  # the same again: the cut stands
+    assert (await scripts.state())["limit"] == "4"
     await scripts.set_limits(concurrency="6")
     state = await scripts.state()
     assert (state["limit"], state["ceiling"], state["cut_after"]) == ("6", "6", "1")
