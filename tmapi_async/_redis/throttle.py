@@ -51,7 +51,8 @@ __all__ = ["TOKENS_KEY", "RedisThrottle", "TokenKeys"]  # the keys live in .toke
 
 _log = logging.getLogger("tmapi_async")
 
-_SEND_JITTER = 0.02  # seconds of send jitter the burst keeps back, as the local throttle
+_SEND_JITTER = 0.03  # seconds of send jitter the burst keeps back: 10 ms more than the
+# local throttle, for the way back from Redis to each process
 _FULL_POLL = 0.01  # seconds between asks while every slot is taken by other processes
 _BATCH = 32  # requests admitted in one round trip at most
 
