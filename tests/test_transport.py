@@ -14,12 +14,15 @@ from typing import TYPE_CHECKING
 
 import aiohttp
 import pytest
+from aiohttp import web
 from aioresponses import aioresponses
 
 import tmapi_async as tm
 
 if TYPE_CHECKING:
     from conftest import Server  # the local failing server, a fixture there
+from tmapi_async import _transport
+from tmapi_async._protocol import ENDPOINT_PATH
 from tmapi_async._secret import REDACTED
 from tmapi_async._transport import AiohttpTransport as Transport
 
@@ -231,3 +234,51 @@ async def test_a_body_cut_short_is_retried_by_the_client() -> None:
                 await client.get_shop_items("https://xldjjg.1688.com/")
             assert (client.requests, client.retries) == (3, 2)
     assert_no_token(info.value)
+
+
+@pytest.fixture
+async def sized_server() -> AsyncIterator[str]:
+    """Answers of 5,000 bytes, with a Content-Length or chunked; ``/small``: 100, chunked."""
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        size = 100 if request.match_info["mode"] == "small" else 5000
+        if request.match_info["mode"] == "length":
+            return web.Response(body=b"x" * size)
+        response = web.StreamResponse()
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        for _ in range(size // 100):
+            await response.write(b"x" * 100)
+        await response.write_eof()
+        return response
+
+    app = web.Application()
+    app.router.add_get("/{mode}" + ENDPOINT_PATH, handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    yield f"http://127.0.0.1:{port}"
+    await runner.cleanup()
+
+
+@pytest.mark.parametrize("mode", ["length", "chunked"])
+async def test_an_answer_past_the_size_bound_is_refused(
+    sized_server: str, transport_for: object, mode: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A body larger than the bound is a DecodeError, whether announced or streamed."""
+    monkeypatch.setattr(_transport, "MAX_ANSWER_BYTES", 1000)
+    transport = await transport_for(f"{sized_server}/{mode}")  # type: ignore[operator]
+    with pytest.raises(tm.DecodeError, match="no page is that large"):
+        await transport.get(QUERY)
+
+
+async def test_a_chunked_answer_within_the_bound_is_read_whole(
+    sized_server: str, transport_for: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Chunked answers under the bound arrive complete."""
+    monkeypatch.setattr(_transport, "MAX_ANSWER_BYTES", 1000)
+    transport = await transport_for(f"{sized_server}/small")  # type: ignore[operator]
+    status, _, body = await transport.get(QUERY)
+    assert (status, body) == (200, b"x" * 100)

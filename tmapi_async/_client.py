@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from dataclasses import replace
 from types import TracebackType
 from typing import Self
@@ -379,8 +380,10 @@ class Client:
         query = ShopQuery.build(
             shop_url, listing=choose_listing(listing, page_size, sort, cat, cat_type)
         )
-        async for result in Harvest(self, [query], max_pages=max_pages):
-            return result
+        # Closed on return, so the harvest's tasks end now, not when garbage-collected.
+        async with aclosing(aiter(Harvest(self, [query], max_pages=max_pages))) as results:
+            async for result in results:
+                return result
         raise AssertionError("a harvest of one shop yields one result")  # pragma: no cover
 
     # -- many shops --------------------------------------------------------------------

@@ -16,7 +16,7 @@ import asyncio
 import heapq
 import itertools
 from collections import deque
-from collections.abc import AsyncIterable, AsyncIterator, Iterable
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -159,10 +159,10 @@ class Harvest:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._started = False
 
-    def __aiter__(self) -> AsyncIterator[ShopResult]:
+    def __aiter__(self) -> AsyncGenerator[ShopResult, None]:
         return self._results()
 
-    async def _results(self) -> AsyncIterator[ShopResult]:
+    async def _results(self) -> AsyncGenerator[ShopResult, None]:
         async for event in self._run(page_events=False):
             assert isinstance(event, ShopResult)
             yield event

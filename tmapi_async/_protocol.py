@@ -61,7 +61,6 @@ _MOBILE_HINT = (
     "a page of the mobile site: open the shop on a computer and copy its "
     "https://NAME.1688.com/ address"
 )
-_SORTS = frozenset(s.value for s in Sort)
 
 
 def _not_a_shop(host: str, name: str) -> str:

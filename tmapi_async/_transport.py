@@ -20,12 +20,16 @@ from urllib.parse import quote
 import aiohttp
 from yarl import URL
 
-from ._errors import TransportError
+from ._errors import DecodeError, TransportError
 from ._protocol import ENDPOINT_PATH
 from ._secret import Redactor, redactor
 
 Answer = tuple[int, Mapping[str, str], bytes]
 """An HTTP answer: status, headers, body."""
+
+MAX_ANSWER_BYTES = 16 * 1024 * 1024
+"""The largest body read. A page of 20 products is some 20 kB; a proxy or a broken
+server that streams more must not take the process's memory with it."""
 
 
 class Transport(Protocol):
@@ -130,6 +134,11 @@ class AiohttpTransport:
             raise RuntimeError("the client is not open: use `async with Client(...)`")
         try:
             async with session.get(URL(self._prefix + query, encoded=True)) as response:
+                length = response.content_length
+                if length is None:  # chunked: counted as it comes
+                    return response.status, response.headers, await _read_bounded(response)
+                if length > MAX_ANSWER_BYTES:
+                    raise _too_large()
                 return response.status, response.headers, await response.read()
         except TimeoutError as exc:
             error = self._error(f"no answer within {self._timeout:g} s", exc)
@@ -143,3 +152,17 @@ class AiohttpTransport:
         if not _mentions(cause, self._redactor):
             error.__cause__ = cause  # safe to show: the traceback keeps what went wrong
         return error
+
+
+async def _read_bounded(response: aiohttp.ClientResponse) -> bytes:
+    """The body of an answer of unknown or excessive length, refused past the bound."""
+    body = bytearray()
+    async for chunk in response.content.iter_chunked(64 * 1024):
+        body += chunk
+        if len(body) > MAX_ANSWER_BYTES:
+            raise _too_large()
+    return bytes(body)
+
+
+def _too_large() -> DecodeError:
+    return DecodeError(f"answer over {MAX_ANSWER_BYTES >> 20} MiB: no page is that large")
