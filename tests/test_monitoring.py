@@ -15,7 +15,7 @@ import pytest
 
 import tmapi_async
 from tmapi_async._manifest import manifest_path, read_manifest
-from tmapi_async.testing import SimulatedTmapi, shop_catalogue
+from tmapi_async.testing import DayChanges, SimulatedTmapi, shop_catalogue
 
 REPO = Path(tmapi_async.__file__).resolve().parent.parent
 TOKEN = "tok-SECRET-monitor-77"
@@ -175,3 +175,94 @@ async def test_diff_exit_codes_on_bad_input(tmp_path: Path) -> None:
     assert unknown.code == 2
     assert "cannot tell the format" in unknown.err
     assert not (tmp_path / "c.jsonl").exists()
+
+
+def new_listings(name: str) -> set[tuple[str, str]]:
+    before = {i.item_id for i in shop_catalogue(name, SIZES[name])}
+    after = {i.item_id for i in shop_catalogue(name, SIZES[name], day=1)}
+    return {(url(name), k) for k in after - before}
+
+
+def export_rows(path: Path) -> list[tuple[str, str]]:
+    return [
+        (row["shop_url"], row["item_id"])
+        for row in map(json.loads, path.read_text(encoding="utf-8").splitlines())
+    ]
+
+
+async def test_since_exports_exactly_the_new_listings_for_about_a_page_per_shop(
+    tmp_path: Path, shops_file: Path
+) -> None:
+    async with SimulatedTmapi(shop_sizes=SIZES) as sim:
+        day0 = tmp_path / "a.csv"
+        assert (await harvest(sim, shops_file, day0)).code == 0
+        sim.configure(day=1, failing_shops=FAILING, failing_code=422)
+        sim.reset()
+        new = tmp_path / "new.jsonl"
+        run = await harvest(sim, shops_file, new, "--since", str(day0))
+        assert run.code == 1, run.err  # shop3 failed
+        records = list(sim.log.records)
+    rows = export_rows(new)
+    assert len(rows) == len(set(rows))
+    # shop3 failed; shop4 fails only from page 4: its 7 new listings are on page 1.
+    assert set(rows) == new_listings("shop1") | new_listings("shop2") | new_listings("shop4")
+    assert len(rows) == 3 * 7
+    per_shop = Counter(r.shop for r in records)
+    assert per_shop == dict.fromkeys(("shop1", "shop2", "shop3", "shop4", "shop5"), 1)
+    assert {r.sort for r in records} == {"time_down"}
+    manifest = read_manifest(manifest_path(new))
+    assert manifest is not None
+    assert manifest.since == str(day0)
+    assert manifest.listing.sort == "time_down"
+    assert {s.shop_url: (s.status, s.items) for s in manifest.shops} == {
+        url("shop1"): ("complete", 7),
+        url("shop2"): ("complete", 7),
+        url("shop3"): ("failed", 0),
+        url("shop4"): ("complete", 7),
+        url("shop5"): ("complete", 0),
+    }
+
+
+TWO = {"shop1": 60, "shop2": 45}
+
+
+@pytest.fixture
+def two_shops(tmp_path: Path) -> Path:
+    path = tmp_path / "two.txt"
+    path.write_text("".join(f"{url(name)}\n" for name in TWO))
+    return path
+
+
+async def test_since_resumes_and_refuses_a_conflicting_sort(
+    tmp_path: Path, two_shops: Path
+) -> None:
+    sizes, shops_file = TWO, two_shops
+    async with SimulatedTmapi(shop_sizes=sizes, new_per_day=30) as sim:
+        day0 = tmp_path / "a.jsonl"
+        assert (await harvest(sim, shops_file, day0)).code == 0
+        sim.configure(day=1)
+        new = tmp_path / "new.jsonl"
+        refused = await harvest(sim, shops_file, new, "--since", str(day0), "--sort", "sales")
+        assert refused.code == 2
+        assert "--since reads each shop newest first" in refused.err
+        # 30 new listings a shop: 2 pages each. A budget of 3 requests stops mid-way.
+        stopped = await harvest(sim, shops_file, new, "--since", str(day0), "--max-requests", "3")
+        assert stopped.code == 3, stopped.err
+        cut = read_manifest(manifest_path(new))
+        assert cut is not None
+        assert cut.stopped is not None  # the budget: shops it did not finish are not listed
+        assert len(cut.shops) < 2
+        resumed = await harvest(sim, shops_file, new, "--since", str(day0))
+        assert resumed.code == 0, resumed.err
+    rows = export_rows(new)
+    want = set()
+    for name, size in sizes.items():
+        before = {i.item_id for i in shop_catalogue(name, size)}
+        after = shop_catalogue(name, size, day=1, changes=DayChanges(new=30))
+        want |= {(url(name), i.item_id) for i in after if i.item_id not in before}
+    assert len(rows) == len(set(rows)) == 60
+    done = read_manifest(manifest_path(new))
+    assert done is not None
+    assert done.stopped is None
+    assert {(s.status, s.items) for s in done.shops} == {("complete", 30)}
+    assert set(rows) == want

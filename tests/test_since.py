@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -141,3 +142,41 @@ def test_known_items_stay_right_past_the_shops_kept_in_memory(tmp_path: Path) ->
             assert known(f"https://s{n}.1688.com/", str(n))
             assert not known(f"https://s{n}.1688.com/", str(n + 1))
     known.close()
+
+
+async def test_the_library_harvests_new_listings_with_known(tmp_path: Path) -> None:
+    import tmapi_async as tm
+    from tmapi_async.testing import SimulatedTmapi, shop_catalogue
+
+    sizes = {"one": 70, "two": 33}
+    urls = [f"https://{name}.1688.com/" for name in sizes]
+    previous = tmp_path / "monday.jsonl"
+    sink = open_sink(previous, "jsonl")
+    for name, size in sizes.items():
+        day0 = [ShopItem(item_id=i.item_id) for i in shop_catalogue(name, size)]
+        sink.write(f"https://{name}.1688.com/", day0)
+    sink.close()
+    known = tm.KnownItems.from_export(previous)
+    async with SimulatedTmapi(shop_sizes=sizes, day=1) as sim:
+        async with tm.Client("t", base_url=sim.url, rate=1000.0) as client:
+            with pytest.raises(tm.InvalidParameterError, match="time_down"):
+                client.harvest(urls, known=known)
+            results = {
+                r.shop_url: r async for r in client.harvest(urls, sort="time_down", known=known)
+            }
+            one = await client.fetch_shop(
+                urls[0],
+                sort="time_down",
+                known=lambda item_id: known(urls[0], item_id),
+            )
+        requests = Counter(r.shop for r in sim.log.records)
+    known.close()
+    for name, size in sizes.items():
+        before = {i.item_id for i in shop_catalogue(name, size)}
+        new = [i.item_id for i in shop_catalogue(name, size, sort="time_down", day=1)]
+        new = [k for k in new if k not in before]
+        got = results[f"https://{name}.1688.com/"]
+        assert [i.item_id for i in got.items] == new
+        assert (got.status, got.pages) == ("complete", 1)
+    assert [i.item_id for i in one.items] == [i.item_id for i in results[urls[0]].items]
+    assert requests == {"one": 2, "two": 1}

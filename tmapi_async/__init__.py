@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from ._redis.connection import RedisUnavailableError
     from ._retry import RetryPolicy
     from ._shop import ShopCheckpoint, ShopResult
+    from ._since import KnownItems
     from ._stats import HarvestProgress
     from ._throttle import Admission, Throttle
 
@@ -69,6 +70,7 @@ _SOURCES: dict[str, str] = {
     "InvalidParameterError": "._errors",
     "MaxPagesReached": "._errors",
     "Journal": "._journal",
+    "KnownItems": "._since",
     "Listing": "._listing",
     "PageEvent": "._harvest",
     "RateLimitError": "._errors",
@@ -109,6 +111,7 @@ __all__ = [
     "HarvestStopped",
     "InvalidParameterError",
     "Journal",
+    "KnownItems",
     "Listing",
     "MaxPagesReached",
     "PageEvent",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import aclosing
 from dataclasses import replace
 from types import TracebackType
@@ -365,13 +365,15 @@ class Client:
         cat_type: str | None = None,
         listing: Listing | None = None,
         max_pages: int | None = None,
+        known: Callable[[str], bool] | None = None,
     ) -> ShopResult:
         """Fetch every product of a shop: page 1, then the other pages concurrently.
 
         The listing is ``listing`` or the options (default 20 a page, default order);
         ``max_pages`` caps the pages read (see :class:`Harvest`). A shop-level
         failure does not raise: the result's ``status`` is ``"failed"`` or
-        ``"partial"`` with ``error`` set.
+        ``"partial"`` with ``error`` set. ``known(item_id)`` (with ``sort="time_down"``)
+        fetches the new listings only (see :meth:`harvest`).
 
         Raises:
             InvalidParameterError: a bad argument, the shop URL included.
@@ -381,7 +383,9 @@ class Client:
             shop_url, listing=choose_listing(listing, page_size, sort, cat, cat_type)
         )
         # Closed on return, so the harvest's tasks end now, not when garbage-collected.
-        async with aclosing(aiter(Harvest(self, [query], max_pages=max_pages))) as results:
+        by_shop = None if known is None else (lambda _shop, item_id: known(item_id))
+        shop = Harvest(self, [query], listing=query.listing, max_pages=max_pages, known=by_shop)
+        async with aclosing(aiter(shop)) as results:
             async for result in results:
                 return result
         raise AssertionError("a harvest of one shop yields one result")  # pragma: no cover
@@ -401,6 +405,7 @@ class Client:
         keep_items: bool = True,
         max_open_shops: int | None = None,
         max_pages: int | None = None,
+        known: Callable[[str, str], bool] | None = None,
     ) -> Harvest:
         """Harvest many shops; iterate the result for a :class:`ShopResult` per shop.
 
@@ -416,9 +421,15 @@ class Client:
                 journal streams them to a file, so memory does not grow with items.
             max_open_shops: shops harvested at once; default ``2 * concurrency``.
             max_pages: the most pages read of one shop (see :class:`Harvest`).
+            known: new listings only: ``known(shop_url, item_id)`` tells whether an
+                earlier harvest holds an item (e.g. a :class:`KnownItems`). Give
+                ``sort="time_down"``: each shop is read newest first, a page at a time,
+                and stops at the first page holding a known item; only the unknown
+                items are harvested.
 
         Raises:
-            InvalidParameterError: a bad listing option, or a listing given twice.
+            InvalidParameterError: a bad listing option, a listing given twice, or
+                ``known`` without ``sort="time_down"``.
         """
         return Harvest(
             self,
@@ -432,4 +443,5 @@ class Client:
             keep_items=keep_items,
             max_open_shops=max_open_shops,
             max_pages=max_pages,
+            known=known,
         )

@@ -16,14 +16,16 @@ import asyncio
 import heapq
 import itertools
 from collections import deque
-from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterable
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
+from functools import partial
 from typing import Protocol
 
 from ._errors import FatalError, HarvestStopped, InvalidParameterError, TmapiError
 from ._journal import Journal
 from ._listing import Listing, choose_listing
 from ._models import ShopItem, ShopItemsPage, Sort
+from ._newest import NewListingsCrawl
 from ._protocol import ShopQuery, normalise_shop_url
 from ._shop import ShopCheckpoint, ShopCrawl, ShopResult
 from ._stats import HarvestProgress
@@ -105,6 +107,8 @@ class Harvest:
     as URLs, read with ``listing`` (or its options given separately), or as
     :class:`ShopQuery` values. ``max_pages`` caps the pages read of one shop (default
     ``DEFAULT_MAX_PAGES``): a shop that reaches it ends ``partial``, saying so.
+    ``known(shop_url, item_id)`` (with ``sort="time_down"``) harvests new listings only:
+    each shop is read a page at a time and stops at the first page holding a known item.
 
     Attributes:
         progress: live counters, for progress displays.
@@ -124,9 +128,13 @@ class Harvest:
         keep_items: bool = True,
         max_open_shops: int | None = None,
         max_pages: int | None = None,
+        known: Callable[[str, str], bool] | None = None,
     ) -> None:
         # Validated once, shared by every shop given as a URL.
         self._listing = choose_listing(listing, page_size, sort, cat, cat_type)
+        if known is not None and self._listing.sort != "time_down":
+            raise InvalidParameterError("known= reads shops newest first: give sort='time_down'")
+        self._known = known
         if max_pages is not None and (
             isinstance(max_pages, bool) or not isinstance(max_pages, int) or max_pages < 1
         ):
@@ -409,13 +417,24 @@ class Harvest:
             self.progress.shops_resumed += 1
             await self._emit(_resumed(query.shop_url, checkpoint))
             return
-        crawl = ShopCrawl(
-            query,
-            seq=next(self._seq),
-            keep_items=self._keep_items,
-            checkpoint=checkpoint,
-            max_pages=self._max_pages,
-            window=self._max_workers,
+        crawl = (
+            ShopCrawl(
+                query,
+                seq=next(self._seq),
+                keep_items=self._keep_items,
+                checkpoint=checkpoint,
+                max_pages=self._max_pages,
+                window=self._max_workers,
+            )
+            if self._known is None
+            else NewListingsCrawl(
+                query,
+                known=partial(self._known, query.shop_url),
+                seq=next(self._seq),
+                keep_items=self._keep_items,
+                checkpoint=checkpoint,
+                max_pages=self._max_pages,
+            )
         )
         self._open += 1
         self._schedule(crawl)

@@ -14,7 +14,14 @@ from typing import IO, TYPE_CHECKING, Any, Literal, cast
 
 from ._exit import ExitCode
 from ._failures import Failures, describe
-from ._monitor import finish_manifest, start_manifest
+from ._monitor import (
+    SINCE_HELP,
+    add_since_option,
+    finish_manifest,
+    known_items,
+    since_option,
+    start_manifest,
+)
 from ._options import (
     ClientOptions,
     ListingOptions,
@@ -67,7 +74,7 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
         help="harvest the shops of a list into an export (resumable)",
         description="Harvest every product of the shops listed in SHOPS into OUTPUT, one "
         "row per item. Progress on stderr, a summary at the end.",
-        epilog=EPILOG,
+        epilog=f"{EPILOG}\n{SINCE_HELP}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("shops", metavar="SHOPS", help="file of shop URLs, one a line; - = stdin")
@@ -93,6 +100,7 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
         "spreadsheet from running =, +, -, @ cells as formulas",
     )
     add_listing_options(parser)
+    add_since_option(parser)
     add_client_options(parser, budget=True)
     add_scale_out_options(parser)
     add_output_level(parser)
@@ -114,6 +122,7 @@ class HarvestOptions:
     quiet: bool = False
     redis: str | None = None  #: harvest through this Redis (workers anywhere)
     workers: int = 1  #: with ``redis``: local worker processes
+    since: Path | None = None  #: new listings only: those this earlier export lacks
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> HarvestOptions:
@@ -121,6 +130,7 @@ class HarvestOptions:
         output: Path = args.output
         if not output.parent.is_dir():
             raise UsageError(f"cannot write {output}: directory {output.parent} does not exist")
+        since = since_option(args)  # before the listing: it makes the sort time_down
         client = ClientOptions.from_args(args)
         return cls(
             shops=args.shops,
@@ -134,6 +144,7 @@ class HarvestOptions:
             quiet=args.quiet,
             redis=args.redis,
             workers=args.workers,
+            since=since,
         )
 
 
@@ -174,6 +185,7 @@ async def harvest(options: HarvestOptions) -> int:
     Raises:
         UsageError: SHOPS cannot be read, or the state or export cannot be opened.
     """
+    known = known_items(options.since)
     session = _open(options)
     session.manifest = start_manifest(options)
     job = (
@@ -185,6 +197,7 @@ async def harvest(options: HarvestOptions) -> int:
             max_pages=options.listing.max_pages,
             journal=session.journal,
             keep_items=False,
+            known=known,
         )
     )
     from ._display import ProgressDisplay, choose_mode
