@@ -39,6 +39,10 @@ class KnownItems:
 
     Build it with :meth:`from_export`; it is the ``known`` predicate of
     :meth:`tmapi_async.Client.harvest`.
+
+    Attributes:
+        items: the (shop, item) pairs indexed.
+        shops: the shops they belong to.
     """
 
     def __init__(self, db: sqlite3.Connection, tmp: tempfile.TemporaryDirectory[str]) -> None:
