@@ -417,6 +417,7 @@ def diff(
     old_format: ExportFormat | None = None,
     new_format: ExportFormat | None = None,
     workdir: Path | str | None = None,
+    top: int = 10,
 ) -> Diff:
     """The changes from export ``old`` to export ``new`` (see :class:`Diff`)."""
-    return Diff(old, new, old_format=old_format, new_format=new_format, workdir=workdir)
+    return Diff(old, new, old_format=old_format, new_format=new_format, workdir=workdir, top=top)
