@@ -137,3 +137,34 @@ async def test_worker_concurrency_caps_its_own_requests_not_the_token(
         await _harvest(redis_url, sim, output, shops, cap=cap)
         assert sim.log.peak_in_flight() <= cap  # the token allows 8
         assert set(_exported(output)) == _expected(sim, shops)
+
+
+class _Crash(Exception):
+    """Stands for the coordinator dying at a chosen instant."""
+
+
+@pytest.mark.parametrize("where", ["flush", "ack_results"])
+async def test_a_coordinator_dying_between_commit_and_ack_loses_and_duplicates_nothing(
+    redis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    """Dying in either step of taking results (commit the journal, then acknowledge in
+    Redis) leaves the next run to read them again: every item once."""
+    shops = [f"https://shop{i}.1688.com/" for i in range(1, 9)]
+    output = tmp_path / "items.jsonl"
+    target: type[object] = ExportJournal if where == "flush" else HarvestQueue
+
+    def crash(self: object, *args: object) -> None:
+        raise _Crash(where)
+
+    async with SimulatedTmapi(default_shop_size=70) as sim:
+        with monkeypatch.context() as patch:
+            patch.setattr(target, where, crash)
+            # Only the coordinator's own commit, before it acknowledges, may commit here.
+            patch.setattr(ExportJournal, "_schedule_flush", lambda self: None)
+            with pytest.raises(_Crash):
+                await _harvest(redis_url, sim, output, shops)
+        results = await _harvest(redis_url, sim, output, shops)
+        assert {r.status for r in results} == {"complete"}
+        exported = _exported(output)
+        assert len(exported) == len(set(exported))
+        assert set(exported) == _expected(sim, shops)

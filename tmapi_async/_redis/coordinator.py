@@ -156,6 +156,7 @@ class RedisHarvest:
         self._results: asyncio.Queue[ShopResult] = asyncio.Queue()
         self._shops: dict[str, _OpenShop] = {}
         self._submitted_all = False
+        self._closing = False  # the run is ending: the export stops at its next read
         self._shop_requests = 0  # requests the finished shops took (in this harvest)
         self._started = False
 
@@ -195,25 +196,38 @@ class RedisHarvest:
             await self._workers.start()
         submitter = asyncio.create_task(self._submit_all(), name="tmapi-submit")
         exporter = asyncio.create_task(self._export_all(), name="tmapi-export")
+        submitted = False
         try:
             while True:
                 getter = asyncio.ensure_future(self._results.get())
-                await asyncio.wait({getter, exporter}, return_when=asyncio.FIRST_COMPLETED)
+                watched = {getter, exporter}
+                if not submitted:
+                    watched.add(submitter)
+                await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
+                if submitter.done() and not submitted:
+                    submitted = True
+                    if submitter.exception() is not None:
+                        getter.cancel()
+                        submitter.result()  # raises what stopped the submission
                 if getter.done():
                     yield getter.result()
                     continue
                 getter.cancel()
+                if not exporter.done():
+                    continue  # the submission ended: the export goes on
                 while not self._results.empty():
                     yield self._results.get_nowait()
                 break
             exporter.result()  # raises what stopped the export (Redis, the journal)
-            if submitter.done() and not submitter.cancelled():
-                submitter.result()
             if self._stopping.is_set():
                 raise HarvestStopped("harvest stopped on request")
             await self.queue.set_state("finished")
         finally:
             submitter.cancel()
+            # The export ends by itself within one blocking read: cancelling a read
+            # blocked in redis-py could leave the task waiting on its connection.
+            self._closing = True
+            await asyncio.wait({exporter}, timeout=4 * self._poll + _LINGER + 1.0)
             exporter.cancel()
             await asyncio.gather(submitter, exporter, return_exceptions=True)
             if self._workers is not None:
@@ -258,11 +272,11 @@ class RedisHarvest:
 
     async def _export_all(self) -> None:
         """Take results into the journal until every submitted shop is finished."""
-        while await self._export_batch(pending=True):
+        while not self._closing and await self._export_batch(pending=True):
             pass  # results read before a kill, not acknowledged: first, in order
         loop = asyncio.get_running_loop()
         next_look = 0.0
-        while not self._stopping.is_set():
+        while not self._stopping.is_set() and not self._closing:
             block = int(self._poll * 1000)
             exported = await self._export_batch(pending=False, block_ms=block)
             if 0 < exported < _READ_BATCH // 4:
