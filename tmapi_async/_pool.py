@@ -20,6 +20,7 @@ client too: a harvest, a shop or a page through it works as through one token.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import re
@@ -191,12 +192,9 @@ class TokenPool(Client):
     async def aclose(self) -> None:
         """Close every token's connections; the pool cannot be used afterwards."""
         self._closed = True
-        outcomes = await asyncio.gather(
-            *(member.client.aclose() for member in self._members), return_exceptions=True
-        )
-        for outcome in outcomes:
-            if isinstance(outcome, BaseException):
-                raise outcome
+        async with contextlib.AsyncExitStack() as members:  # each closes, whatever raises
+            for member in self._members:
+                members.push_async_callback(member.client.aclose)
 
     # -- observation and control -------------------------------------------------------
 
