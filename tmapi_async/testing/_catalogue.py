@@ -232,10 +232,6 @@ class _Generator:
             entries.append(entry)
             encoded.append(body)
 
-    def item(self, index: int) -> Item:
-        """Item ``index`` (generated already) decoded from the bytes the server sends."""
-        return _decode_item(self.encoded[index])
-
     def _one(self, index: int) -> tuple[_Entry, bytes]:
         b = hashlib.blake2b(
             f"{self.name}\x1f{self.stream}\x1f{index}".encode(), digest_size=64
@@ -327,6 +323,10 @@ class ShopCatalogue:
     JSON, so a page body is a join of a slice.
     """
 
+    # Whether the default listing's position i is base item i (after the drift): a subclass
+    # that reorders or removes items serves every page from the whole listing instead.
+    _lazy = True
+
     def __init__(self, name: str, size: int) -> None:
         self.name = name
         self.size = size
@@ -341,19 +341,24 @@ class ShopCatalogue:
         """Generate every base item now rather than page by page."""
         self._base.ensure(self.size)
 
+    def _rows(self) -> tuple[Sequence[_Entry], Sequence[bytes]]:
+        """(sort keys, encoded items) of the catalogue's items, in the ``default`` order."""
+        self._base.ensure(self.size)
+        return self._base.entries, self._base.encoded
+
     def _indices(
         self, sort: str, cat: str | None, cat_type: str | None, drift: int
     ) -> tuple[list[int], list[int]]:
-        """(drift indices newest first, base indices in ``sort`` order), both filtered."""
-        self._base.ensure(self.size)
+        """(drift indices newest first, row indices in ``sort`` order), both filtered."""
+        entries, _ = self._rows()
         self._drift.ensure(drift)
-        base, drifted = self._base.entries, self._drift.entries
+        drifted = self._drift.entries
         order = self._orders.get(sort)
         if order is None:
-            order = self._orders[sort] = _order(base[: self.size], sort)
+            order = self._orders[sort] = _order(entries, sort)
         d_idx = [j for j in range(drift - 1, -1, -1) if _selects(drifted[j], cat, cat_type)]
         if cat:
-            order = [i for i in order if _selects(base[i], cat, cat_type)]
+            order = [i for i in order if _selects(entries[i], cat, cat_type)]
         return d_idx, order
 
     def listing(
@@ -369,7 +374,7 @@ class ShopCatalogue:
         cached = self._listings.get(key)
         if cached is None:
             d_idx, order = self._indices(sort, cat, cat_type, drift)
-            d_enc, b_enc = self._drift.encoded, self._base.encoded
+            d_enc, b_enc = self._drift.encoded, self._rows()[1]
             cached = [d_enc[j] for j in d_idx] + [b_enc[i] for i in order]
             if len(self._listings) > 64:  # drift makes many generations; keep memory bounded
                 self._listings.clear()
@@ -386,7 +391,7 @@ class ShopCatalogue:
         stop: int,
     ) -> tuple[int, list[bytes]]:
         """(total_count, encoded items ``start:stop`` of the listing)."""
-        if sort != "default" or cat:
+        if sort != "default" or cat or not self._lazy:
             listing = self.listing(sort, cat, cat_type, drift)
             return len(listing), listing[start:stop]
         # Fast path: listing position i is drift item drift-1-i, then base item i-drift.
@@ -408,4 +413,5 @@ class ShopCatalogue:
     ) -> list[Item]:
         """Decoded items of the whole listing, in served order."""
         d_idx, order = self._indices(sort, cat, cat_type, drift)
-        return [self._drift.item(j) for j in d_idx] + [self._base.item(i) for i in order]
+        d_enc, b_enc = self._drift.encoded, self._rows()[1]
+        return [_decode_item(d_enc[j]) for j in d_idx] + [_decode_item(b_enc[i]) for i in order]

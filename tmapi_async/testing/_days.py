@@ -31,8 +31,6 @@ from ._catalogue import (
     ShopCatalogue,
     _Entry,
     _Generator,
-    _order,
-    _selects,
 )
 
 __all__ = ["DayCatalogue", "DayChanges", "catalogue_on", "shop_catalogue"]
@@ -79,6 +77,8 @@ def _reprice(body: bytes, entry: _Entry, rng: random.Random) -> tuple[_Entry, by
 class DayCatalogue(ShopCatalogue):
     """The catalogue of one shop on day ``day`` (see the module's docstring)."""
 
+    _lazy = False  # items come and go: a page is a slice of the whole day's listing
+
     def __init__(self, name: str, size: int, day: int, changes: DayChanges) -> None:
         super().__init__(name, size)
         if day < 0:
@@ -87,12 +87,13 @@ class DayCatalogue(ShopCatalogue):
         self.changes = changes
         leaves = [c for c in self.categories if c.parent_id]
         self._new = _Generator(name, "new", leaves)
-        self._rows: list[tuple[_Entry, bytes]] | None = None  # alive, in default order
+        self._alive: tuple[list[_Entry], list[bytes]] | None = None
 
-    def _live(self) -> list[tuple[_Entry, bytes]]:
-        """Every item alive on the day, in the ``default`` order (newest listings first)."""
-        if self._rows is not None:
-            return self._rows
+    def _rows(self) -> tuple[list[_Entry], list[bytes]]:
+        """(sort keys, encoded items) of every item alive on the day, in the ``default`` order
+        (newest listings first)."""
+        if self._alive is not None:
+            return self._alive
         base = self._base
         base.ensure(self.size)
         rows = list(zip(base.entries[: self.size], base.encoded[: self.size], strict=True))
@@ -114,69 +115,12 @@ class DayCatalogue(ShopCatalogue):
                 entry = (leaf, group, price, sold, _NEW_EPOCH + k * 600)
                 fresh.append((entry, self._new.encoded[k]))
             rows = fresh + rows
-        self._rows = rows
-        return rows
+        self._alive = [entry for entry, _ in rows], [body for _, body in rows]
+        return self._alive
 
     def build(self) -> None:
         """Compute the day's catalogue now."""
-        self._live()
-
-    def _served(
-        self, sort: str, cat: str | None, cat_type: str | None, drift: int
-    ) -> tuple[list[int], list[int]]:
-        """(drift indices newest first, indices into the day's rows in ``sort`` order)."""
-        if sort not in SORTS:
-            raise ValueError(f"unknown sort {sort!r}")
-        rows = self._live()
-        self._drift.ensure(drift)
-        drifted = self._drift.entries
-        d_idx = [j for j in range(drift - 1, -1, -1) if _selects(drifted[j], cat, cat_type)]
-        order = _order([entry for entry, _ in rows], sort)
-        if cat:
-            order = [i for i in order if _selects(rows[i][0], cat, cat_type)]
-        return d_idx, order
-
-    def listing(
-        self,
-        sort: str = "default",
-        cat: str | None = None,
-        cat_type: str | None = None,
-        drift: int = 0,
-    ) -> list[bytes]:
-        """Encoded items of the whole listing, in served order."""
-        key = (sort, cat or None, cat_type if cat else None, drift)
-        cached = self._listings.get(key)
-        if cached is None:
-            d_idx, order = self._served(sort, cat, cat_type, drift)
-            rows, d_enc = self._live(), self._drift.encoded
-            cached = [d_enc[j] for j in d_idx] + [rows[i][1] for i in order]
-            if len(self._listings) > 64:
-                self._listings.clear()
-            self._listings[key] = cached
-        return cached
-
-    def page(
-        self,
-        sort: str,
-        cat: str | None,
-        cat_type: str | None,
-        drift: int,
-        start: int,
-        stop: int,
-    ) -> tuple[int, list[bytes]]:
-        """(total_count, encoded items ``start:stop`` of the listing)."""
-        listing = self.listing(sort, cat, cat_type, drift)
-        return len(listing), listing[start:stop]
-
-    def items(
-        self,
-        sort: str = "default",
-        cat: str | None = None,
-        cat_type: str | None = None,
-        drift: int = 0,
-    ) -> list[Item]:
-        """Decoded items of the whole listing, in served order."""
-        return [_decode(body) for body in self.listing(sort, cat, cat_type, drift)]
+        self._rows()
 
 
 def catalogue_on(name: str, size: int, day: int, changes: DayChanges) -> ShopCatalogue:
