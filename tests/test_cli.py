@@ -9,72 +9,22 @@ from __future__ import annotations
 import asyncio
 import csv
 import json
-import os
 import signal
 import sqlite3
-import sys
 from collections import Counter
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 import pytest_asyncio
+from clirun import TOKEN, cli_env, finish, harvest_args, run_cli, start_cli
 
 import tmapi_async
 from tmapi_async.testing import RequestRecord, SimulatedTmapi
 
-REPO = Path(tmapi_async.__file__).resolve().parent.parent
-TOKEN = "tok-SECRET-5f1e2d"  # distinctive, so any leak is found by a plain search
 SIZES = {"shop1": 45, "shop2": 0, "shop3": 1, "shop4": 20, "shop5": 21, "shop6": 100}
 SHOPS = [f"https://shop{i}.1688.com/" for i in range(1, 7)]
-
-
-def cli_env(token: str | None = TOKEN) -> dict[str, str]:
-    """The environment of a CLI subprocess: this checkout importable, no stray TMAPI_*."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TMAPI_")}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
-    if token is not None:
-        env["TMAPI_TOKEN"] = token
-    return env
-
-
-@dataclass
-class Run:
-    """A finished CLI run."""
-
-    code: int
-    out: str
-    err: str
-
-
-async def start_cli(
-    *args: str, env: dict[str, str] | None = None, stdin: bool = False
-) -> asyncio.subprocess.Process:
-    """Start ``python -m tmapi_async ARGS``."""
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "tmapi_async",
-        *args,
-        stdin=asyncio.subprocess.PIPE if stdin else asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=env if env is not None else cli_env(),
-    )
-
-
-async def finish(proc: asyncio.subprocess.Process, stdin: bytes | None = None) -> Run:
-    """Wait for a CLI run to end; its exit code and output."""
-    out, err = await proc.communicate(stdin)
-    assert proc.returncode is not None
-    return Run(proc.returncode, out.decode(), err.decode())
-
-
-async def run_cli(*args: str, env: dict[str, str] | None = None, stdin: bytes | None = None) -> Run:
-    """Run the CLI to the end."""
-    return await finish(await start_cli(*args, env=env, stdin=stdin is not None), stdin)
 
 
 def write_shops(path: Path, lines: list[str]) -> Path:
@@ -100,25 +50,6 @@ def read_rows(path: Path) -> list[tuple[str, str]]:
 def expected_rows(sim: SimulatedTmapi, shops: list[str]) -> set[tuple[str, str]]:
     """Every (shop_url, item_id) the simulator holds for these shops."""
     return {(s, item.item_id) for s in shops for item in sim.expected_items(s)}
-
-
-def harvest_args(sim: SimulatedTmapi, shops: Path, output: Path, *extra: str) -> list[str]:
-    """Arguments of a fast harvest against ``sim``."""
-    return [
-        "harvest",
-        str(shops),
-        "--output",
-        str(output),
-        "--base-url",
-        sim.url,
-        "--rate",
-        "2000",
-        "--concurrency",
-        "4",
-        "--timeout",
-        "10",
-        *extra,
-    ]
 
 
 def assert_exactly_once(rows: list[tuple[str, str]], expected: set[tuple[str, str]]) -> None:

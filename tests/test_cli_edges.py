@@ -21,19 +21,8 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 from aiohttp import web
-from test_cli import (
-    SHOPS,
-    SIZES,
-    assert_exactly_once,
-    cli_env,
-    expected_rows,
-    finish,
-    harvest_args,
-    read_rows,
-    run_cli,
-    start_cli,
-    write_shops,
-)
+from clirun import cli_env, finish, harvest_args, run_cli, start_cli
+from test_cli import SHOPS, SIZES, assert_exactly_once, expected_rows, read_rows, write_shops
 
 import tmapi_async as tm
 from tmapi_async.cli import COMMANDS, ExitCode, build_parser

@@ -3,21 +3,16 @@ compared by ``tmapi-async diff``; manifests mark the failed and the partial shop
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
-import sys
 from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from clirun import Run, cli_env, harvest_args, run_cli
 
-import tmapi_async
 from tmapi_async._manifest import manifest_path, read_manifest
 from tmapi_async.testing import DayChanges, SimulatedTmapi, shop_catalogue
 
-REPO = Path(tmapi_async.__file__).resolve().parent.parent
 TOKEN = "tok-SECRET-monitor-77"
 # shop3 fails for good on day 1, shop4 from its 4th page on; shop5 is too small to change.
 SIZES = {"shop1": 60, "shop2": 45, "shop3": 100, "shop4": 100, "shop5": 12}
@@ -28,48 +23,12 @@ def url(name: str) -> str:
     return f"https://{name}.1688.com/"
 
 
-@dataclass
-class Run:
-    code: int
-    out: str
-    err: str
-
-
 async def cli(*args: str) -> Run:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TMAPI_")}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
-    env["TMAPI_TOKEN"] = TOKEN
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "tmapi_async",
-        *args,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=env,
-    )
-    out, err = await proc.communicate()
-    assert proc.returncode is not None
-    return Run(proc.returncode, out.decode(), err.decode())
+    return await run_cli(*args, env=cli_env(TOKEN))
 
 
 async def harvest(sim: SimulatedTmapi, shops: Path, output: Path, *extra: str) -> Run:
-    return await cli(
-        "harvest",
-        str(shops),
-        "--output",
-        str(output),
-        "--base-url",
-        sim.url,
-        "--rate",
-        "2000",
-        "--concurrency",
-        "4",
-        "--timeout",
-        "10",
-        *extra,
-    )
+    return await cli(*harvest_args(sim, shops, output, *extra))
 
 
 @pytest.fixture
