@@ -21,8 +21,8 @@ from __future__ import annotations
 import asyncio
 import math
 from collections import deque
-from collections.abc import Awaitable
-from typing import Protocol
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
 
 from aiolimiter import AsyncLimiter
 
@@ -178,7 +178,7 @@ class Throttle:
         self._ceiling = float(concurrency)  # in flight when the server last refused
         self._in_flight = 0
         self._slot_waiters: deque[asyncio.Future[None]] = deque()
-        self._waiting: set[asyncio.Task[object]] = set()
+        self._waiting: set[asyncio.Task[Any]] = set()
         self._cut_after = 0  # tickets up to this were sent before the last cut
         self._resume_at = 0.0
         self._fatal: FatalError | None = None
@@ -277,19 +277,7 @@ class Throttle:
 
     async def interruptible(self, wait: Awaitable[object]) -> None:
         """Await ``wait`` (a backoff, say), but raise at once if the client is stopped."""
-        task = asyncio.current_task()
-        assert task is not None
-        self._waiting.add(task)
-        try:
-            await wait
-        except asyncio.CancelledError:
-            # fail() cancels these waits so they stop at once; a cancel of its making
-            # becomes the fatal error, anyone else's stays a cancel.
-            if self._fatal is not None and task.uncancel() == 0:
-                raise self._fatal from None
-            raise
-        finally:
-            self._waiting.discard(task)
+        await wait_interruptibly(wait, self._waiting, lambda: self._fatal)
 
     # -- feedback from answers ---------------------------------------------------------
 
@@ -332,3 +320,28 @@ class Throttle:
                 waiter.set_result(None)
         for task in self._waiting:
             task.cancel()
+
+
+async def wait_interruptibly(
+    wait: Awaitable[object],
+    waiting: set[asyncio.Task[Any]],
+    fatal: Callable[[], FatalError | None],
+) -> None:
+    """Await ``wait`` with the current task in ``waiting``, the set a stop cancels at once.
+
+    The stop sets the error ``fatal()`` returns before it cancels: a cancel of its making
+    becomes that error, anyone else's stays a cancel. (The ``interruptible`` of both
+    throttles, the local and the Redis one.)
+    """
+    task = asyncio.current_task()
+    assert task is not None
+    waiting.add(task)
+    try:
+        await wait
+    except asyncio.CancelledError:
+        error = fatal()
+        if error is not None and task.uncancel() == 0:
+            raise error from None
+        raise
+    finally:
+        waiting.discard(task)

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._errors import FatalError, InvalidParameterError, RequestBudgetExhausted
 from .._secret import fingerprint
-from .._throttle import default_burst
+from .._throttle import default_burst, wait_interruptibly
 from .connection import RedisConnection, RedisUnavailableError, load_lua, open_connection
 from .leases import Leases
 from .token import (
@@ -401,18 +401,7 @@ class RedisThrottle:
     async def interruptible(self, wait: Awaitable[object]) -> None:
         """Await ``wait`` (a backoff, say), but raise at once if admission is stopped,
         here or (seen by the heartbeat) in another process."""
-        task = asyncio.current_task()
-        assert task is not None
-        self._waiting.add(task)
-        try:
-            await wait
-        except asyncio.CancelledError:
-            # _stop() cancels these waits; a cancel of its making becomes the fatal error.
-            if self._fatal is not None and task.uncancel() == 0:
-                raise self._fatal from None
-            raise
-        finally:
-            self._waiting.discard(task)
+        await wait_interruptibly(wait, self._waiting, lambda: self._fatal)
 
     # -- plumbing ----------------------------------------------------------------------
 
