@@ -33,7 +33,13 @@ async def _lines(urls: Iterable[str]) -> AsyncIterator[str]:
 
 
 async def _harvest(
-    redis_url: str, sim: SimulatedTmapi, output: Path, shops: list[str], *, cap: int | None = None
+    redis_url: str,
+    sim: SimulatedTmapi,
+    output: Path,
+    shops: list[str],
+    *,
+    cap: int | None = None,
+    max_deliveries: int = 5,
 ) -> list[ShopResult]:
     """One coordinator run with one in-process worker; returns the shop results."""
     state = output.with_name(output.name + ".state.db")
@@ -50,7 +56,7 @@ async def _harvest(
     conn = await open_connection(redis_url)
     throttle = CappedAdmission(RedisThrottle(redis_url, TOKEN), cap)
     client = Client(TOKEN, base_url=sim.url, throttle=throttle)
-    worker = RedisWorker(conn, client, heartbeat=0.2)
+    worker = RedisWorker(conn, client, heartbeat=0.2, max_deliveries=max_deliveries)
     try:
         async with client:
             serving = asyncio.create_task(worker.run())
@@ -165,6 +171,46 @@ async def test_a_coordinator_dying_between_commit_and_ack_loses_and_duplicates_n
                 await _harvest(redis_url, sim, output, shops)
         results = await _harvest(redis_url, sim, output, shops)
         assert {r.status for r in results} == {"complete"}
+        exported = _exported(output)
+        assert len(exported) == len(set(exported))
+        assert set(exported) == _expected(sim, shops)
+
+
+async def test_a_shop_delivered_too_often_is_given_up_then_tried_again_by_a_rerun(
+    redis_url: str, tmp_path: Path
+) -> None:
+    shops = ["https://shop1.1688.com/", "https://shop2.1688.com/"]
+    output = tmp_path / "items.jsonl"
+    state = output.with_name(output.name + ".state.db")
+    async with SimulatedTmapi(default_shop_size=30) as sim, Redis.from_url(redis_url) as redis:
+        # A worker died holding shop1: its next delivery is its second, one too many.
+        queue = HarvestQueue(redis, harvest_id(state))
+        await queue.create(output=str(output.resolve()), params=PARAMS)
+        await queue.submit(shops[:1])
+        (held,) = await queue.read_shops("died")
+        await redis.xclaim(
+            queue.shops_key, "workers", "died", 0, [held.message_id], idle=60_000, justid=True
+        )
+        conn = await open_connection(redis_url)
+        client = Client(TOKEN, base_url=sim.url, throttle=RedisThrottle(redis_url, TOKEN))
+        worker = RedisWorker(conn, client, heartbeat=0.2, max_deliveries=1)
+        async with client:
+            serving = asyncio.create_task(worker.run())
+            answer = await redis.xread({queue.results_key: "0"}, count=1, block=60_000)
+            worker.stop()
+            await asyncio.wait_for(serving, 30)
+        await conn.aclose()
+        ((_key, ((_entry, fields),)),) = answer
+        assert fields[b"status"] == b"failed"
+        assert b"given up after 1 deliveries" in fields[b"error"]
+        assert await redis.smembers(queue.dead_key) == {shops[0].encode()}
+        assert "1 given up" in "\n".join(await status_lines(redis))
+        assert len(sim.log) == 0  # given up: never fetched
+
+        # The coordinator exports the failure; a rerun tries the shop again.
+        results = await _harvest(redis_url, sim, output, shops)
+        assert {r.shop_url: r.status for r in results} == dict.fromkeys(shops, "complete")
+        assert await redis.smembers(queue.dead_key) == set()
         exported = _exported(output)
         assert len(exported) == len(set(exported))
         assert set(exported) == _expected(sim, shops)
