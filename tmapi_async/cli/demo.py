@@ -3,7 +3,8 @@
 Starts the simulator as a separate process on loopback (``python -m
 tmapi_async.testing``, with some faults and latency switched on), harvests a few hundred
 of its shops with the progress display, writes the export, prints the summary and
-where the file is, and stops the simulator. No token and no network needed.
+where the file is, and stops the simulator. No token and no network needed. With
+``--next-day``, it then harvests the shops as they are a day later and diffs the two exports.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ __all__ = ["add_parser", "run"]
 
 _DEMO_TOKEN = "demo-token"  # the simulator accepts any non-empty token
 _FILES = ("items.{ext}", "items.{ext}.state.db", "items.{ext}.failures.txt")
+_NEXT_DAY = ("items-day1.{ext}", "items-day1.{ext}.state.db", "items-day1.{ext}.failures.txt")
 
 _EPILOG = """\
 The simulator answers like TMAPI (same envelope, quirks and error codes), with about 5%
@@ -38,6 +40,7 @@ The files of an earlier demo in DIR are replaced.
 examples:
   tmapi-async demo
   tmapi-async demo --shops 50 --dir /tmp/demo --format csv
+  tmapi-async demo --next-day   # then a day later: new, gone and repriced listings
 """
 
 
@@ -82,6 +85,12 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
     parser.add_argument(
         "--rate", type=positive_float, default=300.0, metavar="R", help="requests/s (default 300)"
     )
+    parser.add_argument(
+        "--next-day",
+        action="store_true",
+        help="then harvest the shops as they are one day later into DIR/items-day1.EXT and "
+        "write what changed to DIR/changes.jsonl (tmapi-async diff)",
+    )
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress display")
     return parser
 
@@ -98,7 +107,9 @@ def run(args: argparse.Namespace) -> int:
         return ExitCode.SHOPS_FAILED
 
 
-async def _start_simulator(args: argparse.Namespace) -> tuple[asyncio.subprocess.Process, str]:
+async def _start_simulator(
+    args: argparse.Namespace, day: int
+) -> tuple[asyncio.subprocess.Process, str]:
     import asyncio
 
     command = [
@@ -119,6 +130,8 @@ async def _start_simulator(args: argparse.Namespace) -> tuple[asyncio.subprocess
         "5..60",
         "--concurrency-limit",
         "24",
+        "--day",
+        str(day),
     ]
     proc = await asyncio.create_subprocess_exec(
         *command,
@@ -157,7 +170,7 @@ def _prepare(args: argparse.Namespace) -> tuple[Path, Path]:
     directory: Path = args.dir
     directory.mkdir(parents=True, exist_ok=True)
     ext = args.format
-    for pattern in (*_FILES, "items.{ext}.spool.jsonl"):
+    for pattern in (*_FILES, *_NEXT_DAY, "items.{ext}.spool.jsonl", "changes.jsonl"):
         with contextlib.suppress(FileNotFoundError):
             (directory / pattern.format(ext=ext)).unlink()
     shops_file = directory / "shops.txt"
@@ -169,11 +182,12 @@ def _prepare(args: argparse.Namespace) -> tuple[Path, Path]:
     return shops_file, directory / f"items.{ext}"
 
 
-async def _demo(args: argparse.Namespace) -> int:
-    shops_file, output = _prepare(args)
-    proc, url = await _start_simulator(args)
+async def _harvest_day(args: argparse.Namespace, shops_file: Path, output: Path, day: int) -> int:
+    """Harvest the shops from a simulator of ``day``; returns the harvest's exit code."""
+    proc, url = await _start_simulator(args, day)
     try:
-        print(f"simulated TMAPI at {url} ({args.shops} shops, {args.fault_rate:.0%} faults)")
+        later = ", one day later" if day else ""
+        print(f"simulated TMAPI at {url} ({args.shops} shops, {args.fault_rate:.0%} faults{later})")
         options = HarvestOptions(
             shops=str(shops_file),
             output=output,
@@ -192,9 +206,14 @@ async def _demo(args: argparse.Namespace) -> int:
             ),
             quiet=args.quiet,
         )
-        code = await harvest(options)
+        return await harvest(options)
     finally:
         await _stop(proc)
+
+
+async def _demo(args: argparse.Namespace) -> int:
+    shops_file, output = _prepare(args)
+    code = await _harvest_day(args, shops_file, output, 0)
     print(f"\nthe export is {output.resolve()}")
     if args.format == "jsonl":
         print(f"look at it:  head -n 2 {output}")
@@ -204,4 +223,22 @@ async def _demo(args: argparse.Namespace) -> int:
         f"  tmapi-async harvest {shops_file} --output {output} "
         "--base-url http://127.0.0.1:8688 --token any-token"
     )
+    if args.next_day and code == ExitCode.OK:
+        code = await _next_day(args, shops_file, output)
+    return code
+
+
+async def _next_day(args: argparse.Namespace, shops_file: Path, output: Path) -> int:
+    """Harvest the shops a day later and diff the two exports."""
+    from .diff import DiffOptions, diff
+
+    print()
+    later = output.with_name(f"items-day1.{args.format}")
+    code = await _harvest_day(args, shops_file, later, 1)
+    if code != ExitCode.OK:
+        return code
+    changes = output.with_name("changes.jsonl")
+    diff(DiffOptions(output, later, changes, "jsonl", quiet=args.quiet))
+    print(f"\nthe changes are {changes.resolve()}")
+    print(f"compare:  tmapi-async diff {output} {later} --output {changes}")
     return code
