@@ -132,8 +132,12 @@ async def test_a_worker_stopped_by_sigterm_finishes_its_requests_and_hands_shops
     await requests.reach(pages // 4)
     other = await cluster.start("worker", "--redis", redis_url, "-v")
     await other.line("ready")
+    loop = asyncio.get_running_loop()
     stopping.terminate()
-    # 10 s is the promise; the margin covers a loaded machine's process exit.
+    signalled = loop.time()
+    await stopping.line(" stopped")  # its last line, once its shops are handed back
+    assert loop.time() - signalled < 10.0
+    # The exit itself gets a margin: process teardown on a loaded machine.
     assert await stopping.exit_code(within=12.0) == 0, stopping.output()
     assert "handed back" in stopping.output()
     assert await coordinator.exit_code() == 0, coordinator.output()
