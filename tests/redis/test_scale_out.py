@@ -191,3 +191,49 @@ async def test_a_worker_killed_holding_every_slot_does_not_block_the_token(
         exported = exported_items(output)
         assert len(exported) == len(set(exported))
         assert set(exported) == expected_items(server, names)
+
+
+def _children(pid: int) -> list[int]:
+    """Processes whose parent is ``pid`` (from /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rpartition(")")[2].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = (Path("/proc") / str(pid) / "stat").read_text().rpartition(")")[2].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+async def test_local_workers_of_a_harvest_stop_when_it_is_killed_and_a_rerun_finishes(
+    sim: tuple[SimulatedTmapi, RequestCount], cluster: Cluster, redis_url: str, tmp_path: Path
+) -> None:
+    server, requests = sim
+    shops, names = _shops(tmp_path, 24)
+    output = tmp_path / "items.jsonl"
+    args = _harvest_args(shops, output, redis_url)
+    args[args.index("--workers") + 1] = "2"
+
+    coordinator = await cluster.start(*args)
+    await requests.reach(pages_of(server, names) // 3)
+    workers = _children(coordinator.process.pid)
+    assert len(workers) == 2
+    coordinator.kill()
+    await coordinator.exit_code()
+    rerun = await cluster.start(*args)
+    assert await rerun.exit_code() == 0, rerun.output()
+    assert not [pid for pid in workers if _alive(pid)], "workers outlived their harvest"
+    exported = exported_items(output)
+    assert len(exported) == len(set(exported))
+    assert set(exported) == expected_items(server, names)
+    assert server.log.peak_in_flight(TOKEN) <= LIMIT
