@@ -8,10 +8,10 @@ them, so the budget is exact however many tokens send at once.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
 from ._errors import FatalError, RequestBudgetExhausted
-from ._throttle import Admission
+from ._throttle import Admission, AdmissionWrapper
 
 __all__ = ["Budgeted", "SharedBudget"]
 
@@ -35,46 +35,18 @@ class SharedBudget:
             raise self.error
 
 
-class Budgeted:
+class Budgeted(AdmissionWrapper):
     """A token's :class:`Admission` that also spends the pool's shared budget; its
     ``sent`` counts only requests that went out."""
 
-    __slots__ = ("_budget", "_inner", "sent")
-
     def __init__(self, inner: Admission, budget: SharedBudget) -> None:
-        self._inner = inner
+        super().__init__(inner)
         self._budget = budget
-        self.sent = 0
+        self._sent = 0
 
     @property
-    def rate(self) -> float:
-        return self._inner.rate
-
-    @property
-    def burst(self) -> int:
-        return self._inner.burst
-
-    @property
-    def concurrency(self) -> int:
-        return self._inner.concurrency
-
-    @property
-    def limit(self) -> int:
-        return self._inner.limit
-
-    @property
-    def in_flight(self) -> int:
-        return self._inner.in_flight
-
-    @property
-    def fatal(self) -> FatalError | None:
-        return self._inner.fatal
-
-    async def start(self) -> None:
-        await self._inner.start()
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()
+    def sent(self) -> int:
+        return self._sent
 
     async def acquire(self) -> int:
         self._budget.check()  # do not queue for a request that may not be sent
@@ -85,23 +57,5 @@ class Budgeted:
             self._inner.release(ticket)
             raise
         self._budget.spent += 1
-        self.sent += 1
+        self._sent += 1
         return ticket
-
-    def release(self, ticket: int) -> None:
-        self._inner.release(ticket)
-
-    def congested(self, ticket: int) -> None:
-        self._inner.congested(ticket)
-
-    def succeeded(self) -> None:
-        self._inner.succeeded()
-
-    def pause(self, seconds: float) -> None:
-        self._inner.pause(seconds)
-
-    def fail(self, error: FatalError) -> None:
-        self._inner.fail(error)
-
-    async def interruptible(self, wait: Awaitable[object]) -> None:
-        await self._inner.interruptible(wait)

@@ -109,6 +109,69 @@ class Admission(Protocol):
         """Await ``wait`` (a backoff, say), but raise at once if admission is stopped."""
 
 
+class AdmissionWrapper:
+    """An :class:`Admission` that hands every call to ``inner``: subclasses override
+    only what they add (a shared budget, a cap of this process's requests)."""
+
+    def __init__(self, inner: Admission) -> None:
+        self._inner = inner
+
+    @property
+    def rate(self) -> float:
+        return self._inner.rate
+
+    @property
+    def burst(self) -> int:
+        return self._inner.burst
+
+    @property
+    def concurrency(self) -> int:
+        return self._inner.concurrency
+
+    @property
+    def sent(self) -> int:
+        return self._inner.sent
+
+    @property
+    def limit(self) -> int:
+        return self._inner.limit
+
+    @property
+    def in_flight(self) -> int:
+        return self._inner.in_flight
+
+    @property
+    def fatal(self) -> FatalError | None:
+        return self._inner.fatal
+
+    async def start(self) -> None:
+        await self._inner.start()
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+    async def acquire(self) -> int:
+        return await self._inner.acquire()
+
+    def release(self, ticket: int) -> None:
+        self._inner.release(ticket)
+
+    def congested(self, ticket: int) -> None:
+        self._inner.congested(ticket)
+
+    def succeeded(self) -> None:
+        self._inner.succeeded()
+
+    def pause(self, seconds: float) -> None:
+        self._inner.pause(seconds)
+
+    def fail(self, error: FatalError) -> None:
+        self._inner.fail(error)
+
+    async def interruptible(self, wait: Awaitable[object]) -> None:
+        await self._inner.interruptible(wait)
+
+
 class Throttle:
     """Gates shared by all requests of one client, in this process; an
     :class:`Admission` (see the module docstring).

@@ -18,7 +18,7 @@ import logging
 import os
 import secrets
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 import msgspec
@@ -27,6 +27,7 @@ from .._errors import FatalError, HarvestStopped
 from .._harvest import Harvest
 from .._models import ShopItem, ShopItemsPage
 from .._shop import ShopCheckpoint, ShopResult
+from .._throttle import AdmissionWrapper
 from .queue import PREFIX, HarvestQueue, _text
 from .scripts import WORKER_BEAT
 
@@ -48,7 +49,7 @@ def workers_key(prefix: str = PREFIX) -> str:
     return f"{prefix}:workers"
 
 
-class CappedAdmission:
+class CappedAdmission(AdmissionWrapper):
     """The shared throttle, with at most ``cap`` requests of this process in flight.
 
     ``worker --concurrency`` caps the worker's own tasks, not the token's limit: the
@@ -56,54 +57,13 @@ class CappedAdmission:
     """
 
     def __init__(self, inner: Admission, cap: int | None) -> None:
-        self._inner = inner
+        super().__init__(inner)
         self._cap = cap
         self._slots: asyncio.Semaphore | None = None
 
     @property
-    def rate(self) -> float:
-        return self._inner.rate
-
-    @property
-    def burst(self) -> int:
-        return self._inner.burst
-
-    @property
-    def sent(self) -> int:
-        return self._inner.sent
-
-    @property
     def limit(self) -> int:
         return min(self._inner.limit, self.concurrency)
-
-    @property
-    def in_flight(self) -> int:
-        return self._inner.in_flight
-
-    @property
-    def fatal(self) -> FatalError | None:
-        return self._inner.fatal
-
-    async def start(self) -> None:
-        await self._inner.start()
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()
-
-    def congested(self, ticket: int) -> None:
-        self._inner.congested(ticket)
-
-    def succeeded(self) -> None:
-        self._inner.succeeded()
-
-    def pause(self, seconds: float) -> None:
-        self._inner.pause(seconds)
-
-    def fail(self, error: FatalError) -> None:
-        self._inner.fail(error)
-
-    async def interruptible(self, wait: Awaitable[object]) -> None:
-        await self._inner.interruptible(wait)
 
     @property
     def concurrency(self) -> int:
