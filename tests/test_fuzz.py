@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 from urllib.parse import parse_qs, quote
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import tmapi_async as tm
@@ -283,6 +283,14 @@ async def harvest_one(shop: Shop, concurrency: int) -> tm.ShopResult | TmapiErro
     lie=global_lie,
     lies=st.lists(st.one_of(st.none(), st.none(), one_lie), max_size=10),
     concurrency=st.integers(1, 6),
+)
+# A retry cancelled in its backoff by a fatal answer was never sent: not counted either.
+@example(
+    size=3,
+    cap=1,
+    lie=None,
+    lies=[None, ("transport_error", None), ("status", (439, ""))],
+    concurrency=2,
 )
 def test_any_answer_gives_a_result_or_a_tmapi_error(
     run_virtual: Callable[[Coroutine[Any, Any, T]], T],

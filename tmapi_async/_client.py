@@ -265,29 +265,30 @@ class Client:
         """Retry a page whose first attempt failed with ``first``; count the sends."""
         sent = 1
 
-        def count_retry(error: TransientError) -> None:
-            self.retries += 1
+        def log_retry(error: TransientError) -> None:
             # Messages are scrubbed of the token where they are made.
             _log.info("retrying %s page %d after %r", shop_url, page, error)
 
         async def again() -> ShopItemsPage:
             nonlocal sent
             sent += 1  # a FatalError on admission raises through: no count needed then
-            return await self._attempt(encoded)
+            return await self._attempt(encoded, retry=True)
 
         try:
-            return await retry_transient(first, again, self._retry, count_retry), None, sent
+            return await retry_transient(first, again, self._retry, log_retry), None, sent
         except FatalError:
             raise
         except TmapiError as error:
             return None, error, sent
 
-    async def _attempt(self, encoded: str) -> ShopItemsPage:
+    async def _attempt(self, encoded: str, *, retry: bool = False) -> ShopItemsPage:
         # The success path: one admission, one send, one decode.
         if not self._entered:
             raise RuntimeError("the client is not open: use `async with Client(...)`")
         throttle = self._throttle
         ticket = await throttle.acquire()
+        if retry:  # counted once admitted: a retry that a stop cancels was never sent
+            self.retries += 1
         try:
             status, headers, body = await self._transport.get(encoded)
         finally:
