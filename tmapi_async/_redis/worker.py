@@ -41,6 +41,7 @@ _log = logging.getLogger("tmapi_async.redis.worker")
 HEARTBEAT: Final = 1.0  #: seconds between renewals of the shops a worker holds
 TAKE_OVER_AFTER: Final = 3  #: heartbeats a shop may miss before another worker takes it
 STOP_GRACE: Final = 8.0  #: seconds a stopping worker waits for requests already sent
+CANCEL_GRACE: Final = 1.0  #: seconds then given to what was cancelled to end
 _encode_items = msgspec.json.Encoder().encode
 
 
@@ -278,7 +279,8 @@ class RedisWorker:
             _done, late = await asyncio.wait(tasks, timeout=STOP_GRACE)
             for task in late:
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            if late:  # bounded: a Redis read that ignores its cancel must not hold the exit
+                await asyncio.wait(late, timeout=CANCEL_GRACE)
 
     async def _hand_back(self, journal: RedisJournal) -> None:
         held = list(journal.held)
