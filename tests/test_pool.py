@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import sys
 from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qs
 
 import pytest
+from clirun import Run, cli_env
+from clirun import harvest_args as fast_harvest
+from clirun import run_cli as run_to_end
 
 import tmapi_async
 from tmapi_async import (
@@ -344,54 +344,14 @@ async def test_a_page_and_a_shop_through_a_pool() -> None:
 # -- the command line ---------------------------------------------------------------------
 
 
-@dataclass
-class Run:
-    code: int
-    out: str
-    err: str
-
-
-def cli_env(token: str | None) -> dict[str, str]:
-    """This checkout importable, no stray TMAPI_*, ``TMAPI_TOKEN=token``."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TMAPI_")}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
-    if token is not None:
-        env["TMAPI_TOKEN"] = token
-    return env
-
-
 async def run_cli(*args: str, token: str | None) -> Run:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "tmapi_async",
-        *args,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=cli_env(token),
-    )
-    out, err = await proc.communicate()
-    assert proc.returncode is not None
-    return Run(proc.returncode, out.decode(), err.decode())
+    """Run the CLI to the end with ``TMAPI_TOKEN=token`` (none if None)."""
+    return await run_to_end(*args, env=cli_env(token))
 
 
 def harvest_args(sim: SimulatedTmapi, shops: Path, output: Path, *extra: str) -> list[str]:
-    return [
-        "harvest",
-        str(shops),
-        "--output",
-        str(output),
-        "--base-url",
-        sim.url,
-        "--rate",
-        "2000",
-        "--concurrency",
-        "3",
-        "--timeout",
-        "20",
-        *extra,
-    ]
+    """A fast harvest with three requests in flight per token (the last flag wins)."""
+    return fast_harvest(sim, shops, output, "--concurrency", "3", "--timeout", "20", *extra)
 
 
 def write_shops(path: Path, shops: list[str]) -> Path:
