@@ -5,6 +5,7 @@ Every exception the public API raises is a :class:`TmapiError`::
     TmapiError
     ├── InvalidParameterError (also ValueError)  bad argument or 422: permanent for the request
     ├── MaxPagesReached                          a shop has more pages than ``max_pages``
+    ├── ShopTakenOver                            a journal refused a page: the shop is another's
     ├── FatalError                               stops the whole client: nothing more is sent
     │   ├── AuthenticationError                  401/403: token not authorised or expired
     │   ├── BalanceError                         439: subscription expired or balance spent
@@ -32,6 +33,7 @@ __all__ = [
     "MaxPagesReached",
     "RateLimitError",
     "RequestBudgetExhausted",
+    "ShopTakenOver",
     "TmapiError",
     "TransientError",
     "TransportError",
@@ -87,6 +89,12 @@ class MaxPagesReached(TmapiError):
 
     The shop ends ``"partial"`` with this error; a larger ``max_pages`` reads the rest.
     """
+
+
+class ShopTakenOver(TmapiError):
+    """A journal refused a page or a shop's end: the shop is no longer this harvest's
+    to record (another worker took it over). The harvest drops the shop at once: its
+    requests in flight end, nothing more is sent for it, no result is given for it."""
 
 
 class FatalError(TmapiError):

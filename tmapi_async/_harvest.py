@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Protocol
 
-from ._errors import FatalError, HarvestStopped, InvalidParameterError, TmapiError
+from ._errors import FatalError, HarvestStopped, InvalidParameterError, ShopTakenOver, TmapiError
 from ._journal import Journal
 from ._listing import Listing, choose_listing
 from ._models import ShopItem, ShopItemsPage, Sort
@@ -151,6 +151,7 @@ class Harvest:
         self.progress = HarvestProgress()
         self._heap: list[tuple[bool, int, int, ShopCrawl]] = []
         self._harvested: set[str] = set()
+        self._crawls: dict[str, ShopCrawl] = {}  # open shops by URL, for abandon()
         self._seq = itertools.count()
         self._open = 0  # shops opened and not finished
         self._busy = 0  # workers holding work
@@ -184,6 +185,29 @@ class Harvest:
         stopped = HarvestStopped("harvest stopped on request")
         self._source.stop(stopped)  # requests waiting to leave or in backoff end too
         self._fail(stopped)
+
+    def abandon(self, shop_url: str) -> None:
+        """Drop an open shop at once: its queued pages are never sent, its pages in
+        flight end unrecorded, and it gives no result (another party owns it now)."""
+        crawl = self._crawls.get(shop_url)
+        if crawl is None or crawl.abandoned:
+            return
+        crawl.abandoned = True
+        queued = [entry for entry in self._heap if entry[3] is crawl]
+        if queued:
+            self._heap = [entry for entry in self._heap if entry[3] is not crawl]
+            heapq.heapify(self._heap)
+            for *_, page, _crawl in queued:
+                crawl.drop(page)
+        if crawl.idle:
+            self._close(crawl)
+
+    def _close(self, crawl: ShopCrawl) -> None:
+        """An abandoned shop with nothing left on the wire: it is no longer open."""
+        if self._crawls.pop(crawl.query.shop_url, None) is not None:
+            self._open -= 1
+            self._wake(self._feeder_waiting, 1)
+            self._wake_if_finished()
 
     def events(self) -> AsyncIterator[ShopResult | PageEvent]:
         """Every page as it is answered and every shop as it finishes."""
@@ -249,6 +273,9 @@ class Harvest:
                     # A FatalError raises through: the page stays unrecorded; a rerun asks.
                     answer, error, sent = await source.fetch_counted(crawl.query, page)
                     crawl.requests += sent
+                    if crawl.abandoned:
+                        self._dropped(crawl, page)
+                        continue
                     if error is not None:
                         crawl.reject(page, error)
                         fresh: list[ShopItem] = []
@@ -256,9 +283,14 @@ class Harvest:
                         assert answer is not None
                         fresh = crawl.accept(page, answer)
                         if self._journal is not None:
-                            await self._journal.record_page(
-                                crawl.query.shop_url, page, answer, fresh
-                            )
+                            try:
+                                await self._journal.record_page(
+                                    crawl.query.shop_url, page, answer, fresh
+                                )
+                            except ShopTakenOver:
+                                self.abandon(crawl.query.shop_url)
+                                self._dropped(crawl, page)
+                                continue
                         progress.pages_done += 1
                         progress.items += len(fresh)
                     if self._page_events:
@@ -280,6 +312,12 @@ class Harvest:
             self._live_workers -= 1
             self._wake_all()  # whatever ended this worker ends the others
             await self._task_ended()
+
+    def _dropped(self, crawl: ShopCrawl, page: int) -> None:
+        """A page of an abandoned shop is back: the last one closes the shop."""
+        crawl.drop(page)
+        if crawl.idle:
+            self._close(crawl)
 
     async def _task_ended(self) -> None:
         assert self._events is not None
@@ -373,11 +411,19 @@ class Harvest:
         self._hire(len(pages))
 
     async def _finish(self, crawl: ShopCrawl) -> None:
+        if self._crawls.get(crawl.query.shop_url) is not crawl:
+            # Finished already: a journal that suspends lets two last answers both see
+            # the shop finished.
+            return
+        del self._crawls[crawl.query.shop_url]
         self._open -= 1
         self._wake(self._feeder_waiting, 1)
         result = crawl.result()
         if self._journal is not None:
-            await self._journal.record_shop(result)
+            try:
+                await self._journal.record_shop(result)
+            except ShopTakenOver:
+                return  # another owner finishes it: no result from here
         await self._emit(result)
 
     async def _emit(self, event: ShopResult | PageEvent) -> None:
@@ -437,6 +483,7 @@ class Harvest:
             )
         )
         self._open += 1
+        self._crawls[query.shop_url] = crawl
         self._schedule(crawl)
         if crawl.finished:  # a checkpoint with nothing left to fetch
             await self._finish(crawl)

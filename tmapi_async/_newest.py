@@ -51,6 +51,13 @@ class NewListingsCrawl(ShopCrawl):
         self._next_page: int | None = 1
         self._out = False
 
+    def drop(self, page: int) -> None:
+        self._out = False
+
+    @property
+    def idle(self) -> bool:
+        return not self._out
+
     def take_pages(self) -> list[int]:
         """The next page, when it is due and none is out."""
         if self._out or self._next_page is None:

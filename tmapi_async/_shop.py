@@ -125,6 +125,7 @@ class ShopCrawl:
         "_todo",
         "_wanted",
         "_window",
+        "abandoned",
         "done",
         "error",
         "failed_pages",
@@ -157,6 +158,7 @@ class ShopCrawl:
         self.failed_pages: set[int] = set()
         self.error: TmapiError | None = None
         self.requests = 0
+        self.abandoned = False  #: dropped by its harvest: another party owns the shop now
         self.page_size = 0  # the size pages really carry; 0 until page 1 is in
         self.total_count = 0
         self._max_pages = max(1, DEFAULT_MAX_PAGES if max_pages is None else max_pages)
@@ -279,6 +281,15 @@ class ShopCrawl:
             self._todo.clear()  # no plan without page 1
         elif not self._todo and not self._in_flight and self._exhausted():
             self._plan_refills()
+
+    def drop(self, page: int) -> None:
+        """Forget ``page`` (taken, then never sent or its answer not wanted)."""
+        self._in_flight.discard(page)
+
+    @property
+    def idle(self) -> bool:
+        """No page taken and not yet answered or dropped."""
+        return not self._in_flight
 
     @property
     def finished(self) -> bool:

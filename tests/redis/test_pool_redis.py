@@ -102,15 +102,18 @@ async def test_workers_with_different_tokens_finish_a_harvest_when_one_runs_dry(
         output = tmp_path / "items.jsonl"
         cluster = Cluster({"TMAPI_TOKEN": f"{A},{B},{C}", "TMAPI_BASE_URL": sim.url})
         try:
+            # Both workers wait for work before the harvest exists: each starts on it
+            # the moment it is opened, and takes only the shops it works on.
+            workers = []
+            for held in ((A, B), (B, C)):
+                tokens = [arg for token in held for arg in ("--token", token)]
+                workers.append(await cluster.start("worker", "--redis", redis_url, *tokens))
+            for worker in workers:
+                await worker.line("ready")
             coordinator = await cluster.start(
                 *("harvest", str(shops_file), "--output", str(output), "--redis", redis_url),
                 *("--workers", "0", "--rate", "1000", "--concurrency", "2"),
             )
-            workers = []
-            for held in ((A, B), (B, C)):  # the one holding A first, so that A is used
-                tokens = [arg for token in held for arg in ("--token", token)]
-                workers.append(await cluster.start("worker", "--redis", redis_url, *tokens))
-                await workers[-1].line("serving")
             assert await coordinator.exit_code() == 0, coordinator.output()
             for worker in workers:
                 worker.terminate()

@@ -1,24 +1,27 @@
 """The delivery scripts of a distributed harvest, against a real redis-server.
 
 Each test drives the scripts as workers and a coordinator would, and checks what
-Redis holds afterwards: submit never twice, a page committed once per read, a shop
-renewed only by its owner, taken over once idle, given up after too many deliveries.
+Redis holds afterwards: submit never twice, a page committed once per read and only by
+the shop's holder, a shop renewed only by its owner, taken over once idle (however deep
+in the pending list), given up after too many deliveries, nothing recreated once the
+harvest's record is gone.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import msgspec
 import pytest
 from redis.asyncio import Redis
 
+from tmapi_async._errors import ShopTakenOver
 from tmapi_async._redis.queue import (
+    Delivery,
+    HarvestGone,
     HarvestQueue,
     PageCommitted,
     ShopFinished,
-    harvest_id,
 )
 
 SHOP = "https://alpha.1688.com/"
@@ -48,12 +51,10 @@ async def _age(queue: HarvestQueue, consumer: str, message_id: str) -> None:
     )
 
 
-def test_harvest_id_is_the_state_path_identity(tmp_path: Path) -> None:
-    state = tmp_path / "out.jsonl.state.db"
-    same = tmp_path / "sub" / ".." / "out.jsonl.state.db"
-    assert harvest_id(state) == harvest_id(same)
-    assert harvest_id(state) != harvest_id(tmp_path / "other.state.db")
-    assert len(harvest_id(state)) == 16
+async def _take_over(queue: HarvestQueue, consumer: str, **keywords: int) -> list[Delivery]:
+    """One scan step from the start of the pending list."""
+    _cursor, taken = await queue.take_over(consumer, **keywords)
+    return taken
 
 
 async def test_create_refuses_other_parameters(queue: HarvestQueue, redis: Redis) -> None:
@@ -68,8 +69,8 @@ async def test_submit_is_idempotent_and_retries_failed_shops(queue: HarvestQueue
     assert await queue.submit([SHOP, OTHER]) == [0, 0]
     assert await queue.redis.xlen(queue.shops_key) == 2
     first, second = await queue.read_shops("w1", count=2)
-    await queue.finish_shop(first.shop_url, first.message_id, status="failed", error="boom")
-    await queue.finish_shop(second.shop_url, second.message_id, status="complete")
+    await queue.finish_shop(first.shop_url, ("w1", first.message_id), status="failed", error="x")
+    await queue.finish_shop(second.shop_url, ("w1", second.message_id), status="complete")
     counts = await queue.counts()
     assert (counts.done, counts.failed, counts.complete, counts.finished) == (2, 1, 1, True)
     # A rerun submits the failed shop again, once; the complete one stays done.
@@ -83,11 +84,19 @@ async def test_submit_is_idempotent_and_retries_failed_shops(queue: HarvestQueue
 
 async def test_commit_page_is_idempotent_per_read(queue: HarvestQueue) -> None:
     await queue.submit([SHOP])
+    (delivery,) = await queue.read_shops("w1")
     items = msgspec.json.encode([{"item_id": "1"}])
 
     async def commit(page: int, read: int, total: int = 45) -> bool:
         return await queue.commit_page(
-            SHOP, page, read=read, total_count=total, page_size=20, items=items, item_count=1
+            SHOP,
+            page,
+            held=("w1", delivery.message_id),
+            read=read,
+            total_count=total,
+            page_size=20,
+            items=items,
+            item_count=1,
         )
 
     assert await commit(1, 1)
@@ -113,14 +122,17 @@ async def test_commit_page_is_idempotent_per_read(queue: HarvestQueue) -> None:
 async def test_finish_is_once_and_closes_the_shop(queue: HarvestQueue) -> None:
     await queue.submit([SHOP])
     (delivery,) = await queue.read_shops("w1")
+    held = ("w1", delivery.message_id)
     assert await queue.finish_shop(
-        SHOP, delivery.message_id, status="partial", error="page 3", pages=2, item_count=39
+        SHOP, held, status="partial", error="page 3", pages=2, item_count=39
     )
-    assert not await queue.finish_shop(SHOP, delivery.message_id, status="complete")
-    # No page is committed to a finished shop: a late worker adds nothing.
-    assert not await queue.commit_page(
-        SHOP, 3, read=1, total_count=45, page_size=20, items=b"[]", item_count=0
-    )
+    # Finished, its message is acknowledged: it is no longer anyone's to commit to.
+    with pytest.raises(ShopTakenOver):
+        await queue.finish_shop(SHOP, held, status="complete")
+    with pytest.raises(ShopTakenOver):
+        await queue.commit_page(
+            SHOP, 3, held=held, read=1, total_count=45, page_size=20, items=b"[]", item_count=0
+        )
     (result,) = await queue.read_results(pending=False)
     assert isinstance(result, ShopFinished)
     assert (result.status, result.error, result.pages, result.item_count) == (
@@ -140,7 +152,7 @@ async def test_heartbeat_renews_only_what_the_worker_still_owns(queue: HarvestQu
     assert await queue.heartbeat("slow", ids) == []
     # Both idle past the threshold would be taken; renew one first, then take over.
     await _age(queue, "slow", ids[1])
-    taken = await queue.take_over("fast", min_idle_ms=10_000, count=10)
+    taken = await _take_over(queue, "fast", min_idle_ms=10_000, count=10)
     assert [(d.message_id, d.deliveries) for d in taken] == [(ids[1], 2)]
     # The slow worker must not steal it back: the heartbeat reports it lost.
     assert await queue.heartbeat("slow", ids) == [ids[1]]
@@ -155,16 +167,16 @@ async def test_take_over_skips_deleted_messages(queue: HarvestQueue) -> None:
     await queue.redis.xdel(queue.shops_key, first.message_id)
     await _age(queue, "dead", second.message_id)
     await _age(queue, "dead", first.message_id)
-    taken = await queue.take_over("next", min_idle_ms=10_000, count=10)
+    taken = await _take_over(queue, "next", min_idle_ms=10_000, count=10)
     assert [d.shop_url for d in taken] == [OTHER]
 
 
 async def test_hand_back_lets_another_take_the_shop_at_once(queue: HarvestQueue) -> None:
     await queue.submit([SHOP])
     (held,) = await queue.read_shops("stopping")
-    assert await queue.take_over("other", min_idle_ms=10_000) == []  # held: renewed now
+    assert await _take_over(queue, "other", min_idle_ms=10_000) == []  # held: renewed now
     assert await queue.hand_back("stopping", [held.message_id]) == 1
-    (taken,) = await queue.take_over("other", min_idle_ms=10_000)
+    (taken,) = await _take_over(queue, "other", min_idle_ms=10_000)
     # A polite hand-back does not count as a failed delivery.
     assert (taken.shop_url, taken.deliveries) == (SHOP, 1)
     assert await queue.hand_back("stopping", [held.message_id]) == 0  # no longer its own
@@ -175,9 +187,9 @@ async def test_a_shop_delivered_too_often_is_dead_lettered(queue: HarvestQueue) 
     (delivery,) = await queue.read_shops("w0")
     for n in range(2, 5):
         await _age(queue, f"w{n - 1}", delivery.message_id)
-        (delivery,) = await queue.take_over(f"w{n}", min_idle_ms=10_000)
+        (delivery,) = await _take_over(queue, f"w{n}", min_idle_ms=10_000)
     assert delivery.deliveries == 4 > queue.max_deliveries
-    assert await queue.dead_letter(delivery)
+    assert await queue.dead_letter("w4", delivery)
     (result,) = await queue.read_results(pending=False)
     assert isinstance(result, ShopFinished)
     assert result.status == "failed"
@@ -189,9 +201,17 @@ async def test_a_shop_delivered_too_often_is_dead_lettered(queue: HarvestQueue) 
 
 async def test_results_pending_then_new_and_ack(queue: HarvestQueue) -> None:
     await queue.submit([SHOP])
+    (delivery,) = await queue.read_shops("w1")
     for page in (1, 2):
         await queue.commit_page(
-            SHOP, page, read=1, total_count=30, page_size=20, items=b"[]", item_count=0
+            SHOP,
+            page,
+            held=("w1", delivery.message_id),
+            read=1,
+            total_count=30,
+            page_size=20,
+            items=b"[]",
+            item_count=0,
         )
     first = await queue.read_results(pending=False, count=1)
     # A coordinator restarted before its ack reads the same entry again, from id 0.
@@ -201,3 +221,74 @@ async def test_results_pending_then_new_and_ack(queue: HarvestQueue) -> None:
     (second,) = await queue.read_results(pending=False)
     assert isinstance(second, PageCommitted)
     assert second.page == 2
+
+
+async def test_a_late_commit_or_verdict_from_a_worker_that_lost_its_shop_is_refused(
+    queue: HarvestQueue,
+) -> None:
+    """Fencing: once another worker took the shop over, the old holder's page and its
+    verdict change nothing (no result, no status, the message still the new owner's)."""
+    await queue.submit([SHOP])
+    (delivery,) = await queue.read_shops("stale")
+    await _age(queue, "stale", delivery.message_id)
+    (taken,) = await _take_over(queue, "fresh", min_idle_ms=10_000)
+    stale = ("stale", delivery.message_id)
+    with pytest.raises(ShopTakenOver):
+        await queue.commit_page(
+            SHOP, 1, held=stale, read=1, total_count=45, page_size=20, items=b"[]", item_count=0
+        )
+    with pytest.raises(ShopTakenOver):
+        await queue.finish_shop(SHOP, stale, status="failed", error="late verdict")
+    assert await queue.read_results(pending=False) == []
+    assert "status" not in await queue.shop_fields(SHOP)
+    # The new holder commits and finishes as usual.
+    fresh = ("fresh", taken.message_id)
+    assert await queue.commit_page(
+        SHOP, 1, held=fresh, read=1, total_count=5, page_size=20, items=b"[]", item_count=0
+    )
+    assert await queue.finish_shop(SHOP, fresh, status="complete", pages=1)
+    assert (await queue.counts()).complete == 1
+
+
+async def test_nothing_is_recreated_once_the_record_is_gone(
+    queue: HarvestQueue, redis: Redis
+) -> None:
+    """Redis emptied (or the harvest forgotten) while a worker holds a shop: its commit,
+    its verdict and a submit are refused, and no key comes back."""
+    await queue.submit([SHOP])
+    (delivery,) = await queue.read_shops("w1")
+    await redis.flushall()
+    held = ("w1", delivery.message_id)
+    with pytest.raises(HarvestGone):
+        await queue.commit_page(
+            SHOP, 1, held=held, read=1, total_count=45, page_size=20, items=b"[]", item_count=0
+        )
+    with pytest.raises(HarvestGone):
+        await queue.finish_shop(SHOP, held, status="complete")
+    with pytest.raises(HarvestGone):
+        await queue.submit([OTHER])
+    with pytest.raises(HarvestGone):
+        await queue.read_shops("w1")
+    with pytest.raises(HarvestGone):
+        await queue.read_results(pending=False)
+    assert await queue.heartbeat("w1", [delivery.message_id]) == [delivery.message_id]
+    assert await queue.take_over("w2", min_idle_ms=0) == ("0-0", [])
+    assert await redis.keys("*") == []
+
+
+async def test_the_take_over_scan_keeps_its_cursor_past_live_shops(queue: HarvestQueue) -> None:
+    """A dead worker's shop behind 20 live ones: each step looks at 10 entries at most
+    (Redis's bound for COUNT 1), and the kept cursor reaches it on the third."""
+    live = [f"https://live{i}.1688.com/" for i in range(20)]
+    await queue.submit([*live, SHOP])
+    held = await queue.read_shops("live", count=20)
+    (dead,) = await queue.read_shops("dead")
+    await _age(queue, "dead", dead.message_id)
+    assert await queue.heartbeat("live", [d.message_id for d in held]) == []
+    cursor, steps, found = "0-0", 0, []
+    while not found:
+        cursor, found = await queue.take_over("next", min_idle_ms=10_000, cursor=cursor)
+        steps += 1
+        assert steps <= 3
+        assert found or cursor != "0-0"  # not wrapped before reaching it
+    assert [d.shop_url for d in found] == [SHOP]

@@ -4,6 +4,7 @@ failed shops tried again on a rerun, a rerun that submits nothing twice, status.
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 
@@ -14,9 +15,9 @@ from redis.asyncio import Redis
 from tmapi_async._client import Client
 from tmapi_async._redis.connection import open_connection
 from tmapi_async._redis.coordinator import RedisHarvest
-from tmapi_async._redis.queue import HarvestQueue, harvest_id
+from tmapi_async._redis.queue import HarvestQueue
 from tmapi_async._redis.throttle import RedisThrottle
-from tmapi_async._redis.worker import CappedAdmission, RedisWorker
+from tmapi_async._redis.worker import CappedAdmission, OwnershipGate, RedisWorker
 from tmapi_async._secret import fingerprint
 from tmapi_async._shop import ShopResult
 from tmapi_async.cli.status import status_lines
@@ -54,9 +55,10 @@ async def _harvest(
         poll=0.05,
     )
     conn = await open_connection(redis_url)
-    throttle = CappedAdmission(RedisThrottle(redis_url, TOKEN), cap)
+    gate = OwnershipGate(0.2)
+    throttle = CappedAdmission(RedisThrottle(redis_url, TOKEN), cap, gate)
     client = Client(TOKEN, base_url=sim.url, throttle=throttle)
-    worker = RedisWorker(conn, client, heartbeat=0.2, max_deliveries=max_deliveries)
+    worker = RedisWorker(conn, client, gate=gate, heartbeat=0.2, max_deliveries=max_deliveries)
     try:
         async with client:
             serving = asyncio.create_task(worker.run())
@@ -69,6 +71,17 @@ async def _harvest(
         journal.close()
         await conn.aclose()
     return results
+
+
+def _harvest_id(output: Path) -> str:
+    """The id the state file of ``output`` keeps (made when it was created)."""
+    state = output.with_name(output.name + ".state.db")
+    if not state.exists():
+        ExportJournal.open(state, output, "jsonl", params=PARAMS, base_url="").close()
+        output.unlink()
+    with sqlite3.connect(state) as db:
+        (hid,) = db.execute("SELECT value FROM meta WHERE key = 'harvest_id'").fetchone()
+    return str(hid)
 
 
 def _exported(output: Path) -> list[tuple[str, str]]:
@@ -121,7 +134,7 @@ async def test_a_rerun_submits_nothing_twice_and_tries_failed_shops_again(
         assert set(exported) == _expected(sim, shops)
 
     async with Redis.from_url(redis_url) as redis:
-        queue = HarvestQueue(redis, harvest_id(output.with_name(output.name + ".state.db")))
+        queue = HarvestQueue(redis, _harvest_id(output))
         counts = await queue.counts()
         assert (counts.submitted, counts.complete, counts.done) == (6, 6, 6)
         assert await redis.xlen(queue.shops_key) == 0  # every message acknowledged and gone
@@ -181,10 +194,9 @@ async def test_a_shop_delivered_too_often_is_given_up_then_tried_again_by_a_reru
 ) -> None:
     shops = ["https://shop1.1688.com/", "https://shop2.1688.com/"]
     output = tmp_path / "items.jsonl"
-    state = output.with_name(output.name + ".state.db")
     async with SimulatedTmapi(default_shop_size=30) as sim, Redis.from_url(redis_url) as redis:
         # A worker died holding shop1: its next delivery is its second, one too many.
-        queue = HarvestQueue(redis, harvest_id(state))
+        queue = HarvestQueue(redis, _harvest_id(output))
         await queue.create(output=str(output.resolve()), params=PARAMS)
         await queue.submit(shops[:1])
         (held,) = await queue.read_shops("died")

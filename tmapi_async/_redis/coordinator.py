@@ -3,11 +3,20 @@
 :class:`RedisHarvest` is what ``harvest --redis`` iterates instead of a local
 :class:`~tmapi_async._harvest.Harvest` (same face: ``progress``, ``stop()``, an async
 iterator of :class:`ShopResult`). It submits the shops (the same state file is the
-same harvest: a rerun submits nothing twice, and shops that failed are tried again),
+same harvest, known by the random id kept in it: a rerun submits nothing twice, shops
+that failed are tried again, and a fresh state file is a fresh harvest),
 starts local worker processes if asked, and writes every committed page into the
 export journal exactly once: its own pending results first (after a kill), then new
-ones; pages the journal holds are skipped; the journal commits *before* Redis is told
-the results are taken (``XACK``), so a kill at any instant loses nothing.
+ones; pages the journal holds are skipped; the journal commits, synced to disk,
+*before* Redis is told the results are taken (``XACK``), so a kill or a power cut at
+any instant loses nothing.
+
+The state file is the truth: it keeps the epoch of the harvest's Redis record and the
+last result it took. A record that is missing (expired, forgotten, Redis emptied) is
+made again and the shops not complete in the state file are submitted again; a record
+of another epoch is refused; a Redis whose results went back in time (an old snapshot)
+is said and ridden out. A record lost during the run stops it (exit 3): the rerun
+submits again from the state file.
 """
 
 from __future__ import annotations
@@ -32,7 +41,7 @@ from .._protocol import normalise_shop_url
 from .._shop import ShopResult
 from .._stats import HarvestProgress
 from .connection import RedisConnection, open_connection
-from .queue import HarvestQueue, PageCommitted, Result, ShopFinished, harvest_id
+from .queue import HarvestGone, HarvestQueue, PageCommitted, Result, ShopFinished
 from .throttle import RedisThrottle
 from .worker import alive, read_workers
 
@@ -149,7 +158,7 @@ class RedisHarvest:
         self._workers = workers
         self.on_event = on_event or (lambda line: None)
         self._poll = poll
-        self.hid = harvest_id(journal.state_path)
+        self.hid = journal.harvest_id
         self.progress = HarvestProgress()
         self.cluster = ClusterView()
         self._stopping = asyncio.Event()
@@ -159,6 +168,7 @@ class RedisHarvest:
         self._closing = False  # the run is ending: the export stops at its next read
         self._shop_requests = 0  # requests the finished shops took (in this harvest)
         self._started = False
+        self._epoch = ""
 
     def stop(self) -> None:
         """Stop: submit and export nothing more; local workers hand their shops back.
@@ -176,6 +186,13 @@ class RedisHarvest:
         try:
             async for result in self._run_on(conn):
                 yield result
+        except HarvestGone:
+            raise RedisHarvestError(
+                f"Redis lost harvest {self.hid} during the run (it came back empty, was "
+                "flushed, or the harvest was forgotten): rerun the same command; it "
+                "submits the harvest again from the state file, and nothing exported is "
+                "fetched again"
+            ) from None
         except Exception as error:
             if conn.is_redis_error(error):
                 raise conn.unavailable(error) from None
@@ -187,11 +204,16 @@ class RedisHarvest:
         self.queue = HarvestQueue(conn.client, self.hid)
         if self._limits is not None:
             await _set_limits(self._url, *self._limits)
+        await self._check_record()
         output = str(self._output.resolve())
         try:
-            await self.queue.create(output=output, params=self._params, max_pages=self._max_pages)
+            self._epoch = await self.queue.create(
+                output=output, params=self._params, max_pages=self._max_pages
+            )
         except ValueError as error:
             raise RedisHarvestError(f"{error}: rerun with the same listing options") from None
+        self._journal.remember("redis_epoch", self._epoch)
+        self._journal.flush(durable=True)
         if self._workers is not None:
             await self._workers.start()
         submitter = asyncio.create_task(self._submit_all(), name="tmapi-submit")
@@ -232,6 +254,37 @@ class RedisHarvest:
             await asyncio.gather(submitter, exporter, return_exceptions=True)
             if self._workers is not None:
                 await self._workers.stop()
+
+    async def _check_record(self) -> None:
+        """Compare the harvest's Redis record with what the state file knows of it."""
+        known = self._journal.recall("redis_epoch")
+        if known is None:
+            return  # never submitted: a new harvest
+        epoch = await self.queue.epoch()
+        if epoch is None:
+            self.on_event(
+                f"Redis has no record of harvest {self.hid} (it expired or was forgotten, "
+                "or Redis lost its data): submitting it again from the state file; what "
+                "the export holds is not fetched again"
+            )
+        elif epoch != known:
+            raise RedisHarvestError(
+                f"Redis's record of harvest {self.hid} does not match this state file "
+                f"(epoch {epoch}, the state file knows {known}): a copy of the state file "
+                "was used by another coordinator, or Redis was restored from another time. "
+                f"Forget it (tmapi-async forget {self.hid}) and rerun to submit it again "
+                "from the state file"
+            )
+        else:
+            acked = self._journal.recall("redis_acked")
+            last = await self.queue.last_result_id()
+            if acked is not None and _entry_key(last) < _entry_key(acked):
+                self.on_event(
+                    f"Redis went back in time for harvest {self.hid} (its results end at "
+                    f"{last}, the state file took {acked}): restored from an older "
+                    "snapshot? Going on: what the export holds is not written twice, the "
+                    "pages Redis forgot are fetched again"
+                )
 
     # -- submitting ----------------------------------------------------------------------
 
@@ -298,7 +351,9 @@ class RedisHarvest:
             return 0
         for result in results:
             await self._apply(result)
-        self._journal.flush()  # committed here before Redis lets the results go
+        # On disk here before Redis lets the results go: a power cut must not lose them.
+        self._journal.remember("redis_acked", results[-1].entry_id)
+        self._journal.flush(durable=True)
         await self.queue.ack_results([result.entry_id for result in results])
         return len(results)
 
@@ -358,7 +413,13 @@ class RedisHarvest:
         await self._results.put(result)
 
     async def _look(self) -> bool:
-        """Refresh the cluster view; True when every submitted shop is finished."""
+        """Refresh the cluster view; True when every submitted shop is finished.
+
+        Raises:
+            HarvestGone: the harvest's record is gone, or was made again (another epoch).
+        """
+        if await self.queue.epoch() != self._epoch:
+            raise HarvestGone(f"harvest {self.hid} lost its record in Redis")
         counts = await self.queue.counts()
         now, workers = await read_workers(self.queue.redis)
         live = [about for beat, about in workers.values() if alive(now, beat)]
@@ -387,6 +448,12 @@ async def _set_limits(
         throttle = RedisThrottle(url, one, rate=rate, burst=burst, concurrency=concurrency)
         await throttle.start()
         await throttle.aclose()
+
+
+def _entry_key(entry_id: str) -> tuple[int, int]:
+    """A stream entry id (``"ms-seq"``) as something to compare."""
+    ms, _, seq = entry_id.partition("-")
+    return int(ms or 0), int(seq or 0)
 
 
 def _shop_result(result: ShopFinished) -> ShopResult:

@@ -1,9 +1,10 @@
 """Delivery of a harvest through Redis: shops out to workers, committed pages back.
 
-Keys of one harvest (``H`` is its id, :func:`harvest_id`)::
+Keys of one harvest (``H`` is its id, random, kept in the coordinator's state file)::
 
     tmapi:harvests                 set      ids of every harvest submitted
-    tmapi:h:H                      hash     output, params (JSON), state, created
+    tmapi:opened                   stream   a harvest opened (workers wait on it)
+    tmapi:h:H                      hash     output, params (JSON), state, epoch
     tmapi:h:H:members              set      shop URLs submitted (submit is idempotent)
     tmapi:h:H:shops                stream   one message per shop; group "workers"
     tmapi:h:H:shop:S               hash     per shop (S: hash of its URL): r<page> reads
@@ -18,19 +19,24 @@ Keys of one harvest (``H`` is its id, :func:`harvest_id`)::
 
 A worker holds a shop (a pending message) by renewing it every heartbeat; another
 takes it over once it stayed idle for three heartbeats. Each page is committed by one
-script (:data:`~.scripts.COMMIT_PAGE`): idempotent per (shop, page, read), so a late
-commit from a worker that lost its shop adds nothing. No key or value holds a token.
+script (:data:`~.scripts.COMMIT_PAGE`): idempotent per (shop, page, read), and fenced:
+it commits only for the worker that holds the shop's message now, so a late commit
+from a worker that lost its shop is refused (:class:`ShopTakenOver`). No script
+recreates a harvest whose record is gone (Redis lost its data, or it was forgotten):
+they refuse, and the caller learns it (:class:`HarvestGone`). No key or value holds a
+token.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
+from .._errors import ShopTakenOver, TmapiError
 from .._shop import ShopCheckpoint, ShopStatus
 from . import scripts
 
@@ -42,13 +48,24 @@ SHOP_GROUP: Final = "workers"
 RESULT_GROUP: Final = "export"
 COORDINATOR: Final = "coordinator"  #: the consumer that exports a harvest's results
 DEFAULT_MAX_DELIVERIES: Final = 5
+_OPENED_KEPT: Final = 100  # entries of the "opened" stream kept: workers read only new ones
 
 
-def harvest_id(state_path: Path) -> str:
-    """The id of the harvest whose journal is ``state_path``: the same output (and so
-    the same state file) is the same harvest, whichever run submits it."""
-    identity = str(state_path.expanduser().resolve())
-    return hashlib.blake2b(identity.encode(), digest_size=8, person=b"tmapi-harvest").hexdigest()
+class HarvestGone(TmapiError):
+    """The harvest has no record in Redis: it was forgotten or expired, or Redis came
+    back without its data. Nothing of it is recreated behind the coordinator's back."""
+
+
+def opened_key(prefix: str = PREFIX) -> str:
+    """The stream that tells waiting workers a harvest was opened (or reopened)."""
+    return f"{prefix}:opened"
+
+
+def _gone_if_nogroup(error: Exception, hid: str) -> Exception:
+    """A missing stream or group is a harvest that is gone; other errors stay."""
+    if "NOGROUP" in str(error):
+        return HarvestGone(f"harvest {hid} has no record in Redis")
+    return error
 
 
 def _text(value: object) -> str:
@@ -160,10 +177,16 @@ class HarvestQueue:
 
     # -- the harvest ---------------------------------------------------------------------
 
+    async def epoch(self) -> str | None:
+        """The epoch of the harvest's record: made new each time the record is created,
+        so a record lost and made again is told apart (``None``: no record)."""
+        raw = await self.redis.hget(self.meta_key, "epoch")
+        return None if raw is None else _text(raw)
+
     async def create(
         self, *, output: str, params: Mapping[str, object], max_pages: int | None = None
-    ) -> None:
-        """Register the harvest (or find it again) and open it to workers.
+    ) -> str:
+        """Register the harvest (or find it again), open it to workers; return its epoch.
 
         ``params`` (the listing) must be those of every run; ``max_pages`` may change.
 
@@ -171,6 +194,7 @@ class HarvestQueue:
             ValueError: the harvest exists with other parameters.
         """
         encoded = json.dumps(dict(params), sort_keys=True)
+        await self.redis.hsetnx(self.meta_key, "epoch", secrets.token_hex(8))
         created = await self.redis.hsetnx(self.meta_key, "params", encoded)
         if not created:
             had = _text(await self.redis.hget(self.meta_key, "params"))
@@ -189,6 +213,14 @@ class HarvestQueue:
             self.meta_key, mapping={"output": output, "state": "open", "max_pages": pages}
         )
         await self.redis.sadd(f"{self.prefix}:harvests", self.hid)
+        await self.announce()
+        return await self.epoch() or ""
+
+    async def announce(self) -> None:
+        """Tell the workers waiting for work that this harvest is open."""
+        await self.redis.xadd(
+            opened_key(self.prefix), {"harvest": self.hid}, maxlen=_OPENED_KEPT, approximate=True
+        )
 
     async def params(self) -> dict[str, Any] | None:
         """The harvest's parameters (``None``: no such harvest)."""
@@ -214,8 +246,11 @@ class HarvestQueue:
         pipe = self.redis.pipeline(transaction=False)
         for url in shop_urls:
             keys = [self.members_key, self.shop_key(url), self.shops_key, self.counts_key]
-            await self._submit(keys=[*keys, self.dead_key], args=[url], client=pipe)
-        return [int(answer) for answer in await pipe.execute()]
+            await self._submit(keys=[*keys, self.dead_key, self.meta_key], args=[url], client=pipe)
+        answers = [int(answer) for answer in await pipe.execute()]
+        if -2 in answers:
+            raise HarvestGone(f"harvest {self.hid} has no record in Redis")
+        return answers
 
     async def counts(self) -> HarvestCounts:
         raw = await self.redis.hgetall(self.counts_key)
@@ -243,10 +278,21 @@ class HarvestQueue:
     async def read_shops(
         self, consumer: str, *, count: int = 1, block_ms: int | None = None, own: bool = False
     ) -> list[Delivery]:
-        """New shops for ``consumer`` (``own``: those it was given before and holds still)."""
-        answer: Any = await self.redis.xreadgroup(
-            SHOP_GROUP, consumer, {self.shops_key: "0" if own else ">"}, count=count, block=block_ms
-        )
+        """New shops for ``consumer`` (``own``: those it was given before and holds still).
+
+        Raises:
+            HarvestGone: the harvest's stream is gone.
+        """
+        try:
+            answer: Any = await self.redis.xreadgroup(
+                SHOP_GROUP,
+                consumer,
+                {self.shops_key: "0" if own else ">"},
+                count=count,
+                block=block_ms,
+            )
+        except Exception as error:
+            raise _gone_if_nogroup(error, self.hid) from None
         deliveries = []
         for _stream, messages in answer or ():
             for message_id, fields in messages:
@@ -256,12 +302,21 @@ class HarvestQueue:
                 deliveries.append(Delivery(_text(message_id), _text(shop)))
         return deliveries
 
-    async def take_over(self, consumer: str, *, min_idle_ms: int, count: int = 1) -> list[Delivery]:
-        """Shops whose holder stopped renewing them for ``min_idle_ms``."""
-        answer = await self._take_over(
-            keys=[self.shops_key], args=[SHOP_GROUP, consumer, min_idle_ms, count]
-        )
-        return [Delivery(_text(mid), _text(url), int(n)) for mid, url, n in answer]
+    async def take_over(
+        self, consumer: str, *, min_idle_ms: int, count: int = 1, cursor: str = "0-0"
+    ) -> tuple[str, list[Delivery]]:
+        """Shops whose holder stopped renewing them for ``min_idle_ms``, scanning the
+        pending list from ``cursor``; return the next cursor (``"0-0"``: the scan wrapped)
+        with them. Keep the cursor between calls: each scans at most ``10 * count``."""
+        try:
+            answer = await self._take_over(
+                keys=[self.shops_key], args=[SHOP_GROUP, consumer, min_idle_ms, count, cursor]
+            )
+        except Exception as error:
+            raise _gone_if_nogroup(error, self.hid) from None
+        following, claimed = answer
+        deliveries = [Delivery(_text(mid), _text(url), int(n)) for mid, url, n in claimed]
+        return _text(following), deliveries
 
     async def heartbeat(self, consumer: str, message_ids: Iterable[str]) -> list[str]:
         """Renew the shops ``consumer`` holds; return the ids it no longer owns."""
@@ -313,14 +368,28 @@ class HarvestQueue:
         shop_url: str,
         page: int,
         *,
+        held: tuple[str, str],
         read: int,
         total_count: int,
         page_size: int,
         items: bytes,
         item_count: int,
     ) -> bool:
-        """Commit one answered page; False if that read of it was committed before."""
-        keys = [self.shop_key(shop_url), self.results_key, self.counts_key]
+        """Commit one answered page for ``held`` = (consumer, message id of the shop);
+        False if that read of it was committed before.
+
+        Raises:
+            ShopTakenOver: the consumer no longer holds the message.
+            HarvestGone: the harvest has no record.
+        """
+        keys = [
+            self.shop_key(shop_url),
+            self.results_key,
+            self.counts_key,
+            self.shops_key,
+            self.meta_key,
+        ]
+        consumer, message_id = held
         args: list[str | int | bytes] = [
             shop_url,
             page,
@@ -329,13 +398,24 @@ class HarvestQueue:
             page_size,
             items,
             item_count,
+            message_id,
+            SHOP_GROUP,
+            consumer,
         ]
-        return bool(await self._commit(keys=keys, args=args))
+        return self._fenced(shop_url, int(await self._commit(keys=keys, args=args)))
+
+    def _fenced(self, shop_url: str, answer: int) -> bool:
+        """A fenced script's answer: True or False, or the refusal raised."""
+        if answer == -1:
+            raise ShopTakenOver(f"{shop_url} was taken over by another worker")
+        if answer == -2:
+            raise HarvestGone(f"harvest {self.hid} has no record in Redis")
+        return answer == 1
 
     async def finish_shop(
         self,
         shop_url: str,
-        message_id: str,
+        held: tuple[str, str],
         *,
         status: ShopStatus,
         error: str = "",
@@ -345,14 +425,22 @@ class HarvestQueue:
         item_count: int = 0,
         dead: bool = False,
     ) -> bool:
-        """Record a shop's final status and acknowledge its message, in one script;
-        False if someone finished it before (the message is acknowledged anyway)."""
+        """Record a shop's final status and acknowledge its message (``held`` = consumer,
+        message id), in one script; False if someone finished it before (the message is
+        acknowledged anyway).
+
+        Raises:
+            ShopTakenOver: the consumer no longer holds the message.
+            HarvestGone: the harvest has no record.
+        """
+        consumer, message_id = held
         keys = [
             self.shop_key(shop_url),
             self.results_key,
             self.counts_key,
             self.shops_key,
             self.dead_key,
+            self.meta_key,
         ]
         args: list[str | int] = [
             shop_url,
@@ -365,14 +453,15 @@ class HarvestQueue:
             requests,
             item_count,
             "1" if dead else "0",
+            consumer,
         ]
-        return bool(await self._finish(keys=keys, args=args))
+        return self._fenced(shop_url, int(await self._finish(keys=keys, args=args)))
 
-    async def dead_letter(self, delivery: Delivery) -> bool:
+    async def dead_letter(self, consumer: str, delivery: Delivery) -> bool:
         """Give up a shop delivered too often without finishing: it is failed."""
         return await self.finish_shop(
             delivery.shop_url,
-            delivery.message_id,
+            (consumer, delivery.message_id),
             status="failed",
             error=f"given up after {delivery.deliveries - 1} deliveries without finishing",
             dead=True,
@@ -384,20 +473,37 @@ class HarvestQueue:
         self, *, pending: bool, count: int = 500, block_ms: int | None = None
     ) -> list[Result]:
         """Results for the coordinator: ``pending`` ones it read before and did not
-        acknowledge (after a restart), else new ones."""
-        answer: Any = await self.redis.xreadgroup(
-            RESULT_GROUP,
-            COORDINATOR,
-            {self.results_key: "0" if pending else ">"},
-            count=count,
-            block=None if pending else block_ms,
-        )
+        acknowledge (after a restart), else new ones.
+
+        Raises:
+            HarvestGone: the results stream is gone.
+        """
+        try:
+            answer: Any = await self.redis.xreadgroup(
+                RESULT_GROUP,
+                COORDINATOR,
+                {self.results_key: "0" if pending else ">"},
+                count=count,
+                block=None if pending else block_ms,
+            )
+        except Exception as error:
+            raise _gone_if_nogroup(error, self.hid) from None
         results: list[Result] = []
         for _stream, messages in answer or ():
             for entry_id, fields in messages:
                 if fields:
                     results.append(_result(_text(entry_id), fields))
         return results
+
+    async def last_result_id(self) -> str:
+        """The id of the last result ever added (``"0-0"``: none, or no stream)."""
+        try:
+            info: Any = await self.redis.xinfo_stream(self.results_key)
+        except Exception as error:
+            if "no such key" in str(error).lower():
+                return "0-0"
+            raise
+        return _text(info.get("last-generated-id") or "0-0")
 
     async def ack_results(self, entry_ids: Sequence[str]) -> None:
         """Acknowledge (and drop) results the coordinator has committed locally."""

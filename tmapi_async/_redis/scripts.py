@@ -11,9 +11,12 @@ from __future__ import annotations
 
 from typing import Final
 
-#: KEYS: members set, shop hash, shops stream, counts hash, dead set. ARGV: shop URL.
-#: Returns 1 (submitted), 2 (finished failed or partial before: submitted again), 0 (known).
+#: KEYS: members set, shop hash, shops stream, counts hash, dead set, harvest record.
+#: ARGV: shop URL.
+#: Returns 1 (submitted), 2 (finished failed or partial before: submitted again), 0 (known),
+#: -2 (the harvest has no record: Redis lost it, or it was forgotten).
 SUBMIT: Final = """
+if redis.call('EXISTS', KEYS[6]) == 0 then return -2 end
 if redis.call('SADD', KEYS[1], ARGV[1]) == 1 then
   redis.call('XADD', KEYS[3], '*', 'shop', ARGV[1])
   redis.call('HINCRBY', KEYS[4], 'submitted', 1)
@@ -31,12 +34,20 @@ end
 return 0
 """
 
-#: KEYS: shop hash, results stream, counts hash.
+#: KEYS: shop hash, results stream, counts hash, shops stream, harvest record.
 #: ARGV: shop URL, page, read (1 = first answer of the page, 2 = its first refetch
-#: after drift, ...), total_count, page_size, items (msgspec JSON), number of items.
-#: Returns 1 when committed, 0 when this read of the page was committed before (by
-#: anyone) or the shop is already finished.
+#: after drift, ...), total_count, page_size, items (msgspec JSON), number of items,
+#: the shop's message id, group, consumer.
+#: Returns 1 when committed; 0 when this read of the page was committed before (by
+#: anyone) or the shop is already finished; -1 when the consumer no longer holds the
+#: shop's message (taken over: a late commit is refused); -2 when the harvest has no
+#: record (Redis lost its data, or the harvest was forgotten: nothing is recreated).
 COMMIT_PAGE: Final = """
+if redis.call('EXISTS', KEYS[5]) == 0 or redis.call('EXISTS', KEYS[4]) == 0 then
+  return -2
+end
+local held = redis.call('XPENDING', KEYS[4], ARGV[9], ARGV[8], ARGV[8], 1)[1]
+if not held or held[2] ~= ARGV[10] then return -1 end
 if redis.call('HEXISTS', KEYS[1], 'status') == 1 then return 0 end
 local page = ARGV[2]
 local read = tonumber(ARGV[3])
@@ -56,12 +67,19 @@ redis.call('HINCRBY', KEYS[3], 'items', tonumber(ARGV[7]))
 return 1
 """
 
-#: KEYS: shop hash, results stream, counts hash, shops stream, dead set.
+#: KEYS: shop hash, results stream, counts hash, shops stream, dead set, harvest record.
 #: ARGV: shop URL, message id, group, status, error, total_count, pages, requests,
-#: item count, dead ('1': given up after too many deliveries).
-#: The message is acknowledged in any case; returns 1 if this call finished the shop,
-#: 0 if someone had finished it before.
+#: item count, dead ('1': given up after too many deliveries), consumer.
+#: Returns 1 if this call finished the shop (and acknowledged its message); 0 if
+#: someone had finished it before (the message is acknowledged anyway); -1 if the
+#: consumer no longer holds the message (taken over: its verdict is refused, nothing
+#: changes); -2 if the harvest has no record.
 FINISH_SHOP: Final = """
+if redis.call('EXISTS', KEYS[6]) == 0 or redis.call('EXISTS', KEYS[4]) == 0 then
+  return -2
+end
+local held = redis.call('XPENDING', KEYS[4], ARGV[3], ARGV[2], ARGV[2], 1)[1]
+if not held or held[2] ~= ARGV[11] then return -1 end
 redis.call('XACK', KEYS[4], ARGV[3], ARGV[2])
 redis.call('XDEL', KEYS[4], ARGV[2])
 if redis.call('HEXISTS', KEYS[1], 'status') == 1 then return 0 end
@@ -78,8 +96,10 @@ return 1
 #: KEYS: shops stream. ARGV: group, consumer, message ids held.
 #: Renews (resets the idle time of) each message this consumer still owns; returns the
 #: ids it no longer owns. Ownership is checked in the same script: a slow worker must
-#: not take back a shop that another worker already took over.
+#: not take back a shop that another worker already took over. A stream that is gone
+#: (the harvest forgotten, Redis emptied) holds nothing: every id is lost.
 HEARTBEAT: Final = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return {unpack(ARGV, 3)} end
 local lost = {}
 for i = 3, #ARGV do
   local entry = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1)[1]
@@ -92,12 +112,16 @@ end
 return lost
 """
 
-#: KEYS: shops stream. ARGV: group, consumer, min idle (ms), count.
-#: Takes over messages idle for at least min idle (their holder stopped renewing them);
-#: returns {id, shop URL, deliveries} for each. Entries of deleted messages are skipped;
-#: the delivery count is read from the pending list (the claim has counted itself).
+#: KEYS: shops stream. ARGV: group, consumer, min idle (ms), count, cursor.
+#: Takes over messages idle for at least min idle (their holder stopped renewing them),
+#: scanning the pending list from the cursor (Redis scans at most 10 x count entries a
+#: call: the caller keeps the cursor, so entries behind live ones are reached too).
+#: Returns {next cursor ('0-0' once the scan wrapped), {{id, shop URL, deliveries}...}}.
+#: Entries of deleted messages are skipped; the delivery count is read from the pending
+#: list (the claim has counted itself).
 TAKE_OVER: Final = """
-local claimed = redis.call('XAUTOCLAIM', KEYS[1], ARGV[1], ARGV[2], ARGV[3], '0-0',
+if redis.call('EXISTS', KEYS[1]) == 0 then return {'0-0', {}} end
+local claimed = redis.call('XAUTOCLAIM', KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[5],
   'COUNT', ARGV[4])
 local out = {}
 for _, message in ipairs(claimed[2]) do
@@ -110,7 +134,7 @@ for _, message in ipairs(claimed[2]) do
     if shop and entry then out[#out + 1] = {message[1], shop, entry[4]} end
   end
 end
-return out
+return {claimed[1], out}
 """
 
 #: KEYS: shops stream. ARGV: group, consumer, message ids.

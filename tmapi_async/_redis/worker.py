@@ -7,6 +7,12 @@ recorded and acknowledged there. A heartbeat renews the shops the worker holds (
 its entry in the workers hash); shops idle for three heartbeats are another worker's
 to take. A stop lets the requests already sent finish and commit, then hands the
 shops still held back at once.
+
+Fencing: every commit proves in its script that this worker still holds the shop, so
+a worker that lost a shop (frozen past the take-over, say) has its late commits
+refused and drops the shop at once; and no request leaves while the last confirmed
+heartbeat is older than the take-over allows (:class:`OwnershipGate`), so a worker
+that wakes from a freeze learns which shops it lost before it sends anything more.
 """
 
 from __future__ import annotations
@@ -23,12 +29,12 @@ from typing import TYPE_CHECKING, Any, Final
 
 import msgspec
 
-from .._errors import FatalError, HarvestStopped
+from .._errors import FatalError, HarvestStopped, ShopTakenOver
 from .._harvest import Harvest
 from .._models import ShopItem, ShopItemsPage
 from .._shop import ShopCheckpoint, ShopResult
 from .._throttle import AdmissionWrapper
-from .queue import PREFIX, HarvestQueue, _text
+from .queue import PREFIX, HarvestGone, HarvestQueue, _text, opened_key
 from .scripts import WORKER_BEAT
 
 if TYPE_CHECKING:
@@ -42,6 +48,10 @@ HEARTBEAT: Final = 1.0  #: seconds between renewals of the shops a worker holds
 TAKE_OVER_AFTER: Final = 3  #: heartbeats a shop may miss before another worker takes it
 STOP_GRACE: Final = 8.0  #: seconds a stopping worker waits for requests already sent
 CANCEL_GRACE: Final = 1.0  #: seconds then given to what was cancelled to end
+# Shops claimed per scan step (each looks at up to 10): a claimed shop must be worked on
+# at once, or it would sit unrenewed and be taken over again.
+_TAKE_OVER_COUNT: Final = 1
+_OPENED_READ: Final = 100  # "opened" entries read at once
 _encode_items = msgspec.json.Encoder().encode
 
 
@@ -50,16 +60,51 @@ def workers_key(prefix: str = PREFIX) -> str:
     return f"{prefix}:workers"
 
 
+class OwnershipGate:
+    """Whether this worker's hold on its shops was confirmed recently enough to send.
+
+    The heartbeat confirms the hold (and learns which shops were lost) every
+    ``heartbeat`` seconds; another worker may take a shop once it stayed unrenewed for
+    ``TAKE_OVER_AFTER`` heartbeats. A request may leave only while the last
+    confirmation is younger than that, less a heartbeat of margin: a worker that was
+    frozen (a stolen VM, SIGSTOP) or cut off from Redis sends nothing until its next
+    heartbeat has told it which shops are still its own.
+    """
+
+    def __init__(self, heartbeat: float = HEARTBEAT) -> None:
+        self.window = max(TAKE_OVER_AFTER - 1, 1) * heartbeat
+        self._confirmed = -float("inf")
+        self._renewed = asyncio.Event()
+
+    def confirmed(self) -> None:
+        """The heartbeat renewed every shop still held (and dropped those lost)."""
+        self._confirmed = asyncio.get_running_loop().time()
+        self._renewed.set()
+
+    def fresh(self) -> bool:
+        return asyncio.get_running_loop().time() - self._confirmed <= self.window
+
+    async def wait(self) -> None:
+        """Return once the hold is fresh (at once, almost always)."""
+        while not self.fresh():
+            self._renewed.clear()
+            await self._renewed.wait()
+
+
 class CappedAdmission(AdmissionWrapper):
-    """The shared throttle, with at most ``cap`` requests of this process in flight.
+    """The shared throttle, with at most ``cap`` requests of this process in flight,
+    each sent only while the worker's hold on its shops is fresh (``gate``).
 
     ``worker --concurrency`` caps the worker's own tasks, not the token's limit: the
     token's limit stays in Redis, shared by every process (one throttle, not two).
     """
 
-    def __init__(self, inner: Admission, cap: int | None) -> None:
+    def __init__(
+        self, inner: Admission, cap: int | None, gate: OwnershipGate | None = None
+    ) -> None:
         super().__init__(inner)
         self._cap = cap
+        self._gate = gate
         self._slots: asyncio.Semaphore | None = None
 
     @property
@@ -76,10 +121,18 @@ class CappedAdmission(AdmissionWrapper):
             self._slots = asyncio.Semaphore(self.concurrency)
         await self._inner.interruptible(self._slots.acquire())
         try:
-            return await self._inner.acquire()
+            ticket = await self._inner.acquire()
         except BaseException:
             self._slots.release()
             raise
+        if self._gate is not None and not self._gate.fresh():
+            # Checked after the admission, the last wait before the request leaves.
+            try:
+                await self._inner.interruptible(self._gate.wait())
+            except BaseException:
+                self.release(ticket)
+                raise
+        return ticket
 
     def release(self, ticket: int) -> None:
         self._inner.release(ticket)
@@ -90,8 +143,9 @@ class CappedAdmission(AdmissionWrapper):
 class RedisJournal:
     """The :class:`~tmapi_async._journal.Journal` of one harvest in one worker."""
 
-    def __init__(self, queue: HarvestQueue, page_size: int) -> None:
+    def __init__(self, queue: HarvestQueue, page_size: int, consumer: str) -> None:
         self.queue = queue
+        self.consumer = consumer
         self._page_size = page_size
         self.message_ids: dict[str, str] = {}  #: shop URL → its message, while open here
         self.held: set[str] = set()  #: messages this worker holds (renews)
@@ -118,6 +172,9 @@ class RedisJournal:
     async def record_page(
         self, shop_url: str, page: int, answer: ShopItemsPage, new_items: Sequence[ShopItem]
     ) -> None:
+        message_id = self.message_ids.get(shop_url)
+        if message_id is None:
+            raise ShopTakenOver(f"{shop_url} is no longer held here")
         reads = self._reads.setdefault(shop_url, {})
         read = reads[page] = reads.get(page, 0) + 1  # a refetch after drift commits anew
         self._committing[shop_url] = self._committing.get(shop_url, 0) + 1
@@ -125,6 +182,7 @@ class RedisJournal:
             await self.queue.commit_page(
                 shop_url,
                 page,
+                held=(self.consumer, message_id),
                 read=read,
                 total_count=answer.total_count,
                 page_size=answer.page_size or self._page_size,
@@ -143,11 +201,11 @@ class RedisJournal:
         self._reads.pop(result.shop_url, None)
         message_id = self.message_ids.pop(result.shop_url, None)
         if message_id is None:
-            return
+            raise ShopTakenOver(f"{result.shop_url} is no longer held here")
         self.held.discard(message_id)
         await self.queue.finish_shop(
             result.shop_url,
-            message_id,
+            (self.consumer, message_id),
             status=result.status,
             error="" if result.error is None else str(result.error),
             total_count=result.total_count,
@@ -155,6 +213,17 @@ class RedisJournal:
             requests=result.requests,
             item_count=result.item_count,
         )
+
+    def lost(self, message_ids: Sequence[str]) -> list[str]:
+        """Forget the shops of ``message_ids`` (another worker holds them now); return
+        their URLs, for the engine to drop."""
+        gone = set(message_ids)
+        self.held -= gone
+        urls = [url for url, mid in self.message_ids.items() if mid in gone]
+        for url in urls:
+            del self.message_ids[url]
+            self._reads.pop(url, None)
+        return urls
 
     async def _acknowledge(self, shop_url: str) -> None:
         message_id = self.message_ids.pop(shop_url, None)
@@ -168,7 +237,9 @@ class RedisWorker:
 
     Args:
         conn: the connection (its client also reads the streams).
-        client: the API client; its throttle must be the shared one.
+        client: the API client; its throttle must be the shared one, gated by ``gate``.
+        gate: the worker's :class:`OwnershipGate`, which the client's admissions wait on
+            (default: one of its own, which then gates nothing the client sends).
         worker_id: names this worker (consumer name, workers hash); default host-pid-random.
         heartbeat: seconds between renewals; shops idle for ``TAKE_OVER_AFTER``
             heartbeats are taken over.
@@ -181,6 +252,7 @@ class RedisWorker:
         conn: RedisConnection,
         client: Client,
         *,
+        gate: OwnershipGate | None = None,
         worker_id: str | None = None,
         heartbeat: float = HEARTBEAT,
         max_deliveries: int = 5,
@@ -190,6 +262,7 @@ class RedisWorker:
         self._conn = conn
         self._redis = conn.client
         self._client = client
+        self.gate = gate or OwnershipGate(heartbeat)
         self.worker_id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(2)}"
         self._heartbeat = heartbeat
         self._max_deliveries = max_deliveries
@@ -198,6 +271,7 @@ class RedisWorker:
         self._stopping = asyncio.Event()
         self._engines: dict[str, tuple[Harvest, RedisJournal, asyncio.Task[None]]] = {}
         self._beat = self._redis.register_script(WORKER_BEAT)
+        self._opened = "0-0"  # the last entry of the "opened" stream seen
         self.fatal: FatalError | None = None
         self.shops_done = 0
 
@@ -212,11 +286,11 @@ class RedisWorker:
         beat = asyncio.create_task(self._beat_forever(), name="tmapi-worker-heartbeat")
         try:
             await self._beat_once()
+            self._opened = await self._last_opened()
             self._tell(f"worker {self.worker_id} ready")
             while not self._stopping.is_set() and self.fatal is None:
                 await self._start_engines()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), self._heartbeat)
+                await self._until_opened()
             await self._wind_down()
         finally:
             beat.cancel()
@@ -227,6 +301,34 @@ class RedisWorker:
             raise self.fatal
 
     # -- harvests ------------------------------------------------------------------------
+
+    async def _last_opened(self) -> str:
+        last = await self._redis.xrevrange(opened_key(self._prefix), count=1)
+        return _text(last[0][0]) if last else "0-0"
+
+    async def _until_opened(self) -> None:
+        """Wait until a harvest is opened (workers start on it at once, all of them),
+        a heartbeat at most, or the stop."""
+        stopping = asyncio.ensure_future(self._stopping.wait())
+        reading = asyncio.ensure_future(
+            self._redis.xread(
+                {opened_key(self._prefix): self._opened},
+                count=_OPENED_READ,
+                block=int(self._heartbeat * 1000),
+            )
+        )
+        try:
+            await asyncio.wait({stopping, reading}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
+        if not reading.done():
+            reading.cancel()  # stopping: the read ends within its block anyway
+            await asyncio.wait({reading}, timeout=self._heartbeat + CANCEL_GRACE)
+            return
+        answer: Any = reading.result()
+        for _stream, entries in answer or ():
+            if entries:
+                self._opened = _text(entries[-1][0])
 
     async def _start_engines(self) -> None:
         for raw in await self._redis.smembers(f"{self._prefix}:harvests"):
@@ -239,12 +341,14 @@ class RedisWorker:
             if await queue.state() != "open" or (await queue.counts()).finished:
                 continue
             params = await queue.params() or {}
-            journal = RedisJournal(queue, int(params.get("page_size") or 20))
+            journal = RedisJournal(queue, int(params.get("page_size") or 20), self.worker_id)
             harvest = Harvest(
                 self._client,
                 self._shops(journal),
                 journal=journal,
                 keep_items=False,
+                # Only the shops it works on: another worker takes the rest at once.
+                max_open_shops=self._client.concurrency,
                 **_listing_keywords(params, await queue.max_pages()),
             )
             task = asyncio.create_task(self._serve(hid, harvest), name=f"tmapi-harvest-{hid}")
@@ -257,6 +361,9 @@ class RedisWorker:
                 self._tell(f"{result.status} {result.shop_url} ({result.item_count} items)")
         except HarvestStopped:
             pass
+        except HarvestGone:
+            # Forgotten, expired, or Redis lost its data: its coordinator resubmits.
+            self._tell(f"harvest {hid} is gone from Redis: dropped")
         except FatalError as error:
             self.fatal = self.fatal or error
             self._stopping.set()
@@ -293,32 +400,37 @@ class RedisWorker:
     # -- the shops of one harvest, for its engine ----------------------------------------
 
     async def _shops(self, journal: RedisJournal) -> AsyncIterator[str]:
-        """Shops for the engine: this worker's leftovers, shops of dead workers, new ones.
+        """Shops for the engine, one each time it has room for one: this worker's
+        leftovers, then shops of dead workers, then new ones.
 
-        Ends when the harvest is finished, or when a shop comes again that this engine
-        already harvested (submitted again after failing): the engine ends, and the
-        next one takes it from this worker's pending shops.
+        The take-over scan keeps its cursor and runs through the whole pending list
+        every heartbeat, so a dead worker's shop is found however many live ones are
+        pending before it. Ends when the harvest is finished, or when a shop comes
+        again that this engine already harvested (submitted again after failing): the
+        engine ends, and the next one takes it from this worker's pending shops.
         """
         queue, me = journal.queue, self.worker_id
         loop = asyncio.get_running_loop()
         seen: set[str] = set()
         idle_ms = int(TAKE_OVER_AFTER * self._heartbeat * 1000)
-        next_take_over = 0.0
+        next_scan, cursor = 0.0, "0-0"
         leftovers = await queue.read_shops(me, count=1000, own=True)
         while not self._stopping.is_set():
             if leftovers:
                 batch, leftovers = leftovers, []
-            elif loop.time() >= next_take_over:
-                batch = await queue.take_over(me, min_idle_ms=idle_ms, count=1)
-                if not batch:
-                    next_take_over = loop.time() + self._heartbeat
+            elif loop.time() >= next_scan:
+                cursor, batch = await queue.take_over(
+                    me, min_idle_ms=idle_ms, count=_TAKE_OVER_COUNT, cursor=cursor
+                )
+                if cursor == "0-0" and not batch:
+                    next_scan = loop.time() + self._heartbeat  # scanned it all: rest
             else:
                 batch = await queue.read_shops(me, count=1, block_ms=int(self._heartbeat * 1000))
                 if not batch and (await queue.counts()).finished:
                     return
             for delivery in batch:
                 if delivery.deliveries > queue.max_deliveries:
-                    await queue.dead_letter(delivery)
+                    await queue.dead_letter(me, delivery)
                     self._tell(f"failed {delivery.shop_url}: delivered too often (dead letter)")
                     continue
                 if delivery.shop_url in seen or delivery.shop_url in journal.message_ids:
@@ -348,10 +460,12 @@ class RedisWorker:
             "sent": self._client.requests,
         }
         await self._beat(keys=[workers_key(self._prefix)], args=[self.worker_id, json.dumps(about)])
-        for _harvest, journal, _task in list(self._engines.values()):
+        for harvest, journal, _task in list(self._engines.values()):
             lost = await journal.queue.heartbeat(self.worker_id, list(journal.held))
-            for message_id in lost:
-                journal.held.discard(message_id)  # another worker has it now
+            for url in journal.lost(lost):  # another worker has it now: stop at once
+                harvest.abandon(url)
+                self._tell(f"lost {url} to another worker: dropped")
+        self.gate.confirmed()
 
 
 def _listing_keywords(params: dict[str, Any], max_pages: int | None) -> dict[str, Any]:

@@ -54,17 +54,20 @@ def stop_message(client: Any, error: BaseException, message: str) -> str:
     return message
 
 
-def worker_client(token: str, redis_url: str, *, cap: int | None, **keywords: Any) -> Any:
+def worker_client(
+    token: str, redis_url: str, *, cap: int | None, gate: Any, **keywords: Any
+) -> Any:
     """The client of a worker: each of the tokens in ``token`` has its limits shared
     through Redis by every process of the token, with at most ``cap`` requests of this
-    worker in flight per token."""
+    worker in flight per token, each sent only while ``gate`` (the worker's
+    :class:`~tmapi_async._redis.worker.OwnershipGate`) is fresh."""
     from .._client import Client
     from .._pool import TokenPool, split_tokens
     from .._redis.throttle import RedisThrottle
     from .._redis.worker import CappedAdmission
 
     def admission(one: str) -> Any:
-        return CappedAdmission(RedisThrottle(redis_url, one), cap)
+        return CappedAdmission(RedisThrottle(redis_url, one), cap, gate)
 
     tokens = split_tokens(token)
     if len(tokens) > 1:

@@ -126,7 +126,7 @@ async def _serve(args: argparse.Namespace, token: str, url: str) -> int:
 
     from .._errors import FatalError, InvalidParameterError
     from .._redis.connection import open_connection, redact_url
-    from .._redis.worker import RedisWorker
+    from .._redis.worker import OwnershipGate, RedisWorker
     from ._tokens import stop_message, token_lines, worker_client
 
     def tell(line: str) -> None:
@@ -138,14 +138,20 @@ async def _serve(args: argparse.Namespace, token: str, url: str) -> int:
     except FatalError as error:
         err(f"tmapi-async worker: {error}")
         return ExitCode.FATAL
+    gate = OwnershipGate()
     try:
         client = worker_client(
-            token, url, cap=args.concurrency, base_url=args.base_url, timeout=args.timeout
+            token,
+            url,
+            cap=args.concurrency,
+            gate=gate,
+            base_url=args.base_url,
+            timeout=args.timeout,
         )
     except (InvalidParameterError, ValueError) as error:
         await conn.aclose()
         raise UsageError(str(error)) from None
-    worker = RedisWorker(conn, client, on_event=tell)
+    worker = RedisWorker(conn, client, gate=gate, on_event=tell)
     stop = Stop()
     main = asyncio.current_task()
 

@@ -11,9 +11,15 @@ once and every committed page is never requested again.
 
 The database runs in WAL mode with ``synchronous=NORMAL``: a commit reaches the OS
 before ``record_page`` returns (safe against a killed process; a power cut may lose
-the last pages, which are then fetched again). The token is never stored: only the
-base URL (without query), the export's path and format, and the harvest parameters,
-which a resumed run must repeat.
+the last pages, which are then fetched again). :meth:`ExportJournal.flush` with
+``durable=True`` also reaches the disk (the export fsynced, the commit synced): what
+must survive a power cut, because another party forgets it next (Redis drops results
+the coordinator acknowledged), is flushed that way, once per batch.
+
+Each state file is one harvest: it gets a random :attr:`ExportJournal.harvest_id` when
+it is created, so a fresh state file is a fresh harvest, wherever its path. The token is
+never stored: only the base URL (without query), the export's path and format, and the
+harvest parameters, which a resumed run must repeat.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import secrets
 import sqlite3
 import time
 from collections.abc import Mapping, Sequence
@@ -118,8 +125,10 @@ class ExportJournal:
         self._pending_sizes: list[tuple[int, int]] = []
         self._pending_pages: list[tuple[int, int, int, int, bytes, int]] = []
         self._pending_shops: list[tuple[str, str | None, int, int, int]] = []
+        self._pending_meta: dict[str, str] = {}
         self._flush_handle: asyncio.Handle | None = None
         self._broken: BaseException | None = None
+        self._meta: dict[str, str] = {}
 
     # -- opening ----------------------------------------------------------------------
 
@@ -190,17 +199,36 @@ class ExportJournal:
         }
         if not meta:
             rows["created"] = rows["updated"]
+        if "harvest_id" not in meta:  # a new state file (or one older than ids): a new id
+            rows["harvest_id"] = secrets.token_hex(8)
         db.execute("BEGIN IMMEDIATE")
         db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", rows.items())
         db.execute("COMMIT")
         page_size = params.get("page_size")
-        return cls(
+        journal = cls(
             db,
             sink,
             state_path,
             page_size=page_size if isinstance(page_size, int) else 20,
             resumed_position=position,
         )
+        journal._meta = {**meta, **rows}
+        return journal
+
+    @property
+    def harvest_id(self) -> str:
+        """This harvest's random id, made when the state file was created."""
+        return self._meta["harvest_id"]
+
+    def recall(self, key: str) -> str | None:
+        """A value remembered with :meth:`remember` (in any earlier run)."""
+        return self._meta.get(f"x:{key}")
+
+    def remember(self, key: str, value: str) -> None:
+        """Keep ``value`` under ``key`` in the state file, committed with the next flush."""
+        self._meta[f"x:{key}"] = value
+        self._pending_meta[f"x:{key}"] = value
+        self._schedule_flush()
 
     # -- the Journal protocol ----------------------------------------------------------
 
@@ -290,17 +318,25 @@ class ExportJournal:
         with contextlib.suppress(OSError, sqlite3.Error):
             self.flush()  # kept in _broken: the next record_page raises it to the harvest
 
-    def flush(self) -> None:
-        """Commit what is pending now, in one transaction (close() does it too)."""
+    def flush(self, *, durable: bool = False) -> None:
+        """Commit what is pending now, in one transaction (close() does it too).
+
+        ``durable``: on disk when this returns, the export fsynced first and the commit
+        synced, so a power cut cannot lose it (one sync per call: call it per batch).
+        """
         if self._flush_handle is not None:
             self._flush_handle.cancel()
             self._flush_handle = None
         if self._broken is not None:
             raise self._broken
-        if not (self._pending_pages or self._pending_shops or self._pending_sizes):
+        pending = self._pending_pages or self._pending_shops or self._pending_sizes
+        if not (pending or self._pending_meta):
             return
         db = self._db
         try:
+            if durable:
+                self.sink.sync()  # the items before the commit that accounts for them
+                db.execute("PRAGMA synchronous=FULL")
             db.execute("BEGIN IMMEDIATE")
             try:
                 db.executemany("UPDATE shops SET page_size = ? WHERE id = ?", self._pending_sizes)
@@ -311,10 +347,16 @@ class ExportJournal:
                     " WHERE id = ?",
                     self._pending_shops,
                 )
+                db.executemany(
+                    "INSERT OR REPLACE INTO meta VALUES (?, ?)", self._pending_meta.items()
+                )
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
+            finally:
+                if durable:
+                    db.execute("PRAGMA synchronous=NORMAL")
         except (OSError, sqlite3.Error) as exc:
             # Later pages must not commit positions past these uncommitted ones: the
             # journal refuses everything from now on, and a rerun cuts the export back.
@@ -324,6 +366,7 @@ class ExportJournal:
             self._pending_sizes.clear()
             self._pending_pages.clear()
             self._pending_shops.clear()
+            self._pending_meta.clear()
 
     # -- reading back ------------------------------------------------------------------
 

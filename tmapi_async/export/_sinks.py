@@ -88,6 +88,9 @@ class Sink(Protocol):
     def write(self, shop_url: str, items: Sequence[ShopItem]) -> None:
         """Append one row per item and flush it to the OS (not fsync: kill -9 safe)."""
 
+    def sync(self) -> None:
+        """Make what was written durable on disk (fsync): a power cut keeps it."""
+
     def close(self) -> None:
         """Finish the export (Parquet: write the file) and release it."""
 
@@ -125,6 +128,10 @@ class _AppendFile:
             view = view[written or 0 :]
         self._position += len(data)
 
+    def sync(self) -> None:
+        if not self._file.closed:
+            os.fsync(self._file.fileno())
+
     def close(self) -> None:
         if not self._file.closed:
             os.fsync(self._file.fileno())  # a finished run is durable
@@ -161,6 +168,10 @@ class JsonlSink:
         self._out.append(buf)
         if len(buf) > 1 << 20:
             self._buffer = bytearray()  # do not keep one huge page's buffer forever
+
+    def sync(self) -> None:
+        """fsync the file."""
+        self._out.sync()
 
     def close(self) -> None:
         """Flush, fsync and close the file."""
@@ -235,6 +246,10 @@ class CsvSink:
             self._writer.writerows(rows)
             self._drain()
 
+    def sync(self) -> None:
+        """fsync the file."""
+        self._out.sync()
+
     def close(self) -> None:
         """Flush, fsync and close the file."""
         self._out.close()
@@ -288,6 +303,10 @@ class ParquetSink:
     def write(self, shop_url: str, items: Sequence[ShopItem]) -> None:
         """Append the rows to the spool."""
         self._jsonl.write(shop_url, items)
+
+    def sync(self) -> None:
+        """fsync the spool (the Parquet file is written from it at close)."""
+        self._jsonl.sync()
 
     def close(self) -> None:
         """Close the spool and (re)write the Parquet file from it, atomically."""
