@@ -250,3 +250,47 @@ async def test_a_failed_commit_stops_the_journal(tmp_path: Path) -> None:
     with pytest.raises(sqlite3.Error):
         await journal.record_page(SHOP, 2, _page(2, ["b"]), _page(2, ["b"]).items)
     assert _ids(tmp_path / "out.jsonl") == ["a"]  # page 2 was refused before writing
+
+
+def test_each_state_file_is_a_harvest_of_its_own(tmp_path: Path) -> None:
+    """A random id made with the state file and kept by it: the same file is the same
+    harvest on every reopen; a fresh file (the old one rotated away) is a new one."""
+    journal = _open(tmp_path)
+    first = journal.harvest_id
+    journal.remember("redis_epoch", "e1")
+    journal.close()
+    again = _open(tmp_path)
+    assert again.harvest_id == first
+    assert again.recall("redis_epoch") == "e1"
+    assert again.recall("never") is None
+    again.close()
+    out = tmp_path / "out.jsonl"
+    rotated = tmp_path / "rotated"
+    rotated.mkdir()
+    for path in tmp_path.glob("out.jsonl*"):
+        path.rename(rotated / path.name)
+    fresh = _open(tmp_path)
+    assert len(fresh.harvest_id) == 16
+    assert fresh.harvest_id != first
+    assert fresh.recall("redis_epoch") is None
+    fresh.close()
+    assert out.exists()
+
+
+async def test_a_durable_flush_syncs_the_export_before_the_commit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What is flushed durably is on disk: the export fsynced, then the commit run with
+    synchronous=FULL (and NORMAL again after it, for the pages that follow)."""
+    synced: list[int] = []
+    monkeypatch.setattr("os.fsync", lambda fd: synced.append(fd))
+    journal = _open(tmp_path)
+    await journal.record_page("https://a.1688.com/", 1, _page(1, ["x", "y"]), [])
+    journal.flush()
+    assert synced == []  # an ordinary commit reaches the OS, not the disk
+    await journal.record_page("https://a.1688.com/", 2, _page(2, ["z"]), [])
+    journal.flush(durable=True)
+    assert len(synced) == 1
+    assert journal._db.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL again
+    journal.close()
+    assert _committed_pages(tmp_path) == 2

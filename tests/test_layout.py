@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).parent.parent / "tmapi_async"
-MAX_LINES = 450
+# Modules are cut by job, not by length: past about 600 lines a module is asked whether
+# it does two jobs (and is split if it does).
+MAX_LINES = 600
 
 
 def module_name(path: Path) -> str:

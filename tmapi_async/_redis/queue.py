@@ -62,8 +62,9 @@ def opened_key(prefix: str = PREFIX) -> str:
 
 
 def _gone_if_nogroup(error: Exception, hid: str) -> Exception:
-    """A missing stream or group is a harvest that is gone; other errors stay."""
-    if "NOGROUP" in str(error):
+    """A missing stream or group (or one deleted under a blocked read) is a harvest
+    that is gone; other errors stay."""
+    if "NOGROUP" in str(error) or "UNBLOCKED" in str(error):
         return HarvestGone(f"harvest {hid} has no record in Redis")
     return error
 

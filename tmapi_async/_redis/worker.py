@@ -71,18 +71,21 @@ class OwnershipGate:
     heartbeat has told it which shops are still its own.
     """
 
-    def __init__(self, heartbeat: float = HEARTBEAT) -> None:
+    def __init__(
+        self, heartbeat: float = HEARTBEAT, *, clock: Callable[[], float] | None = None
+    ) -> None:
         self.window = max(TAKE_OVER_AFTER - 1, 1) * heartbeat
+        self._clock = clock or (lambda: asyncio.get_running_loop().time())
         self._confirmed = -float("inf")
         self._renewed = asyncio.Event()
 
     def confirmed(self) -> None:
         """The heartbeat renewed every shop still held (and dropped those lost)."""
-        self._confirmed = asyncio.get_running_loop().time()
+        self._confirmed = self._clock()
         self._renewed.set()
 
     def fresh(self) -> bool:
-        return asyncio.get_running_loop().time() - self._confirmed <= self.window
+        return self._clock() - self._confirmed <= self.window
 
     async def wait(self) -> None:
         """Return once the hold is fresh (at once, almost always)."""
@@ -464,7 +467,7 @@ class RedisWorker:
             lost = await journal.queue.heartbeat(self.worker_id, list(journal.held))
             for url in journal.lost(lost):  # another worker has it now: stop at once
                 harvest.abandon(url)
-                self._tell(f"lost {url} to another worker: dropped")
+                self._tell(f"dropped {url}: no longer held here (taken over, or gone)")
         self.gate.confirmed()
 
 
