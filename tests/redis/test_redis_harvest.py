@@ -14,7 +14,7 @@ from redis.asyncio import Redis
 
 from tmapi_async._client import Client
 from tmapi_async._redis.connection import open_connection
-from tmapi_async._redis.coordinator import RedisHarvest
+from tmapi_async._redis.coordinator import RedisHarvest, RedisHarvestError
 from tmapi_async._redis.queue import HarvestQueue
 from tmapi_async._redis.throttle import RedisThrottle
 from tmapi_async._redis.worker import CappedAdmission, OwnershipGate, RedisWorker
@@ -226,3 +226,30 @@ async def test_a_shop_delivered_too_often_is_given_up_then_tried_again_by_a_reru
         exported = _exported(output)
         assert len(exported) == len(set(exported))
         assert set(exported) == _expected(sim, shops)
+
+
+async def test_the_state_file_is_the_truth_against_a_redis_that_forgot_or_differs(
+    redis_url: str, tmp_path: Path
+) -> None:
+    """A finished harvest whose Redis record is gone (an empty Redis, an expiry) is
+    submitted again from the state file and fetches nothing; a record of another epoch
+    (made for a copy of the state file) is refused, naming the harvest."""
+    shops = [f"https://shop{i}.1688.com/" for i in range(1, 4)]
+    output = tmp_path / "items.jsonl"
+    async with SimulatedTmapi(default_shop_size=50) as sim:
+        await _harvest(redis_url, sim, output, shops)
+        served = len(sim.log)
+        async with Redis.from_url(redis_url) as redis:
+            await redis.flushall()
+        again = await _harvest(redis_url, sim, output, shops)
+        assert {r.shop_url: r.status for r in again} == dict.fromkeys(shops, "complete")
+        assert len(sim.log) == served  # the state file holds them: nothing fetched
+        assert set(_exported(output)) == _expected(sim, shops)
+        assert len(_exported(output)) == len(_expected(sim, shops))
+
+        hid = _harvest_id(output)
+        async with Redis.from_url(redis_url) as redis:
+            await redis.hset(f"tmapi:h:{hid}", "epoch", "elsewhere")
+        with pytest.raises(RedisHarvestError, match=f"record of harvest {hid} does not match"):
+            await _harvest(redis_url, sim, output, shops)
+        assert len(sim.log) == served

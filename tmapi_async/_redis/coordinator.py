@@ -15,8 +15,9 @@ The state file is the truth: it keeps the epoch of the harvest's Redis record an
 last result it took. A record that is missing (expired, forgotten, Redis emptied) is
 made again and the shops not complete in the state file are submitted again; a record
 of another epoch is refused; a Redis whose results went back in time (an old snapshot)
-is said and ridden out. A record lost during the run stops it (exit 3): the rerun
-submits again from the state file.
+is said and ridden out. A record lost during the run (Redis restarted empty, flushed)
+is made again in the same run, and the shops this run submitted that have no final
+result yet are submitted again, from the state file: the export still ends exact.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ _SUBMIT_BATCH: Final = 200  # shops per submit round trip
 _READ_BATCH: Final = 500  # results per read
 _LINGER: Final = 0.1  # seconds to let results gather when they come one by one
 _WORKER_STOP: Final = 10.0  # seconds a local worker gets to stop before it is killed
+_RECOVERIES: Final = 3  # records lost in one run that are made again; then it stops
 _decode_items = msgspec.json.Decoder(list[ShopItem]).decode
 
 
@@ -169,6 +171,10 @@ class RedisHarvest:
         self._shop_requests = 0  # requests the finished shops took (in this harvest)
         self._started = False
         self._epoch = ""
+        self._submitted: list[str] = []  # shops submitted to Redis in this run
+        self._final: set[str] = set()  # shops with a final result in this run
+        self._recovering = asyncio.Lock()
+        self._recoveries = 0
 
     def stop(self) -> None:
         """Stop: submit and export nothing more; local workers hand their shops back.
@@ -188,10 +194,10 @@ class RedisHarvest:
                 yield result
         except HarvestGone:
             raise RedisHarvestError(
-                f"Redis lost harvest {self.hid} during the run (it came back empty, was "
-                "flushed, or the harvest was forgotten): rerun the same command; it "
-                "submits the harvest again from the state file, and nothing exported is "
-                "fetched again"
+                f"Redis lost harvest {self.hid} again and again during the run (it came "
+                "back empty, was flushed, or the harvest was forgotten): rerun the same "
+                "command; it submits the harvest again from the state file, and nothing "
+                "exported is fetched again"
             ) from None
         except Exception as error:
             if conn.is_redis_error(error):
@@ -314,12 +320,55 @@ class RedisHarvest:
                 continue
             batch.append(url)
             if len(batch) >= _SUBMIT_BATCH:
-                await self.queue.submit(batch)
+                await self._submit(batch)
                 batch = []
         if batch and not self._stopping.is_set():
-            await self.queue.submit(batch)
+            await self._submit(batch)
         progress.input_exhausted = True
         self._submitted_all = True
+
+    async def _submit(self, batch: list[str]) -> None:
+        self._submitted += batch
+        try:
+            await self.queue.submit(batch)
+        except HarvestGone:
+            await self._recover()  # submits this batch again with the others
+
+    async def _recover(self) -> None:
+        """The harvest's record is gone (Redis came back empty, was flushed): make it
+        again and submit again, from the state file, the shops of this run that have
+        no final result; the export drops what it holds already.
+
+        Raises:
+            HarvestGone: lost too often in one run.
+        """
+        async with self._recovering:  # the submitter and the export may both notice
+            if await self.queue.epoch() not in (None, self._epoch):
+                return  # made again already
+            self._recoveries += 1
+            if self._recoveries > _RECOVERIES:
+                raise HarvestGone(f"harvest {self.hid} lost its record {_RECOVERIES} times")
+            self.on_event(
+                f"Redis lost harvest {self.hid} (it came back empty or was flushed): "
+                "submitting it again from the state file; what the export holds is not "
+                "written twice"
+            )
+            if self._limits is not None:
+                await _set_limits(self._url, *self._limits)
+            self._epoch = await self.queue.create(
+                output=str(self._output.resolve()),
+                params=self._params,
+                max_pages=self._max_pages,
+            )
+            self._journal.remember("redis_epoch", self._epoch)
+            self._journal.flush(durable=True)
+            again = [
+                url
+                for url in self._submitted
+                if url not in self._final and self._journal.shop_status(url) != "complete"
+            ]
+            for start in range(0, len(again), _SUBMIT_BATCH):
+                await self.queue.submit(again[start : start + _SUBMIT_BATCH])
 
     # -- exporting -----------------------------------------------------------------------
 
@@ -331,7 +380,11 @@ class RedisHarvest:
         next_look = 0.0
         while not self._stopping.is_set() and not self._closing:
             block = int(self._poll * 1000)
-            exported = await self._export_batch(pending=False, block_ms=block)
+            try:
+                exported = await self._export_batch(pending=False, block_ms=block)
+            except HarvestGone:
+                await self._recover()
+                continue
             if 0 < exported < _READ_BATCH // 4:
                 # Results trickle in: let a few gather, so that one read, one journal
                 # commit and one acknowledgement serve many (each costs a round trip).
@@ -339,7 +392,12 @@ class RedisHarvest:
                     await asyncio.wait_for(self._stopping.wait(), _LINGER)
             if loop.time() >= next_look or not exported:
                 next_look = loop.time() + self._poll
-                if await self._look() and not await self._export_batch(pending=False):
+                try:
+                    done = await self._look()
+                except HarvestGone:
+                    await self._recover()
+                    continue
+                if done and not await self._export_batch(pending=False):
                     return  # every shop finished and every result taken
 
     async def _export_batch(self, *, pending: bool, block_ms: int | None = None) -> int:
@@ -400,6 +458,7 @@ class RedisHarvest:
         self.progress.items += len(fresh)
 
     async def _finished(self, result: ShopResult) -> None:
+        self._final.add(result.shop_url)
         progress = self.progress
         self._shop_requests += result.requests
         progress.requests = max(progress.requests, self._shop_requests)
