@@ -253,3 +253,31 @@ async def test_the_state_file_is_the_truth_against_a_redis_that_forgot_or_differ
         with pytest.raises(RedisHarvestError, match=f"record of harvest {hid} does not match"):
             await _harvest(redis_url, sim, output, shops)
         assert len(sim.log) == served
+
+
+async def test_a_redis_user_limited_to_tmapi_keys_without_dangerous_commands_is_enough(
+    redis_url: str, tmp_path: Path
+) -> None:
+    """The ACL the documentation recommends (keys ``tmapi:*`` only, no dangerous command
+    such as FLUSHALL, KEYS, CONFIG or DEBUG) carries a whole harvest and ``status``."""
+    password = "pw-" + fingerprint(TOKEN)
+    async with Redis.from_url(redis_url) as admin:
+        await admin.execute_command(
+            "ACL", "SETUSER", "tmapi", "on", f">{password}", "resetkeys", "~tmapi:*",
+            "resetchannels", "+@all", "-@dangerous",
+        )  # fmt: skip
+    limited = redis_url.replace("redis://", f"redis://tmapi:{password}@")
+    shops = [f"https://shop{i}.1688.com/" for i in range(1, 4)]
+    output = tmp_path / "items.jsonl"
+    try:
+        async with SimulatedTmapi(default_shop_size=50) as sim:
+            results = await _harvest(limited, sim, output, shops)
+            assert {r.status for r in results} == {"complete"}
+            assert set(_exported(output)) == _expected(sim, shops)
+        async with Redis.from_url(limited) as redis:
+            assert "3 submitted" in "\n".join(await status_lines(redis))
+            with pytest.raises(Exception, match="permission"):
+                await redis.flushall()
+    finally:
+        async with Redis.from_url(redis_url) as admin:
+            await admin.execute_command("ACL", "DELUSER", "tmapi")
