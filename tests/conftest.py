@@ -72,8 +72,9 @@ class Server:
 
     ``/ok``: the documented example; ``/status/N``: the sample error body with status N;
     ``/echo/N``: status N with a message quoting the request, token and all, whichever
-    way it came (a gateway that echoes); ``/garbage``: 200 with a body that is not JSON; ``/reset``: the
-    connection is aborted; ``/hang``: never answers (waits on an event no test sets).
+    way it came (a gateway that echoes); ``/garbage``: 200 with a body that is not JSON;
+    ``/reset``: the connection is aborted; ``/hang``: never answers (waits on an event
+    no test sets).
     """
 
     def __init__(self) -> None:
