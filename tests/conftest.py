@@ -71,13 +71,15 @@ class Server:
     """A local aiohttp server; the first path segment of the base URL picks its behaviour.
 
     ``/ok``: the documented example; ``/status/N``: the sample error body with status N;
-    ``/echo/N``: status N with a message quoting the request, token and all (a gateway
-    that echoes); ``/garbage``: 200 with a body that is not JSON; ``/reset``: the
-    connection is aborted; ``/hang``: never answers (waits on an event no test sets).
+    ``/echo/N``: status N with a message quoting the request, token and all, whichever
+    way it came (a gateway that echoes); ``/garbage``: 200 with a body that is not JSON;
+    ``/reset``: the connection is aborted; ``/hang``: never answers (waits on an event
+    no test sets).
     """
 
     def __init__(self) -> None:
         self.queries: list[dict[str, str]] = []
+        self.apikeys: list[str | None] = []  # the apikey header of each request
         self.paths: list[str] = []
         self.never = asyncio.Event()
         self.port = 0
@@ -94,6 +96,7 @@ class Server:
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """Record the request and answer as the path says."""
         self.queries.append(dict(request.query))
+        self.apikeys.append(request.headers.get("apikey"))
         self.paths.append(request.path)
         mode = request.match_info["mode"]
         if mode == "ok":
@@ -111,7 +114,8 @@ class Server:
             )
         if mode.startswith("echo/"):
             code = int(mode.removeprefix("echo/"))
-            msg = f"Token {request.query['apiToken']} refused for {request.path_qs}"
+            key = request.headers.get("apikey") or request.query["apiToken"]
+            msg = f"Token {key} refused for {request.path_qs} (apikey: {key})"
             return web.json_response({"code": code, "msg": msg, "data": None}, status=code)
         if mode == "garbage":
             return web.Response(body=b"<html>Bad Gateway</html>", content_type="text/html")

@@ -94,6 +94,7 @@ def mock_client(
 # -- token and base URL ------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("auth", ["auto", "header", "query"])
 @pytest.mark.parametrize(
     ("argument", "env", "sent"),
     [(TOKEN, None, TOKEN), (None, TOKEN, TOKEN), ("ARG-token", "ENV-token", "ARG-token")],
@@ -105,18 +106,25 @@ async def test_the_token_reaches_the_server(
     argument: str | None,
     env: str | None,
     sent: str,
+    auth: str,
 ) -> None:
-    """The token (argument first, else TMAPI_TOKEN) arrives intact: + / = survive."""
+    """The token (argument first, else TMAPI_TOKEN) arrives intact, + / = surviving: as
+    the apikey header (auth "header", and "auto" first), or as the apiToken query."""
     if env is None:
         monkeypatch.delenv("TMAPI_TOKEN", raising=False)
     else:
         monkeypatch.setenv("TMAPI_TOKEN", env)
-    async with client_for(server.url("ok"), token=argument) as client:
+    async with client_for(server.url("ok"), token=argument, auth=auth) as client:
         page = await client.get_shop_items(SHOP, page=2, page_size=3)
+        assert client.auth == ("query" if auth == "query" else "header")
     assert len(page.items) == 3
-    assert server.queries == [
-        {"apiToken": sent, "shop_url": SHOP, "page_size": "3", "sort": "default", "page": "2"}
-    ]
+    query = {"shop_url": SHOP, "page_size": "3", "sort": "default", "page": "2"}
+    if auth == "query":
+        assert server.queries == [{"apiToken": sent, **query}]
+        assert server.apikeys == [None]
+    else:
+        assert server.queries == [query]
+        assert server.apikeys == [sent]
 
 
 @pytest.mark.parametrize("token", [None, "", "   "])
@@ -238,14 +246,15 @@ async def test_a_fatal_error_stops_the_client(
     then: Callable[[tm.Client], Awaitable[object]],
 ) -> None:
     """An auth or balance error is raised (not reported as a failed shop), is not
-    retried, and every later call raises it without a send."""
+    retried, and every later call raises it without a send. (With auth "auto" a 401 or
+    403 costs two sends: the header, then the query once.)"""
     async with client_for(server.url(f"status/{code}")) as client:
         with pytest.raises(error):
             await first(client)
         with pytest.raises(error):
             await then(client)
         assert client.fatal is not None
-    assert len(server.queries) == 1
+    assert len(server.queries) == (2 if error is tm.AuthenticationError else 1)
 
 
 def test_a_parameter_error_is_not_retried(run_virtual: RunVirtual) -> None:

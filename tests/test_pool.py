@@ -230,6 +230,7 @@ async def test_pages_in_flight_on_a_token_that_runs_dry_are_fetched_again() -> N
     limits = {A: 3, B: 1}  # A has the most free slots: both first pages go to it
     pool = TokenPool(
         [A, B],
+        auth="query",  # auto would hold A's second page until its first settles the scheme
         throttle=lambda token: Throttle(rate=1000, concurrency=limits[token]),
         transport=transport,
     )

@@ -10,27 +10,21 @@ import logging
 import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import aclosing
-from dataclasses import replace
 from types import TracebackType
 from typing import Self
 from urllib.parse import urlsplit
 
-from ._errors import (
-    AuthenticationError,
-    FatalError,
-    InvalidParameterError,
-    RateLimitError,
-    TmapiError,
-    TransientError,
-)
+from ._auth import AuthScheme, Scheme, auth_mode
+from ._errors import AuthenticationError, FatalError, InvalidParameterError
 from ._harvest import Fetched, Harvest, ShopSource
 from ._journal import Journal
 from ._listing import Listing, choose_listing
 from ._models import ShopItem, ShopItemsPage, Sort
-from ._protocol import DEFAULT_BASE_URL, ShopQuery, decipher, validate_page
+from ._protocol import DEFAULT_BASE_URL, ShopQuery, validate_page
 from ._redis.connection import redis_url_from_env
 from ._redis.throttle import RedisThrottle
-from ._retry import RetryPolicy, retry_transient
+from ._request import PageRequests
+from ._retry import RetryPolicy
 from ._shop import ShopResult
 from ._throttle import Admission, Throttle
 from ._transport import AiohttpTransport, Transport
@@ -58,7 +52,11 @@ class Client:
     an authentication or balance error stops the client at once.
 
     Args:
-        token: the apiToken; defaults to the ``TMAPI_TOKEN`` environment variable.
+        token: the key (an apiToken, or a key from the console's "API Keys" page);
+            defaults to the ``TMAPI_TOKEN`` environment variable.
+        auth: how the key is sent: ``"header"`` (``apikey: KEY``), ``"query"``
+            (``?apiToken=KEY``) or ``"auto"``: the header, and on a 401 or 403 the
+            query once, then whichever was accepted. Default ``TMAPI_AUTH``, then auto.
         base_url: defaults to ``TMAPI_BASE_URL``, then ``https://api.tmapi.io``.
         rate: requests per second, sustained.
         burst: requests that may leave at once after idle; default about rate/20.
@@ -71,7 +69,8 @@ class Client:
         throttle: the admission every request passes (an :class:`~tmapi_async.Admission`);
             default a :class:`~tmapi_async.Throttle` of ``rate``, ``burst``,
             ``concurrency`` and ``max_requests``, which are then the throttle's to set.
-        transport: what sends the requests (``get(query) -> (status, headers, body)``);
+        transport: what sends the requests (``get(query, auth=scheme) -> (status,
+            headers, body)``);
             default aiohttp. Tests answer without sockets with a ``MockTransport``.
         redis_url: share the token's limits through this Redis with every client of
             the token (default ``TMAPI_REDIS_URL``); ``rate``, ``burst`` and
@@ -87,6 +86,7 @@ class Client:
         self,
         token: str | None = None,
         *,
+        auth: str | None = None,
         base_url: str | None = None,
         rate: float = 10.0,
         burst: int | None = None,
@@ -132,12 +132,13 @@ class Client:
             timeout=timeout,
             connections=throttle.concurrency,
         )
-        policy = retry or RetryPolicy()
-        # Backoffs end at once when the client is stopped, like every other wait.
-        self._retry = replace(policy, sleep=lambda s: self._throttle.interruptible(policy.sleep(s)))
+        # The key's scheme is this client's own, found out here: never stored.
+        self._requests = PageRequests(
+            self._token, throttle, self._transport, AuthScheme(auth_mode(auth)), retry
+        )
         self._entered = False
         self._closed = False
-        self.retries = 0  #: requests that were retries of a failed one
+        self._retries = 0
 
     def __repr__(self) -> str:
         t = self._throttle
@@ -184,6 +185,17 @@ class Client:
     def requests(self) -> int:
         """Requests sent so far, retries included: each one is billed."""
         return self._throttle.sent
+
+    @property
+    def retries(self) -> int:
+        """Requests that were retries of a failed one (not the second way of sending a
+        key that ``auth="auto"`` tries)."""
+        return self._requests.retries
+
+    @property
+    def auth(self) -> Scheme | None:
+        """How the key is sent, once the API accepted it (or the scheme fixed)."""
+        return self._requests.auth.settled
 
     @property
     def throttle(self) -> Admission:
@@ -248,66 +260,9 @@ class Client:
         Raises:
             FatalError: the client is stopped (the page was not answered).
         """
-        encoded = f"{query.query}&page={page}"
-        try:
-            return await self._attempt(encoded), None, 1
-        except TransientError as error:
-            first = error
-        except FatalError:
-            raise
-        except TmapiError as error:
-            return None, error, 1
-        return await self._retry_page(first, encoded, query.shop_url, page)
-
-    async def _retry_page(
-        self, first: TransientError, encoded: str, shop_url: str, page: int
-    ) -> Fetched:
-        """Retry a page whose first attempt failed with ``first``; count the sends."""
-        sent = 1
-
-        def log_retry(error: TransientError) -> None:
-            # Messages are scrubbed of the token where they are made.
-            _log.info("retrying %s page %d after %r", shop_url, page, error)
-
-        async def again() -> ShopItemsPage:
-            nonlocal sent
-            sent += 1  # a FatalError on admission raises through: no count needed then
-            return await self._attempt(encoded, retry=True)
-
-        try:
-            return await retry_transient(first, again, self._retry, log_retry), None, sent
-        except FatalError:
-            raise
-        except TmapiError as error:
-            return None, error, sent
-
-    async def _attempt(self, encoded: str, *, retry: bool = False) -> ShopItemsPage:
-        # The success path: one admission, one send, one decode.
         if not self._entered:
             raise RuntimeError("the client is not open: use `async with Client(...)`")
-        throttle = self._throttle
-        ticket = await throttle.acquire()
-        if retry:  # counted once admitted: a retry that a stop cancels was never sent
-            self.retries += 1
-        try:
-            status, headers, body = await self._transport.get(encoded)
-        finally:
-            throttle.release(ticket)
-        try:
-            page = decipher(status, headers, body, secret=self._token)
-        except TransientError as error:
-            if isinstance(error, RateLimitError):
-                throttle.congested(ticket)
-            if error.retry_after:
-                throttle.pause(error.retry_after)
-            raise
-        except FatalError as error:
-            if throttle.fatal is None:
-                _log.warning("stopping the client: %r", error)
-            throttle.fail(error)
-            raise
-        throttle.succeeded()
-        return page
+        return await self._requests.fetch_counted(query, page)
 
     # -- one shop ----------------------------------------------------------------------
 

@@ -96,6 +96,8 @@ class TokenPool(Client):
     Args:
         tokens: the apiTokens, as a list or one string separated by commas or
             whitespace; default the ``TMAPI_TOKEN`` environment variable.
+        auth: how each key is sent, as for :class:`~tmapi_async.Client`; with
+            ``"auto"`` each key finds out its own way.
         base_url: as for :class:`~tmapi_async.Client`.
         rate: requests per second of EACH token, sustained (with ``redis_url``, a
             limit left at its default keeps the token's limit set in Redis).
@@ -124,6 +126,7 @@ class TokenPool(Client):
         self,
         tokens: str | Iterable[str] | None = None,
         *,
+        auth: str | None = None,
         base_url: str | None = None,
         rate: float = 10.0,
         burst: int | None = None,
@@ -154,6 +157,7 @@ class TokenPool(Client):
                 gate = Budgeted(gate, self._budget)
             client = Client(
                 token,
+                auth=auth,
                 base_url=base_url,
                 timeout=timeout,
                 retry=retry,
@@ -166,7 +170,6 @@ class TokenPool(Client):
         self._waiters: deque[asyncio.Future[None]] = deque()
         self._next = 0  # where the search for a free slot starts: ties take turns
         self._closed = False
-        self.retries = 0
 
     def __repr__(self) -> str:
         first = self._members[0].client.throttle
@@ -202,6 +205,11 @@ class TokenPool(Client):
     def requests(self) -> int:
         """Requests sent so far with every token, retries included: each is billed."""
         return sum(member.client.requests for member in self._members)
+
+    @property
+    def retries(self) -> int:
+        """Requests that were retries of a failed one, with every token."""
+        return sum(member.client.retries for member in self._members)
 
     @property
     def throttle(self) -> Admission:
@@ -258,7 +266,6 @@ class TokenPool(Client):
             finally:
                 member.held -= 1
                 self._wake(1)
-            self.retries += fetched[2] - 1
             return fetched
 
     async def _take(self) -> _Member:

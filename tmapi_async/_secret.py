@@ -1,11 +1,14 @@
 """What may be said about an API token: a fingerprint or ``***``, never the token itself.
 
 The one redaction rule, for the library and the command line alike. The token rides
-in the query string, so it leaks where URLs and requests are quoted: transport errors,
+in the query string (``apiToken``) or in the ``apikey`` header, so it leaks where URLs
+and requests are quoted: transport errors, the headers aiohttp keeps of a request,
 messages a server echoes back, a mistyped command line. It is scrubbed there:
 
 - whatever follows ``apiToken=`` (also URL-quoted, ``apiToken%3D``), up to the end of
   the parameter;
+- the value of an ``apikey`` header as it is written out: ``apikey: KEY``,
+  ``'apikey': 'KEY'``, ``apikey=KEY``;
 - the token in its plain and URL-quoted spellings: anywhere when it is long enough
   to be no word (real tokens are long), else only where it stands as a whole -- not
   inside a longer run of letters and digits -- so that a test token such as ``t`` or
@@ -29,6 +32,9 @@ _WORDLIKE = 8
 
 # The value of an apiToken parameter, in a URL as sent or quoted inside another one.
 _PARAMETER = re.compile(r"(?i)(apiToken(?:=|%3D|%253D))(?:(?!%26|%2526)[^&\s\"'<>()\[\],;#])+")
+
+# The value of an apikey header, as a request, a dict or a log line writes it out.
+_HEADER = re.compile(r"""(?i)(\bapikey["']?\s*[:=]\s*["']?)[^&\s"'<>()\[\]{},;#]+""")
 
 
 def fingerprint(token: str) -> str:
@@ -73,6 +79,7 @@ class Redactor:
     def scrub(self, text: str) -> str:
         """``text`` with every occurrence of a token (see above) replaced by ``***``."""
         text = _PARAMETER.sub(rf"\g<1>{REDACTED}", text)
+        text = _HEADER.sub(rf"\g<1>{REDACTED}", text)
         if self._tokens is not None:
             text = self._tokens.sub(REDACTED, text)
         return text

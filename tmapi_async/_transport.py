@@ -1,9 +1,10 @@
 """How requests reach the API: a ``Transport`` answers ``(status, headers, body)``.
 
-:class:`AiohttpTransport` is the one class that knows aiohttp. The token rides in every
-URL, and aiohttp's errors may quote the URL. So every aiohttp or timeout error becomes
-a :class:`TransportError` whose text is scrubbed, chained to the original only when no
-part of its traceback names the token.
+:class:`AiohttpTransport` is the one class that knows aiohttp. The key rides in every
+request, in the URL (``apiToken``) or in the ``apikey`` header, and aiohttp's errors may
+quote the URL or carry the headers (``request_info``). So every aiohttp or timeout error
+becomes a :class:`TransportError` whose text is scrubbed, chained to the original only
+when nothing it carries names the key.
 
 :class:`MockTransport` answers from a function instead, with no socket: tests of the
 client inject answers with it, as with httpx's transport of the same name.
@@ -20,6 +21,7 @@ from urllib.parse import quote
 import aiohttp
 from yarl import URL
 
+from ._auth import HEADER, Scheme
 from ._errors import DecodeError, TransportError
 from ._protocol import ENDPOINT_PATH
 from ._secret import Redactor, redactor
@@ -41,9 +43,9 @@ class Transport(Protocol):
     async def close(self) -> None:
         """Let go of connections (the client's ``aclose`` awaits it)."""
 
-    async def get(self, query: str) -> Answer:
+    async def get(self, query: str, *, auth: Scheme = "query") -> Answer:
         """Answer the endpoint's GET for ``query`` (encoded; no token, which the
-        transport adds if it sends over a network).
+        transport adds if it sends over a network, the way ``auth`` says).
 
         Raises:
             TransportError: no complete answer arrived; its text names no token.
@@ -56,15 +58,17 @@ Handler = Callable[[str], Answer | Awaitable[Answer]]
 class MockTransport:
     """A :class:`Transport` that asks ``handler(query)`` (plain or async) for answers.
 
-    ``queries`` lists every query asked, in order. The handler may raise
-    :class:`TransportError` to act as a network failure.
+    ``queries`` lists every query asked, in order, and ``auths`` the scheme each was
+    sent with (read ``auths[-1]`` in the handler to answer by scheme). The handler may
+    raise :class:`TransportError` to act as a network failure.
     """
 
-    __slots__ = ("_handler", "queries")
+    __slots__ = ("_handler", "auths", "queries")
 
     def __init__(self, handler: Handler) -> None:
         self._handler = handler
         self.queries: list[str] = []
+        self.auths: list[Scheme] = []
 
     async def open(self) -> None:
         """Nothing to open."""
@@ -72,9 +76,10 @@ class MockTransport:
     async def close(self) -> None:
         """Nothing to close."""
 
-    async def get(self, query: str) -> Answer:
+    async def get(self, query: str, *, auth: Scheme = "query") -> Answer:
         """The handler's answer to ``query``."""
         self.queries.append(query)
+        self.auths.append(auth)
         answer = self._handler(query)
         if inspect.isawaitable(answer):
             return await answer
@@ -82,13 +87,30 @@ class MockTransport:
 
 
 def _mentions(error: BaseException, scrubber: Redactor) -> bool:
-    return scrubber.mentions("".join(traceback.format_exception(error)))
+    """Whether ``error`` shows the key: in its traceback, or in the request (headers
+    included) that aiohttp keeps on a response error, anywhere in its chain."""
+    text = "".join(traceback.format_exception(error))
+    seen: BaseException | None = error
+    chain: set[int] = set()
+    while seen is not None and id(seen) not in chain:
+        chain.add(id(seen))
+        text += repr(getattr(seen, "request_info", ""))
+        seen = seen.__cause__ or seen.__context__
+    return scrubber.mentions(text)
 
 
 class AiohttpTransport:
     """An aiohttp session bound to one base URL and one token."""
 
-    __slots__ = ("_prefix", "_redactor", "_session", "_timeout", "base_url", "connections")
+    __slots__ = (
+        "_header",
+        "_prefix",
+        "_redactor",
+        "_session",
+        "_timeout",
+        "base_url",
+        "connections",
+    )
 
     def __init__(self, *, base_url: str, token: str, timeout: float, connections: int) -> None:
         if not token:
@@ -98,7 +120,11 @@ class AiohttpTransport:
         self._redactor = redactor(token)
         self._timeout = timeout
         # Built once: a page costs one concatenation and no re-encoding.
-        self._prefix = f"{self.base_url}{ENDPOINT_PATH}?apiToken={quote(token, safe='')}&"
+        self._prefix: dict[Scheme, str] = {
+            "query": f"{self.base_url}{ENDPOINT_PATH}?apiToken={quote(token, safe='')}&",
+            "header": f"{self.base_url}{ENDPOINT_PATH}?",
+        }
+        self._header = {HEADER: token}
         self._session: aiohttp.ClientSession | None = None
 
     def __repr__(self) -> str:
@@ -123,8 +149,9 @@ class AiohttpTransport:
             session, self._session = self._session, None
             await session.close()
 
-    async def get(self, query: str) -> Answer:
-        """GET the endpoint with ``query`` (encoded, without the token).
+    async def get(self, query: str, *, auth: Scheme = "query") -> Answer:
+        """GET the endpoint with ``query`` (encoded, without the token), the token
+        sent as ``auth`` says.
 
         Raises:
             TransportError: no complete answer arrived (refused, reset, cut, timed out).
@@ -133,7 +160,9 @@ class AiohttpTransport:
         if session is None:
             raise RuntimeError("the client is not open: use `async with Client(...)`")
         try:
-            async with session.get(URL(self._prefix + query, encoded=True)) as response:
+            url = URL(self._prefix[auth] + query, encoded=True)
+            headers = self._header if auth == "header" else None
+            async with session.get(url, headers=headers) as response:
                 length = response.content_length
                 if length is None:  # chunked: counted as it comes
                     return response.status, response.headers, await _read_bounded(response)

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from .._listing import Listing
 
 __all__ = [
+    "AUTH_MODES",
     "ClientOptions",
     "ListingOptions",
     "add_client_options",
@@ -47,6 +48,15 @@ def int_at_least(minimum: int) -> Callable[[str], int]:
 #: the models (and msgspec); a test keeps the two equal.
 SORTS = ("default", "sales", "price_up", "price_down", "time_up", "time_down")
 
+#: The values of ``--auth`` (the library's ``AUTH_MODES``, written out for the same reason).
+AUTH_MODES = ("auto", "header", "query")
+
+AUTH_HELP = (
+    "how the key is sent: auto (default: $TMAPI_AUTH, else auto) sends it as the "
+    "`apikey` header and, if refused (401/403), once as the `apiToken` query parameter, "
+    "then keeps what worked; header or query send it only that way"
+)
+
 positive_int = int_at_least(1)
 non_negative_int = int_at_least(0)
 
@@ -65,8 +75,26 @@ def positive_float(text: str) -> float:
 # -- the API and its throttle -------------------------------------------------------------
 
 
+def add_auth_option(group: Any) -> None:
+    """``--auth auto|header|query``."""
+    group.add_argument("--auth", choices=AUTH_MODES, help=AUTH_HELP)
+
+
+def auth_option(args: argparse.Namespace) -> str:
+    """``--auth``, else ``$TMAPI_AUTH``, else ``auto``.
+
+    Raises:
+        UsageError: ``$TMAPI_AUTH`` holds another value (the message names the valid ones).
+    """
+    value = args.auth or os.environ.get("TMAPI_AUTH") or "auto"
+    if value.strip().lower() not in AUTH_MODES:
+        raise UsageError(f"TMAPI_AUTH must be one of {', '.join(AUTH_MODES)}, got {value!r}")
+    return value.strip().lower()
+
+
 def add_client_options(parser: argparse.ArgumentParser, *, budget: bool) -> None:
-    """``--token``, ``--base-url`` and the throttle; ``--max-requests`` if ``budget``."""
+    """``--token``, ``--auth``, ``--base-url`` and the throttle; ``--max-requests`` if
+    ``budget``."""
     api = parser.add_argument_group("API and throttle")
     api.add_argument(
         "--token",
@@ -76,6 +104,7 @@ def add_client_options(parser: argparse.ArgumentParser, *, budget: bool) -> None
         "(default: $TMAPI_TOKEN, which may hold several separated by commas; prefer the "
         "variable: a flag shows in the process list)",
     )
+    add_auth_option(api)
     api.add_argument(
         "--base-url",
         metavar="URL",
@@ -128,6 +157,7 @@ class ClientOptions:
     concurrency: int
     timeout: float
     max_requests: int | None = None
+    auth: str = "auto"  #: how each key is sent (each finds out its own way in auto)
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> ClientOptions:
@@ -149,6 +179,7 @@ class ClientOptions:
             concurrency=args.concurrency,
             timeout=args.timeout,
             max_requests=getattr(args, "max_requests", None),
+            auth=auth_option(args),
         )
 
     def client(self) -> Any:
@@ -163,6 +194,7 @@ class ClientOptions:
         try:
             return client_of(
                 self.token,
+                auth=self.auth,
                 base_url=self.base_url,
                 rate=self.rate,
                 burst=self.burst,

@@ -43,7 +43,8 @@ def scale_out_job(
 
     assert options.redis is not None
     client = options.client
-    env = {"TMAPI_TOKEN": client.token, "TMAPI_REDIS_URL": options.redis}
+    # The auth mode, not a scheme found out: each worker finds out its own.
+    env = {"TMAPI_TOKEN": client.token, "TMAPI_REDIS_URL": options.redis, "TMAPI_AUTH": client.auth}
     if client.base_url:
         env["TMAPI_BASE_URL"] = client.base_url
     level = ["-v"] if options.verbose else ["-q"]

@@ -9,7 +9,13 @@ from collections.abc import Callable
 from typing import Any
 
 from ._exit import ExitCode
-from ._options import add_output_level, positive_float, positive_int
+from ._options import (
+    add_auth_option,
+    add_output_level,
+    auth_option,
+    positive_float,
+    positive_int,
+)
 from ._output import UsageError, err, fatal_message, secrets
 from ._signals import Stop, install_signals
 
@@ -58,6 +64,7 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
         help="TMAPI apiToken; repeat it for several tokens (default: $TMAPI_TOKEN, which "
         "may hold several separated by commas; prefer the variable)",
     )
+    add_auth_option(parser)
     parser.add_argument(
         "--base-url",
         metavar="URL",
@@ -94,6 +101,7 @@ def run(args: argparse.Namespace) -> int:
     url = redis_url_from_env(args.redis)
     if url is None:
         raise UsageError("no Redis: pass --redis URL or set TMAPI_REDIS_URL")
+    args.auth = auth_option(args)
     return asyncio.run(_serve(args, token.strip(), url))
 
 
@@ -145,6 +153,7 @@ async def _serve(args: argparse.Namespace, token: str, url: str) -> int:
             url,
             cap=args.concurrency,
             gate=gate,
+            auth=args.auth,  # each key finds out its own way, in this process
             base_url=args.base_url,
             timeout=args.timeout,
         )

@@ -193,10 +193,10 @@ class Simulator:
             name = self._names[url] = shop_name_from_url(url)
             return name
 
-    def _admit(self, token: str | None, fp: str, now: float) -> None:
+    def _admit(self, token: str | None, fp: str, now: float, accepted: bool) -> None:
         """Apply the account rules in the order a billing proxy would; raise ``_Reject``."""
         cfg = self.config
-        if not token or (cfg.tokens is not None and token not in cfg.tokens):
+        if not token or not accepted or (cfg.tokens is not None and token not in cfg.tokens):
             raise _Reject(self._error(401), "unauthorized")
         quota = cfg.quotas.get(token, cfg.quota)
         if quota is not None and self._quota_used[fp] >= quota:
@@ -230,12 +230,13 @@ class Simulator:
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """aiohttp handler for :data:`ENDPOINT`."""
         cfg = self.config
-        token = request.query.get("apiToken")
+        token, auth = _key(request)
         fp = self._fingerprint(token) if token else ""
-        rec = self.log.begin(cfg.clock(), fp)
+        rec = self.log.begin(cfg.clock(), fp, auth)
         try:
             try:
-                self._admit(token, fp, rec.arrived)
+                accepted = cfg.auth == "both" or auth in (cfg.auth, "both")
+                self._admit(token, fp, rec.arrived, accepted)
             except _Reject as reject:
                 rec.outcome = reject.outcome
                 rec.status = rec.code = reject.response.status
@@ -340,6 +341,18 @@ class Simulator:
                     sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             transport.abort()
         raise _ConnectionDropped
+
+
+def _key(request: web.Request) -> tuple[str | None, str]:
+    """The key a request sends and how: ``header``, ``query``, ``both`` (the header's
+    key counts) or ``none``."""
+    header = request.headers.get("apikey")
+    query = request.query.get("apiToken")
+    if header and query:
+        return header, "both"
+    if header:
+        return header, "header"
+    return (query, "query") if query else (None, "none")
 
 
 class _ConnectionDropped(web.HTTPException):

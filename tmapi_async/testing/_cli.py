@@ -10,7 +10,7 @@ import signal
 import sys
 from collections.abc import Callable
 
-from ._config import DEFAULT_FAULT_KINDS, SimulatorConfig, sizes_between
+from ._config import AUTH_SCHEMES, DEFAULT_FAULT_KINDS, SimulatorConfig, sizes_between
 from ._faults import DEFAULT_FAULT_CODES, FaultKind
 from ._server import SimulatedTmapi, check_loopback
 
@@ -204,11 +204,18 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
     acct = parser.add_argument_group("accounts (per token)")
     acct.add_argument(
+        "--auth",
+        choices=AUTH_SCHEMES,
+        default="both",
+        help="how a key may come: as the apikey header, as the apiToken query parameter, "
+        "or both (default); another way is answered 401, as an unknown token",
+    )
+    acct.add_argument(
         "--token",
         action="append",
         default=None,
         metavar="T",
-        help="accept only this apiToken (repeatable; default: any non-empty token)",
+        help="accept only this key (repeatable; default: any non-empty key)",
     )
     acct.add_argument("--quota", type=int, metavar="N", help="requests per token, then 439")
     acct.add_argument(
@@ -282,6 +289,7 @@ def build_config(args: argparse.Namespace) -> SimulatorConfig:
         shop_sizes=dict(args.shop),
         size_fn=_size_fn(args.shops, low, high),
         page_size_max=args.page_size_max,
+        auth=args.auth,
         tokens=frozenset(args.token) if args.token else None,
         quota=args.quota,
         concurrency_limit=args.concurrency_limit,

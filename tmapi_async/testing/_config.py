@@ -6,13 +6,16 @@ import hashlib
 import time
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, Literal
 
 from ._days import DayChanges
 from ._faults import DEFAULT_FAULT_CODES, FaultKind
 from ._log import RequestRecord
 
-__all__ = ["DEFAULT_FAULT_KINDS", "SimulatorConfig", "sizes_between"]
+__all__ = ["AUTH_SCHEMES", "DEFAULT_FAULT_KINDS", "SimulatorConfig", "sizes_between"]
+
+#: Which ways of sending a key the simulator accepts (``SimulatorConfig.auth``).
+AUTH_SCHEMES: Final = ("both", "header", "query")
 
 #: Every kind except HANG, whose long sleep would stall a client without a short timeout.
 DEFAULT_FAULT_KINDS: Final[tuple[FaultKind, ...]] = tuple(
@@ -41,7 +44,10 @@ class SimulatorConfig:
     else ``default_shop_size`` (0 makes unknown shops empty). ``page_size_max`` silently caps
     ``page_size``.
 
-    Accounts (per token): ``tokens`` (``None`` = any non-empty token) else 401; ``quota``
+    Accounts (per token): ``auth`` is how a key may come: ``"both"`` (default), only as
+    the ``apikey`` header (``"header"``) or only as the ``apiToken`` query parameter
+    (``"query"``); a key sent another way is answered as an unknown token is, with 401.
+    ``tokens`` (``None`` = any non-empty token) else 401; ``quota``
     admitted requests (``quotas`` overrides per token) then 439; ``concurrency_limit`` requests
     in flight else 503; ``rate_limit`` admitted requests per rolling second else 429, with a
     ``Retry-After`` header (whole seconds until a slot frees) when ``retry_after``.
@@ -74,6 +80,7 @@ class SimulatorConfig:
     size_fn: Callable[[str], int] | None = None
     page_size_max: int = 20
 
+    auth: Literal["both", "header", "query"] = "both"
     tokens: Collection[str] | None = None
     quota: int | None = None
     quotas: Mapping[str, int] = field(default_factory=dict)
@@ -113,6 +120,8 @@ class SimulatorConfig:
         self.latency_ms = (float(self.latency_ms[0]), float(self.latency_ms[1]))
         if not 0.0 <= self.fault_rate <= 1.0:
             raise ValueError(f"fault_rate must be in [0, 1], got {self.fault_rate}")
+        if self.auth not in AUTH_SCHEMES:
+            raise ValueError(f"auth must be one of {', '.join(AUTH_SCHEMES)}, got {self.auth!r}")
         if self.page_size_max < 1:
             raise ValueError("page_size_max must be >= 1")
         if self.default_shop_size < 0:

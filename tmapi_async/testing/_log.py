@@ -32,7 +32,8 @@ class RequestRecord:
     ``failing_shops``) or ``fault_<kind>`` (see :class:`FaultKind`).
     ``attempt`` numbers the requests with the same (shop, page, page_size, sort, cat, cat_type),
     from 1 (0 for a request rejected before its parameters were read). ``drift`` is the number of
-    drift items the shop had when the page was served.
+    drift items the shop had when the page was served. ``auth`` is how the request sent
+    its key: ``header`` (``apikey``), ``query`` (``apiToken``), ``both`` or ``none``.
     """
 
     seq: int
@@ -50,6 +51,7 @@ class RequestRecord:
     code: int | None = None
     outcome: str = ""
     drift: int = 0
+    auth: str = "none"
 
 
 class RequestLog:
@@ -68,10 +70,10 @@ class RequestLog:
         self._total_peak = 0
 
     # -- recording (used by the app) -------------------------------------------------------
-    def begin(self, arrived: float, token_fp: str) -> RequestRecord:
+    def begin(self, arrived: float, token_fp: str, auth: str = "none") -> RequestRecord:
         """Record a request's arrival; it is in flight until :meth:`end`."""
         self._seq += 1
-        rec = RequestRecord(seq=self._seq, arrived=arrived, token_fp=token_fp)
+        rec = RequestRecord(seq=self._seq, arrived=arrived, token_fp=token_fp, auth=auth)
         self._records.append(rec)
         n = self._in_flight[token_fp] + 1
         self._in_flight[token_fp] = n
@@ -131,6 +133,18 @@ class RequestLog:
     def count_by_outcome(self) -> Counter[str]:
         """Number of requests per ``outcome``."""
         return Counter(r.outcome for r in self._records)
+
+    def count_by_auth(self) -> Counter[str]:
+        """Number of requests per way the key was sent (``header``, ``query``...)."""
+        return Counter(r.auth for r in self._records)
+
+    def refused(self, token: str | None = None) -> int:
+        """Requests answered 401 for their key (unknown, or sent a way not accepted),
+        for ``token`` or for all tokens."""
+        fp = None if token is None else fingerprint(token)
+        return sum(
+            1 for r in self._records if r.outcome == "unauthorized" and fp in (None, r.token_fp)
+        )
 
     def count_by_status(self) -> Counter[int]:
         """Number of requests per HTTP status (0 = reset)."""

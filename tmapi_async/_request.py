@@ -1,0 +1,157 @@
+"""``PageRequests``: how one page is asked for with one key, retries included.
+
+Each send claims the key's scheme (:class:`~._auth.AuthScheme`), passes the throttle,
+goes through the transport and is deciphered; the answer is fed back to the throttle
+(congestion, pauses, a fatal stop) and to the key's scheme (accepted or refused).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+
+from ._auth import AuthScheme, Scheme
+from ._errors import (
+    AuthenticationError,
+    FatalError,
+    RateLimitError,
+    TmapiError,
+    TransientError,
+)
+from ._harvest import Fetched
+from ._models import ShopItemsPage
+from ._protocol import ShopQuery, decipher
+from ._retry import RetryPolicy, retry_transient
+from ._throttle import Admission
+from ._transport import Answer, Transport
+
+__all__ = ["PageRequests"]
+
+_log = logging.getLogger("tmapi_async")
+
+
+class _Sends:
+    """The requests one page has sent (each billed): retries and a key's probe too."""
+
+    __slots__ = ("count",)
+
+    def __init__(self) -> None:
+        self.count = 0
+
+
+class PageRequests:
+    """Pages asked for with one key, through one throttle and one transport."""
+
+    __slots__ = ("_retry", "_throttle", "_token", "_transport", "auth", "retries")
+
+    def __init__(
+        self,
+        token: str,
+        throttle: Admission,
+        transport: Transport,
+        auth: AuthScheme,
+        retry: RetryPolicy | None,
+    ) -> None:
+        self._token = token
+        self._throttle = throttle
+        self._transport = transport
+        self.auth = auth  #: how the key is sent
+        self.retries = 0  #: requests that were retries of a failed one
+        policy = retry or RetryPolicy()
+        # Backoffs end at once when the client is stopped, like every other wait.
+        self._retry = replace(policy, sleep=lambda s: throttle.interruptible(policy.sleep(s)))
+
+    async def fetch_counted(self, query: ShopQuery, page: int) -> Fetched:
+        """Fetch a page: ``(answer, None, requests)`` or, once retries are spent or the
+        error is not transient, ``(None, error, requests)``.
+
+        Raises:
+            FatalError: the client is stopped (the page was not answered).
+        """
+        encoded = f"{query.query}&page={page}"
+        sends = _Sends()
+        try:
+            return await self._attempt(encoded, sends), None, sends.count
+        except TransientError as error:
+            first = error
+        except FatalError:
+            raise
+        except TmapiError as error:
+            return None, error, sends.count
+        return await self._retry_page(first, encoded, query.shop_url, page, sends)
+
+    async def _retry_page(
+        self, first: TransientError, encoded: str, shop_url: str, page: int, sends: _Sends
+    ) -> Fetched:
+        """Retry a page whose first attempt failed with ``first``; count the sends."""
+
+        def log_retry(error: TransientError) -> None:
+            # Messages are scrubbed of the token where they are made.
+            _log.info("retrying %s page %d after %r", shop_url, page, error)
+
+        async def again() -> ShopItemsPage:
+            return await self._attempt(encoded, sends, retry=True)
+
+        try:
+            return await retry_transient(first, again, self._retry, log_retry), None, sends.count
+        except FatalError:
+            raise
+        except TmapiError as error:
+            return None, error, sends.count
+
+    async def _attempt(self, encoded: str, sends: _Sends, *, retry: bool = False) -> ShopItemsPage:
+        # The success path: one claim of a settled scheme, one admission, one send, one
+        # decode. Only the one request that probes a key's scheme may send twice.
+        throttle, auth = self._throttle, self.auth
+        while (claimed := auth.claim()) is None:  # another request is finding it out
+            await throttle.interruptible(auth.wait())
+        scheme, probing = claimed
+        try:
+            while True:
+                (status, headers, body), ticket = await self._send(encoded, scheme, sends, retry)
+                try:
+                    page = decipher(status, headers, body, secret=self._token)
+                except AuthenticationError as error:
+                    verdict = auth.refused(scheme, error)
+                    if isinstance(verdict, AuthenticationError):
+                        self._fail(verdict)
+                        raise verdict from None
+                    _log.info("key refused as %s (%s): sending it as %s", scheme, error, verdict)
+                    scheme, retry = verdict, False  # the other way, once: not a retry
+                    continue
+                except TransientError as error:  # no verdict on the key
+                    if isinstance(error, RateLimitError):
+                        throttle.congested(ticket)
+                    if error.retry_after:
+                        throttle.pause(error.retry_after)
+                    raise
+                except TmapiError as error:  # 422, 439: the key itself was accepted
+                    auth.accepted(scheme)
+                    if isinstance(error, FatalError):
+                        self._fail(error)
+                    raise
+                auth.accepted(scheme)
+                throttle.succeeded()
+                return page
+        finally:
+            if probing:
+                auth.undecided()  # unless it settled: the next request probes instead
+
+    async def _send(
+        self, encoded: str, scheme: Scheme, sends: _Sends, retry: bool
+    ) -> tuple[Answer, int]:
+        """One request through the throttle: the answer, and the admission's ticket."""
+        throttle = self._throttle
+        ticket = await throttle.acquire()
+        sends.count += 1
+        if retry:  # counted once admitted: a retry that a stop cancels was never sent
+            self.retries += 1
+        try:
+            return await self._transport.get(encoded, auth=scheme), ticket
+        finally:
+            throttle.release(ticket)
+
+    def _fail(self, error: FatalError) -> None:
+        if self._throttle.fatal is None:
+            _log.warning("stopping the client: %r", error)
+        self._throttle.fail(error)
