@@ -32,6 +32,8 @@ from .._protocol import normalise_shop_url
 from .._shop import ShopResult
 from .._stats import HarvestProgress
 from .connection import RedisConnection, open_connection
+from .control import DEFAULT_KEEP, check, configure, detach, retire
+from .gate import DEFAULT_MAX_BACKLOG
 from .queue import HarvestQueue, PageCommitted, Result, ShopFinished, harvest_id
 from .throttle import RedisThrottle
 from .worker import alive, read_workers
@@ -123,6 +125,9 @@ class RedisHarvest:
         limits: the token and its ``(rate, burst, concurrency)`` to set in Redis for
             every process of the token (None: leave the limits in force).
         on_event: receives a line for things worth telling (workers alive changed).
+        keep: seconds a finished harvest's keys are kept (then they expire).
+        max_backlog: results not yet exported at which workers stop fetching
+            (None: no bound).
     """
 
     def __init__(
@@ -138,7 +143,10 @@ class RedisHarvest:
         limits: tuple[str, float, int | None, int] | None = None,
         on_event: Callable[[str], None] | None = None,
         poll: float = 0.5,
+        keep: float = DEFAULT_KEEP,
+        max_backlog: int | None = DEFAULT_MAX_BACKLOG,
     ) -> None:
+        self._keep, self._max_backlog = keep, max_backlog
         self._url = url
         self._limits = limits
         self._journal = journal
@@ -192,6 +200,8 @@ class RedisHarvest:
             await self.queue.create(output=output, params=self._params, max_pages=self._max_pages)
         except ValueError as error:
             raise RedisHarvestError(f"{error}: rerun with the same listing options") from None
+        await configure(self.queue, keep=self._keep, max_backlog=self._max_backlog)
+        await check(self.queue)  # attached from now on: forget waits for this run
         if self._workers is not None:
             await self._workers.start()
         submitter = asyncio.create_task(self._submit_all(), name="tmapi-submit")
@@ -222,6 +232,7 @@ class RedisHarvest:
             if self._stopping.is_set():
                 raise HarvestStopped("harvest stopped on request")
             await self.queue.set_state("finished")
+            await retire(self.queue, self._keep)  # kept for status, then expires
         finally:
             submitter.cancel()
             # The export ends by itself within one blocking read: cancelling a read
@@ -232,6 +243,8 @@ class RedisHarvest:
             await asyncio.gather(submitter, exporter, return_exceptions=True)
             if self._workers is not None:
                 await self._workers.stop()
+            with contextlib.suppress(Exception):
+                await detach(self.queue)
 
     # -- submitting ----------------------------------------------------------------------
 
@@ -359,6 +372,7 @@ class RedisHarvest:
 
     async def _look(self) -> bool:
         """Refresh the cluster view; True when every submitted shop is finished."""
+        await check(self.queue)  # renews the attached marker; stops on a cancel
         counts = await self.queue.counts()
         now, workers = await read_workers(self.queue.redis)
         live = [about for beat, about in workers.values() if alive(now, beat)]

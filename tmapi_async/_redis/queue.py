@@ -189,6 +189,7 @@ class HarvestQueue:
             self.meta_key, mapping={"output": output, "state": "open", "max_pages": pages}
         )
         await self.redis.sadd(f"{self.prefix}:harvests", self.hid)
+        await self.redis.sadd(f"{self.prefix}:open", self.hid)  # served by workers
 
     async def params(self) -> dict[str, Any] | None:
         """The harvest's parameters (``None``: no such harvest)."""

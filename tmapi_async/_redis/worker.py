@@ -23,11 +23,12 @@ from typing import TYPE_CHECKING, Any, Final
 
 import msgspec
 
-from .._errors import FatalError, HarvestStopped
+from .._errors import FatalError, HarvestStopped, InvalidParameterError
 from .._harvest import Harvest
 from .._models import ShopItem, ShopItemsPage
 from .._shop import ShopCheckpoint, ShopResult
 from .._throttle import AdmissionWrapper
+from .control import CorruptRecord, WorkerControls
 from .queue import PREFIX, HarvestQueue, _text
 from .scripts import WORKER_BEAT
 
@@ -100,6 +101,7 @@ class RedisJournal:
         # pages is still being committed, and a finished shop accepts no more pages.
         self._committing: dict[str, int] = {}
         self._committed = asyncio.Condition()
+        self.gone = False  #: the harvest was forgotten: commit nothing more
 
     async def open_shop(self, shop_url: str) -> ShopCheckpoint | None:
         fields = await self.queue.shop_fields(shop_url)
@@ -118,6 +120,8 @@ class RedisJournal:
     async def record_page(
         self, shop_url: str, page: int, answer: ShopItemsPage, new_items: Sequence[ShopItem]
     ) -> None:
+        if self.gone:
+            return
         reads = self._reads.setdefault(shop_url, {})
         read = reads[page] = reads.get(page, 0) + 1  # a refetch after drift commits anew
         self._committing[shop_url] = self._committing.get(shop_url, 0) + 1
@@ -137,6 +141,8 @@ class RedisJournal:
                 self._committed.notify_all()
 
     async def record_shop(self, result: ShopResult) -> None:
+        if self.gone:
+            return
         async with self._committed:
             await self._committed.wait_for(lambda: not self._committing.get(result.shop_url))
         self._committing.pop(result.shop_url, None)
@@ -198,6 +204,7 @@ class RedisWorker:
         self._stopping = asyncio.Event()
         self._engines: dict[str, tuple[Harvest, RedisJournal, asyncio.Task[None]]] = {}
         self._beat = self._redis.register_script(WORKER_BEAT)
+        self._control = WorkerControls(self._redis, prefix, self._tell)
         self.fatal: FatalError | None = None
         self.shops_done = 0
 
@@ -229,8 +236,7 @@ class RedisWorker:
     # -- harvests ------------------------------------------------------------------------
 
     async def _start_engines(self) -> None:
-        for raw in await self._redis.smembers(f"{self._prefix}:harvests"):
-            hid = _text(raw)
+        for hid in await self._control.open_ids():
             if hid in self._engines:
                 continue
             queue = HarvestQueue(
@@ -238,15 +244,20 @@ class RedisWorker:
             )
             if await queue.state() != "open" or (await queue.counts()).finished:
                 continue
-            params = await queue.params() or {}
-            journal = RedisJournal(queue, int(params.get("page_size") or 20))
-            harvest = Harvest(
-                self._client,
-                self._shops(journal),
-                journal=journal,
-                keep_items=False,
-                **_listing_keywords(params, await queue.max_pages()),
-            )
+            try:  # a corrupt record fails its harvest, not the worker
+                page_size, params, max_pages = await self._control.listing(queue)
+                journal = RedisJournal(queue, page_size)
+                harvest = Harvest(
+                    self._control.source(hid, self._client),
+                    self._shops(journal),
+                    journal=journal,
+                    keep_items=False,
+                    **_listing_keywords(params, max_pages),
+                )
+            except (CorruptRecord, InvalidParameterError) as error:
+                self._control.ended(hid)
+                await self._control.fail(queue, error)
+                continue
             task = asyncio.create_task(self._serve(hid, harvest), name=f"tmapi-harvest-{hid}")
             self._engines[hid] = (harvest, journal, task)
 
@@ -261,6 +272,9 @@ class RedisWorker:
             self.fatal = self.fatal or error
             self._stopping.set()
         except Exception as error:  # Redis failed under the journal: stop, hand back
+            if await self._control.forgotten(hid):
+                self._drop(hid, "forgotten")  # its keys were deleted under it: quietly
+                return
             _log.error("harvest %s stopped: %s", hid, error)
             self.fatal = self.fatal or self._conn.unavailable(error)
             self._stopping.set()
@@ -268,6 +282,20 @@ class RedisWorker:
             engine = self._engines.pop(hid, None)
             if engine is not None:
                 await self._hand_back(engine[1])
+            self._control.ended(hid)
+            if engine is not None and engine[1].gone:
+                with contextlib.suppress(Exception):
+                    await self._control.sweep(hid)  # what a late commit wrote back
+
+    def _drop(self, hid: str, reason: str) -> None:
+        """End harvest ``hid`` here (cancelled, forgotten, failed); serve the others."""
+        engine = self._engines.get(hid)
+        self._control.drop(hid, reason)
+        if engine is not None:
+            if reason == "forgotten":
+                engine[1].gone = True
+                engine[1].held.clear()  # nothing left to renew or hand back
+            engine[0].stop()
 
     async def _wind_down(self) -> None:
         """Stop every engine; wait for the requests already sent; hand shops back."""
@@ -306,6 +334,7 @@ class RedisWorker:
         next_take_over = 0.0
         leftovers = await queue.read_shops(me, count=1000, own=True)
         while not self._stopping.is_set():
+            await self._control.gate(queue.hid).wait()  # paused or held back: no new shop
             if leftovers:
                 batch, leftovers = leftovers, []
             elif loop.time() >= next_take_over:
@@ -348,6 +377,9 @@ class RedisWorker:
             "sent": self._client.requests,
         }
         await self._beat(keys=[workers_key(self._prefix)], args=[self.worker_id, json.dumps(about)])
+        now = asyncio.get_running_loop().time()
+        for hid, reason in await self._control.refresh(list(self._engines), now):
+            self._drop(hid, reason)
         for _harvest, journal, _task in list(self._engines.values()):
             lost = await journal.queue.heartbeat(self.worker_id, list(journal.held))
             for message_id in lost:
