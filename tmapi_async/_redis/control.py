@@ -40,6 +40,7 @@ __all__ = [
     "HarvestNotFound",
     "WorkerControls",
     "attach",
+    "attached_key",
     "check",
     "configure",
     "control",

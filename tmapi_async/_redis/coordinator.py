@@ -123,7 +123,8 @@ class RedisHarvest:
         params: the listing (as the journal records it); ``max_pages`` apart.
         workers: local worker processes to start (None: none).
         limits: the token and its ``(rate, burst, concurrency)`` to set in Redis for
-            every process of the token (None: leave the limits in force).
+            every process of the token (None: leave the limits in force; a None limit
+            leaves that one).
         on_event: receives a line for things worth telling (workers alive changed).
         keep: seconds a finished harvest's keys are kept (then they expire).
         max_backlog: results not yet exported at which workers stop fetching
@@ -140,7 +141,7 @@ class RedisHarvest:
         params: Mapping[str, object],
         max_pages: int | None = None,
         workers: LocalWorkers | None = None,
-        limits: tuple[str, float, int | None, int] | None = None,
+        limits: tuple[str, float | None, int | None, int | None] | None = None,
         on_event: Callable[[str], None] | None = None,
         poll: float = 0.5,
         keep: float = DEFAULT_KEEP,
@@ -393,7 +394,7 @@ class RedisHarvestError(FatalError):
 
 
 async def _set_limits(
-    url: str, token: str, rate: float, burst: int | None, concurrency: int
+    url: str, token: str, rate: float | None, burst: int | None, concurrency: int | None
 ) -> None:
     """Set the shared limits of each token in ``token`` (several are separated by
     commas) in Redis (the last to set them wins)."""

@@ -43,6 +43,7 @@ HEARTBEAT: Final = 1.0  #: seconds between renewals of the shops a worker holds
 TAKE_OVER_AFTER: Final = 3  #: heartbeats a shop may miss before another worker takes it
 STOP_GRACE: Final = 8.0  #: seconds a stopping worker waits for requests already sent
 CANCEL_GRACE: Final = 1.0  #: seconds then given to what was cancelled to end
+POOL_WITHOUT_CAP: Final = 100  #: connections of a worker without --concurrency (aiohttp's)
 _encode_items = msgspec.json.Encoder().encode
 
 
@@ -66,6 +67,12 @@ class CappedAdmission(AdmissionWrapper):
     @property
     def limit(self) -> int:
         return min(self._inner.limit, self.concurrency)
+
+    @property
+    def connections(self) -> int:
+        """The worker's connection pool: its cap (``--concurrency``), else as many as
+        the token's limit in Redis may come to allow (it is known only once started)."""
+        return POOL_WITHOUT_CAP if self._cap is None else self._cap
 
     @property
     def concurrency(self) -> int:
