@@ -59,7 +59,7 @@ def _keys(url: str, hid: str) -> list[bytes]:
 async def _until(condition: Callable[[], bool]) -> None:
     """Wait for a condition on Redis (looked at every 20 ms, within TIMEOUT)."""
     async with asyncio.timeout(TIMEOUT):
-        while not condition():
+        while not condition():  # noqa: ASYNC110 (a condition in another process)
             await asyncio.sleep(0.02)
 
 

@@ -245,9 +245,8 @@ async def prune(redis: Redis, prefix: str = PREFIX, silent: int = SILENT) -> tup
             for about in await redis.xinfo_consumers(queue.shops_key, SHOP_GROUP):
                 name, pending, idle = _consumer(about)
                 if pending == 0 and idle >= silent * 1000:
-                    consumers += int(
-                        await redis.xgroup_delconsumer(queue.shops_key, SHOP_GROUP, name)
-                    )
+                    await redis.xgroup_delconsumer(queue.shops_key, SHOP_GROUP, name)
+                    consumers += 1
     for key in (f"{prefix}:harvests", open_key(prefix)):
         for raw in await redis.smembers(key):
             if not await redis.exists(HarvestQueue(redis, _text(raw), prefix=prefix).meta_key):
@@ -299,6 +298,7 @@ class WorkerControls:
         self.gates: dict[str, HarvestGate] = {}
         self.sources: dict[str, GatedSource] = {}
         self._next_prune = 0.0
+        self._budgets: dict[str, int] = {}  # a new engine's pages before the bound
 
     async def open_ids(self) -> list[str]:
         """The harvests to serve: those open (or paused), not every one ever submitted."""
@@ -307,7 +307,11 @@ class WorkerControls:
     async def listing(self, queue: HarvestQueue) -> tuple[int, dict[str, Any], int | None]:
         """The harvest's page size, listing and max pages (see :func:`listing_of`)."""
         raw = await self._redis.hgetall(queue.meta_key)
-        return listing_of({_text(k): _text(v) for k, v in raw.items()})
+        meta = {_text(k): _text(v) for k, v in raw.items()}
+        limit = _bound(meta.get("max_backlog"))
+        if limit is not None:  # the bound holds from the first page, not the first look
+            self._budgets[queue.hid] = limit - int(await self._redis.xlen(queue.results_key))
+        return listing_of(meta)
 
     async def fail(self, queue: HarvestQueue, error: Exception) -> None:
         """Fail a harvest whose record is corrupt: every worker skips it from now on."""
@@ -322,6 +326,7 @@ class WorkerControls:
         """The client as the engine of harvest ``hid`` sees it: behind its gate."""
         gate = self.gates[hid] = HarvestGate()
         source = self.sources[hid] = GatedSource(client, gate)
+        source.budget = self._budgets.pop(hid, None)
         return source
 
     def gate(self, hid: str) -> HarvestGate:
@@ -347,17 +352,21 @@ class WorkerControls:
             state = None if state is None else _text(state)
             limit = _bound(bound)
             verdict = decide(state, backlog, limit)
-            gate = self.gates[hid]
+            source = self.sources[hid]
             if verdict == "gone":
                 drops.append((hid, "forgotten" if state is None else state))
-            elif gate.set(verdict):
-                self._tell(_told(hid, verdict, backlog, limit, self.sources[hid]))
-                self.sources[hid].quiet_told = False
-            elif verdict != "open" and not self.sources[hid].in_flight:
-                source = self.sources[hid]
-                if not source.quiet_told:
-                    source.quiet_told = True
-                    self._tell(f"harvest {hid} {verdict}: none of its requests in flight")
+                continue
+            # Pages in flight will add to the backlog: the bound counts them already.
+            source.budget = None if limit is None else limit - backlog - source.in_flight
+            if verdict == "open" and source.budget is not None and source.budget <= 0:
+                verdict = "backlog"
+            self.gates[hid].set(verdict)
+            if verdict != source.told:
+                self._tell(_told(hid, verdict, backlog, limit, source))
+                source.told, source.quiet_told = verdict, False
+            elif verdict != "open" and not source.in_flight and not source.quiet_told:
+                source.quiet_told = True
+                self._tell(f"harvest {hid} {verdict}: none of its requests in flight")
         if now >= self._next_prune:
             self._next_prune = now + PRUNE_EVERY
             with contextlib.suppress(Exception):  # pruning can wait for the next turn

@@ -97,6 +97,10 @@ class GatedSource:
         self.gate = gate
         self._detached = False
         self.in_flight = 0  #: page requests past the gate and not yet answered
+        #: pages this source may still send before the backlog bound (None: no bound),
+        #: counted here between two looks at Redis, so that the bound holds between them
+        self.budget: int | None = None
+        self.told: Verdict = "open"  #: the verdict the worker last told
         self.quiet_told = False  #: the worker said nothing of this harvest is in flight
 
     @property
@@ -126,6 +130,11 @@ class GatedSource:
 
     async def fetch_counted(self, query: ShopQuery, page: int) -> Fetched:
         await self.gate.wait()
+        while self.budget is not None and self.budget <= 0:
+            self.gate.set("backlog")  # until the next look finds the backlog drained
+            await self.gate.wait()
+        if self.budget is not None:
+            self.budget -= 1
         self.in_flight += 1
         try:
             return await self._client.fetch_counted(query, page)
