@@ -106,6 +106,9 @@ async def test_a_finished_harvest_expires_and_forget_deletes_it(
     assert f"{hid}  finished" in status
     assert "coordinator not attached; backlog 0 results not exported" in status
     assert "kept 1h 59m more" in status or "kept 2h 0m more" in status
+    # Only the limits given on the command line were set: --rate, not its concurrency.
+    assert "rate 500.0/s" in status
+    assert "concurrency default" in status
 
     forget = await cluster.start("forget", hid[:6])  # a unique prefix is enough
     assert await forget.exit_code() == 0, forget.output()
@@ -117,6 +120,9 @@ async def test_a_finished_harvest_expires_and_forget_deletes_it(
 async def test_forget_refuses_while_a_coordinator_is_attached_unless_forced(
     sim: tuple[SimulatedTmapi, RequestCount], cluster: Cluster, redis_url: str, tmp_path: Path
 ) -> None:
+    """Refused while attached; forced, the keys go, the coordinator stops and a worker
+    serving the harvest drops it quietly (and serves on)."""
+    _server, requests = sim
     shops, _names = _shops(tmp_path, 4)
     output = tmp_path / "items.jsonl"
     coordinator = await cluster.start(
@@ -130,6 +136,8 @@ async def test_forget_refuses_while_a_coordinator_is_attached_unless_forced(
             return bool(conn.exists(f"tmapi:h:{hid}:coordinator")) and submitted == b"4"
 
     await _until(attached)
+    worker = await cluster.start("worker", "--concurrency", "2", "-v")
+    await requests.reach(2)
     assert "coordinator attached" in await _status(cluster)
     refused = await cluster.start("forget", hid)
     assert await refused.exit_code() == 1
@@ -139,8 +147,13 @@ async def test_forget_refuses_while_a_coordinator_is_attached_unless_forced(
     forced = await cluster.start("forget", "--force", hid)
     assert await forced.exit_code() == 0, forced.output()
     assert await coordinator.exit_code() == 3
-    assert "forget" in coordinator.output()
+    assert f"harvest {hid} was forgotten (tmapi-async forget)" in coordinator.output()
+    await worker.line(f"harvest {hid} forgotten: dropped")
+    await worker.line(f"harvest {hid} forgotten: nothing of it left here")
     assert _keys(redis_url, hid) == []
+    assert worker.process.returncode is None  # it serves on
+    worker.terminate()
+    assert await worker.exit_code() == 0, worker.output()
 
 
 async def test_pause_resume_cancel_and_a_rerun_that_finishes_once(

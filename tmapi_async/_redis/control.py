@@ -46,6 +46,7 @@ __all__ = [
     "control",
     "detach",
     "forget",
+    "forgotten_under",
     "harvest_keys",
     "open_key",
     "prune",
@@ -156,6 +157,24 @@ async def check(queue: HarvestQueue) -> None:
     if state == "failed":
         error = _text(await queue.redis.hget(queue.meta_key, "error") or b"")
         raise HarvestEnded(f"harvest {hid} failed in the workers: {error}")
+
+
+async def forgotten_under(queue: HarvestQueue | None) -> None:
+    """After a Redis error in a coordinator: say so if it is the harvest's keys that went.
+
+    Raises:
+        HarvestEnded: the harvest was forgotten under the coordinator.
+    """
+    if queue is None:
+        return
+    try:
+        gone = not await queue.redis.exists(queue.meta_key)
+    except Exception:  # Redis is away: the error is what it says
+        return
+    if gone:
+        raise HarvestEnded(
+            f"harvest {queue.hid} was forgotten (tmapi-async forget): its keys are gone"
+        )
 
 
 async def detach(queue: HarvestQueue) -> None:
@@ -396,6 +415,7 @@ class WorkerControls:
         queue = HarvestQueue(self._redis, hid, prefix=self._prefix)
         if not await self._redis.exists(queue.meta_key):
             await _delete(self._redis, await harvest_keys(self._redis, queue))
+            self._tell(f"harvest {hid} forgotten: nothing of it left here")
 
 
 def _bound(raw: object) -> int | None:

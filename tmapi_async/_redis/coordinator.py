@@ -32,7 +32,7 @@ from .._protocol import normalise_shop_url
 from .._shop import ShopResult
 from .._stats import HarvestProgress
 from .connection import RedisConnection, open_connection
-from .control import DEFAULT_KEEP, check, configure, detach, retire
+from .control import DEFAULT_KEEP, check, configure, detach, forgotten_under, retire
 from .gate import DEFAULT_MAX_BACKLOG
 from .queue import HarvestQueue, PageCommitted, Result, ShopFinished, harvest_id
 from .throttle import RedisThrottle
@@ -187,6 +187,7 @@ class RedisHarvest:
                 yield result
         except Exception as error:
             if conn.is_redis_error(error):
+                await forgotten_under(getattr(self, "queue", None))  # not an outage
                 raise conn.unavailable(error) from None
             raise
         finally:
