@@ -138,6 +138,9 @@ async def test_forget_refuses_while_a_coordinator_is_attached_unless_forced(
     await _until(attached)
     worker = await cluster.start("worker", "--concurrency", "2", "-v")
     await requests.reach(2)
+    pause = await cluster.start("pause", hid)  # it must not finish before the forget
+    assert await pause.exit_code() == 0, pause.output()
+    await worker.line(f"harvest {hid} paused;")
     assert "coordinator attached" in await _status(cluster)
     refused = await cluster.start("forget", hid)
     assert await refused.exit_code() == 1
