@@ -64,6 +64,8 @@ examples:
   tmapi-async harvest shops.txt --output items.jsonl
   tmapi-async harvest shops.txt --output items.parquet --max-requests 5000
   TMAPI_BASE_URL=http://127.0.0.1:8080 tmapi-async harvest shops.txt -o out.csv
+  TMAPI_REDIS_URL=redis://:pw@10.0.0.5:6379/0 tmapi-async harvest shops.txt -o items.jsonl \\
+      --redis --workers 0 --keep 2d --max-backlog 5000   # workers anywhere; see status
 """
 
 
