@@ -130,7 +130,8 @@ class Client:
             base_url=self._base_url,
             token=self._token,
             timeout=timeout,
-            connections=throttle.concurrency,
+            # A throttle may size the pool itself (a worker's cap); else its concurrency.
+            connections=getattr(throttle, "connections", throttle.concurrency),
         )
         # The key's scheme is this client's own, found out here: never stored.
         self._requests = PageRequests(

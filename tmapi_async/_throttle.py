@@ -133,6 +133,11 @@ class AdmissionWrapper:
         return self._inner.sent
 
     @property
+    def connections(self) -> int:
+        """The HTTP connections a client of this admission keeps (its pool's size)."""
+        return int(getattr(self._inner, "connections", self._inner.concurrency))
+
+    @property
     def limit(self) -> int:
         return self._inner.limit
 

@@ -7,6 +7,7 @@ import asyncio
 import json
 import os
 import signal
+import sqlite3
 import sys
 from collections.abc import Sequence
 from math import ceil
@@ -178,3 +179,17 @@ def assert_token_not_in_redis(url: str, token: str) -> int:
                 value = b""
             assert token not in repr(value)
     return keys
+
+
+def harvest_id_of(output: Path) -> str:
+    """The harvest id the state file of ``output`` keeps (made when it was created)."""
+    with sqlite3.connect(f"{output}.state.db") as db:
+        (hid,) = db.execute("SELECT value FROM meta WHERE key = 'harvest_id'").fetchone()
+    return str(hid)
+
+
+def only_harvest(url: str) -> str | None:
+    """The id of the one harvest submitted to the (emptied) Redis so far, if there is one."""
+    with redis_sync.Redis.from_url(url) as conn:
+        hids = conn.smembers("tmapi:harvests")
+    return next(iter(hids)).decode() if len(hids) == 1 else None

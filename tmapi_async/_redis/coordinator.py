@@ -42,6 +42,16 @@ from .._protocol import normalise_shop_url
 from .._shop import ShopResult
 from .._stats import HarvestProgress
 from .connection import RedisConnection, open_connection
+from .control import (
+    DEFAULT_KEEP,
+    check,
+    configure,
+    detach,
+    forgotten_under,
+    retire,
+    was_forgotten,
+)
+from .gate import DEFAULT_MAX_BACKLOG
 from .queue import HarvestGone, HarvestQueue, PageCommitted, Result, ShopFinished
 from .throttle import RedisThrottle
 from .worker import alive, read_workers
@@ -132,8 +142,12 @@ class RedisHarvest:
         params: the listing (as the journal records it); ``max_pages`` apart.
         workers: local worker processes to start (None: none).
         limits: the token and its ``(rate, burst, concurrency)`` to set in Redis for
-            every process of the token (None: leave the limits in force).
+            every process of the token (None: leave the limits in force; a None limit
+            leaves that one).
         on_event: receives a line for things worth telling (workers alive changed).
+        keep: seconds a finished harvest's keys are kept (then they expire).
+        max_backlog: results not yet exported at which workers stop fetching
+            (None: no bound).
     """
 
     def __init__(
@@ -146,10 +160,13 @@ class RedisHarvest:
         params: Mapping[str, object],
         max_pages: int | None = None,
         workers: LocalWorkers | None = None,
-        limits: tuple[str, float, int | None, int] | None = None,
+        limits: tuple[str, float | None, int | None, int | None] | None = None,
         on_event: Callable[[str], None] | None = None,
         poll: float = 0.5,
+        keep: float = DEFAULT_KEEP,
+        max_backlog: int | None = DEFAULT_MAX_BACKLOG,
     ) -> None:
+        self._keep, self._max_backlog = keep, max_backlog
         self._url = url
         self._limits = limits
         self._journal = journal
@@ -201,6 +218,7 @@ class RedisHarvest:
             ) from None
         except Exception as error:
             if conn.is_redis_error(error):
+                await forgotten_under(getattr(self, "queue", None))  # not an outage
                 raise conn.unavailable(error) from None
             raise
         finally:
@@ -220,6 +238,8 @@ class RedisHarvest:
             raise RedisHarvestError(f"{error}: rerun with the same listing options") from None
         self._journal.remember("redis_epoch", self._epoch)
         self._journal.flush(durable=True)
+        await configure(self.queue, keep=self._keep, max_backlog=self._max_backlog)
+        await check(self.queue)  # attached from now on: forget waits for this run
         if self._workers is not None:
             await self._workers.start()
         submitter = asyncio.create_task(self._submit_all(), name="tmapi-submit")
@@ -250,6 +270,7 @@ class RedisHarvest:
             if self._stopping.is_set():
                 raise HarvestStopped("harvest stopped on request")
             await self.queue.set_state("finished")
+            await retire(self.queue, self._keep)  # kept for status, then expires
         finally:
             submitter.cancel()
             # The export ends by itself within one blocking read: cancelling a read
@@ -260,6 +281,8 @@ class RedisHarvest:
             await asyncio.gather(submitter, exporter, return_exceptions=True)
             if self._workers is not None:
                 await self._workers.stop()
+            with contextlib.suppress(Exception):
+                await detach(self.queue)
 
     async def _check_record(self) -> None:
         """Compare the harvest's Redis record with what the state file knows of it."""
@@ -345,6 +368,8 @@ class RedisHarvest:
         async with self._recovering:  # the submitter and the export may both notice
             if await self.queue.epoch() not in (None, self._epoch):
                 return  # made again already
+            if await was_forgotten(self.queue, self._epoch):
+                await forgotten_under(self.queue)  # an operator's forget, not a lost Redis
             self._recoveries += 1
             if self._recoveries > _RECOVERIES:
                 raise HarvestGone(f"harvest {self.hid} lost its record {_RECOVERIES} times")
@@ -362,6 +387,7 @@ class RedisHarvest:
             )
             self._journal.remember("redis_epoch", self._epoch)
             self._journal.flush(durable=True)
+            await configure(self.queue, keep=self._keep, max_backlog=self._max_backlog)
             again = [
                 url
                 for url in self._submitted
@@ -476,9 +502,11 @@ class RedisHarvest:
 
         Raises:
             HarvestGone: the harvest's record is gone, or was made again (another epoch).
+            HarvestEnded: cancelled, forgotten or failed under the coordinator.
         """
         if await self.queue.epoch() != self._epoch:
             raise HarvestGone(f"harvest {self.hid} lost its record in Redis")
+        await check(self.queue)  # renews the attached marker; stops on a cancel
         counts = await self.queue.counts()
         now, workers = await read_workers(self.queue.redis)
         live = [about for beat, about in workers.values() if alive(now, beat)]
@@ -499,7 +527,7 @@ class RedisHarvestError(FatalError):
 
 
 async def _set_limits(
-    url: str, token: str, rate: float, burst: int | None, concurrency: int
+    url: str, token: str, rate: float | None, burst: int | None, concurrency: int | None
 ) -> None:
     """Set the shared limits of each token in ``token`` (several are separated by
     commas) in Redis (the last to set them wins)."""

@@ -214,6 +214,7 @@ class HarvestQueue:
             self.meta_key, mapping={"output": output, "state": "open", "max_pages": pages}
         )
         await self.redis.sadd(f"{self.prefix}:harvests", self.hid)
+        await self.redis.sadd(f"{self.prefix}:open", self.hid)  # served by workers
         await self.announce()
         return await self.epoch() or ""
 

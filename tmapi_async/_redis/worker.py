@@ -29,11 +29,12 @@ from typing import TYPE_CHECKING, Any, Final
 
 import msgspec
 
-from .._errors import FatalError, HarvestStopped, ShopTakenOver
+from .._errors import FatalError, HarvestStopped, InvalidParameterError, ShopTakenOver
 from .._harvest import Harvest
 from .._models import ShopItem, ShopItemsPage
 from .._shop import ShopCheckpoint, ShopResult
 from .._throttle import AdmissionWrapper
+from .control import CorruptRecord, WorkerControls
 from .queue import PREFIX, HarvestGone, HarvestQueue, _text, opened_key
 from .scripts import WORKER_BEAT
 
@@ -48,6 +49,7 @@ HEARTBEAT: Final = 1.0  #: seconds between renewals of the shops a worker holds
 TAKE_OVER_AFTER: Final = 3  #: heartbeats a shop may miss before another worker takes it
 STOP_GRACE: Final = 8.0  #: seconds a stopping worker waits for requests already sent
 CANCEL_GRACE: Final = 1.0  #: seconds then given to what was cancelled to end
+POOL_WITHOUT_CAP: Final = 100  #: connections of a worker without --concurrency (aiohttp's)
 # Shops claimed per scan step (each looks at up to 10): a claimed shop must be worked on
 # at once, or it would sit unrenewed and be taken over again.
 _TAKE_OVER_COUNT: Final = 1
@@ -115,6 +117,12 @@ class CappedAdmission(AdmissionWrapper):
         return min(self._inner.limit, self.concurrency)
 
     @property
+    def connections(self) -> int:
+        """The worker's connection pool: its cap (``--concurrency``), else as many as
+        the token's limit in Redis may come to allow (it is known only once started)."""
+        return POOL_WITHOUT_CAP if self._cap is None else self._cap
+
+    @property
     def concurrency(self) -> int:
         token_limit = self._inner.concurrency
         return token_limit if self._cap is None else min(self._cap, token_limit)
@@ -157,6 +165,7 @@ class RedisJournal:
         # pages is still being committed, and a finished shop accepts no more pages.
         self._committing: dict[str, int] = {}
         self._committed = asyncio.Condition()
+        self.gone = False  #: the harvest was forgotten: commit nothing more
 
     async def open_shop(self, shop_url: str) -> ShopCheckpoint | None:
         fields = await self.queue.shop_fields(shop_url)
@@ -175,6 +184,8 @@ class RedisJournal:
     async def record_page(
         self, shop_url: str, page: int, answer: ShopItemsPage, new_items: Sequence[ShopItem]
     ) -> None:
+        if self.gone:
+            return
         message_id = self.message_ids.get(shop_url)
         if message_id is None:
             raise ShopTakenOver(f"{shop_url} is no longer held here")
@@ -198,6 +209,8 @@ class RedisJournal:
                 self._committed.notify_all()
 
     async def record_shop(self, result: ShopResult) -> None:
+        if self.gone:
+            return
         async with self._committed:
             await self._committed.wait_for(lambda: not self._committing.get(result.shop_url))
         self._committing.pop(result.shop_url, None)
@@ -275,6 +288,7 @@ class RedisWorker:
         self._engines: dict[str, tuple[Harvest, RedisJournal, asyncio.Task[None]]] = {}
         self._beat = self._redis.register_script(WORKER_BEAT)
         self._opened = "0-0"  # the last entry of the "opened" stream seen
+        self._control = WorkerControls(self._redis, prefix, self._tell)
         self.fatal: FatalError | None = None
         self.shops_done = 0
 
@@ -334,8 +348,7 @@ class RedisWorker:
                 self._opened = _text(entries[-1][0])
 
     async def _start_engines(self) -> None:
-        for raw in await self._redis.smembers(f"{self._prefix}:harvests"):
-            hid = _text(raw)
+        for hid in await self._control.open_ids():
             if hid in self._engines:
                 continue
             queue = HarvestQueue(
@@ -343,17 +356,22 @@ class RedisWorker:
             )
             if await queue.state() != "open" or (await queue.counts()).finished:
                 continue
-            params = await queue.params() or {}
-            journal = RedisJournal(queue, int(params.get("page_size") or 20), self.worker_id)
-            harvest = Harvest(
-                self._client,
-                self._shops(journal),
-                journal=journal,
-                keep_items=False,
-                # Only the shops it works on: another worker takes the rest at once.
-                max_open_shops=self._client.concurrency,
-                **_listing_keywords(params, await queue.max_pages()),
-            )
+            try:  # a corrupt record fails its harvest, not the worker
+                page_size, params, max_pages = await self._control.listing(queue)
+                journal = RedisJournal(queue, page_size, self.worker_id)
+                harvest = Harvest(
+                    self._control.source(hid, self._client),
+                    self._shops(journal),
+                    journal=journal,
+                    keep_items=False,
+                    # Only the shops it works on: another worker takes the rest at once.
+                    max_open_shops=self._client.concurrency,
+                    **_listing_keywords(params, max_pages),
+                )
+            except (CorruptRecord, InvalidParameterError) as error:
+                self._control.ended(hid)
+                await self._control.fail(queue, error)
+                continue
             task = asyncio.create_task(self._serve(hid, harvest), name=f"tmapi-harvest-{hid}")
             self._engines[hid] = (harvest, journal, task)
 
@@ -371,6 +389,9 @@ class RedisWorker:
             self.fatal = self.fatal or error
             self._stopping.set()
         except Exception as error:  # Redis failed under the journal: stop, hand back
+            if await self._control.forgotten(hid):
+                self._drop(hid, "forgotten")  # its keys were deleted under it: quietly
+                return
             _log.error("harvest %s stopped: %s", hid, error)
             self.fatal = self.fatal or self._conn.unavailable(error)
             self._stopping.set()
@@ -378,6 +399,20 @@ class RedisWorker:
             engine = self._engines.pop(hid, None)
             if engine is not None:
                 await self._hand_back(engine[1])
+            self._control.ended(hid)
+            if engine is not None and engine[1].gone:
+                with contextlib.suppress(Exception):
+                    await self._control.sweep(hid)  # what a late commit wrote back
+
+    def _drop(self, hid: str, reason: str) -> None:
+        """End harvest ``hid`` here (cancelled, forgotten, failed); serve the others."""
+        engine = self._engines.get(hid)
+        self._control.drop(hid, reason)
+        if engine is not None:
+            if reason == "forgotten":
+                engine[1].gone = True
+                engine[1].held.clear()  # nothing left to renew or hand back
+            engine[0].stop()
 
     async def _wind_down(self) -> None:
         """Stop every engine; wait for the requests already sent; hand shops back."""
@@ -419,6 +454,7 @@ class RedisWorker:
         next_scan, cursor = 0.0, "0-0"
         leftovers = await queue.read_shops(me, count=1000, own=True)
         while not self._stopping.is_set():
+            await self._control.gate(queue.hid).wait()  # paused or held back: no new shop
             if leftovers:
                 batch, leftovers = leftovers, []
             elif loop.time() >= next_scan:
@@ -463,6 +499,9 @@ class RedisWorker:
             "sent": self._client.requests,
         }
         await self._beat(keys=[workers_key(self._prefix)], args=[self.worker_id, json.dumps(about)])
+        now = asyncio.get_running_loop().time()
+        for hid, reason in await self._control.refresh(list(self._engines), now):
+            self._drop(hid, reason)
         for harvest, journal, _task in list(self._engines.values()):
             lost = await journal.queue.heartbeat(self.worker_id, list(journal.held))
             for url in journal.lost(lost):  # another worker has it now: stop at once

@@ -112,6 +112,7 @@ def add_client_options(parser: argparse.ArgumentParser, *, budget: bool) -> None
     )
     api.add_argument(
         "--rate",
+        action=_Given,
         type=positive_float,
         default=10.0,
         metavar="R",
@@ -119,12 +120,14 @@ def add_client_options(parser: argparse.ArgumentParser, *, budget: bool) -> None
     )
     api.add_argument(
         "--burst",
+        action=_Given,
         type=positive_int,
         metavar="B",
         help="requests that may leave at once after idle (default: about R/20, at least 1)",
     )
     api.add_argument(
         "--concurrency",
+        action=_Given,
         type=positive_int,
         default=8,
         metavar="C",
@@ -146,6 +149,21 @@ def add_client_options(parser: argparse.ArgumentParser, *, budget: bool) -> None
         )
 
 
+class _Given(argparse.Action):
+    """Store the value and note that the flag was given (``args.given``): a harvest
+    through Redis sets only the limits given on its command line."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        setattr(namespace, self.dest, values)
+        namespace.given = {*getattr(namespace, "given", ()), self.dest}
+
+
 @dataclass(frozen=True, slots=True)
 class ClientOptions:
     """How to reach the API and how fast."""
@@ -158,6 +176,7 @@ class ClientOptions:
     timeout: float
     max_requests: int | None = None
     auth: str = "auto"  #: how each key is sent (each finds out its own way in auto)
+    given: frozenset[str] = frozenset()  #: the limits given on the command line
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> ClientOptions:
@@ -180,6 +199,7 @@ class ClientOptions:
             timeout=args.timeout,
             max_requests=getattr(args, "max_requests", None),
             auth=auth_option(args),
+            given=frozenset(getattr(args, "given", ())),
         )
 
     def client(self) -> Any:

@@ -3,27 +3,44 @@
 from __future__ import annotations
 
 import argparse
+import re
 from collections.abc import AsyncIterable
 from typing import TYPE_CHECKING, Any
 
 from ._options import non_negative_int
+from ._output import UsageError
 
 if TYPE_CHECKING:
     from ..export import ExportJournal
     from .harvest import HarvestOptions
 
-__all__ = ["add_scale_out_options", "scale_out_job"]
+__all__ = ["add_scale_out_options", "duration", "redis_option", "scale_out_job"]
+
+_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def duration(text: str) -> float:
+    """``--keep``: seconds, or a number with a unit: ``90s``, ``30m``, ``12h``, ``7d``, ``2w``."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*", text.lower())
+    if match is None or float(match[1]) <= 0:
+        raise argparse.ArgumentTypeError(
+            f"must be a duration such as 3600, 90s, 30m, 12h, 7d or 2w, got {text!r}"
+        )
+    return float(match[1]) * _UNITS[match[2]]
 
 
 def add_scale_out_options(parser: argparse.ArgumentParser) -> None:
-    """``--redis URL`` and ``--workers N``."""
+    """``--redis [URL]``, ``--workers N``, ``--keep DURATION``, ``--max-backlog PAGES``."""
     group = parser.add_argument_group("scale out (Redis)")
     group.add_argument(
         "--redis",
         metavar="URL",
-        help="harvest through this Redis: shops go to `tmapi-async worker` processes on "
-        "any machine, the export is written here; --rate, --burst and --concurrency "
-        "become the token's limits shared by every process",
+        nargs="?",
+        const="",
+        help="harvest through this Redis (--redis alone: $TMAPI_REDIS_URL): shops go to "
+        "`tmapi-async worker` processes on any machine, the export is written here; "
+        "--rate, --burst and --concurrency, when given, become the token's limits shared "
+        "by every process",
     )
     group.add_argument(
         "--workers",
@@ -33,6 +50,41 @@ def add_scale_out_options(parser: argparse.ArgumentParser) -> None:
         help="with --redis: worker processes to start on this machine "
         "(default %(default)s; 0 = only coordinate)",
     )
+    group.add_argument(
+        "--keep",
+        type=duration,
+        default=7 * 86400.0,
+        metavar="DURATION",
+        help="with --redis: how long a finished harvest stays in Redis for `status` before "
+        "its keys expire: seconds or 90s, 30m, 12h, 7d, 2w (default 7d)",
+    )
+    group.add_argument(
+        "--max-backlog",
+        type=non_negative_int,
+        default=2000,
+        metavar="PAGES",
+        help="with --redis: workers stop fetching while this many committed pages wait "
+        "to be exported here, and go on as they are (default %(default)s; 0 = no bound)",
+    )
+
+
+def redis_option(args: argparse.Namespace) -> str | None:
+    """The Redis of ``--redis [URL]``: the URL, else ``$TMAPI_REDIS_URL`` for a bare
+    ``--redis``; ``None`` without the flag (a harvest in this process).
+
+    Raises:
+        UsageError: a bare ``--redis`` without the variable, or a value that is no URL.
+    """
+    from .._redis.connection import redis_url_from_env
+
+    if args.redis is None:
+        return None
+    url = redis_url_from_env(args.redis or None)
+    if url is None:
+        raise UsageError("--redis without a URL takes $TMAPI_REDIS_URL, which is not set")
+    if "://" not in url:
+        raise UsageError(f"--redis takes a URL such as redis://host:6379/0, got {url!r}")
+    return url
 
 
 def scale_out_job(
@@ -53,6 +105,13 @@ def scale_out_job(
         if options.workers
         else None
     )
+    # Only the limits given on the command line are set: the others stay as an operator
+    # (or another process) set them in Redis, as with a Client's keywords left alone.
+    given = client.given
+    rate = client.rate if "rate" in given else None
+    burst = client.burst if "burst" in given else None
+    concurrency = client.concurrency if "concurrency" in given else None
+    limits = (rate, burst, concurrency)
     return RedisHarvest(
         options.redis,
         journal,
@@ -61,5 +120,7 @@ def scale_out_job(
         params=options.listing.params,
         max_pages=options.listing.max_pages,
         workers=workers,
-        limits=(client.token, client.rate, client.burst, client.concurrency),
+        limits=None if limits == (None, None, None) else (client.token, *limits),
+        keep=options.keep,
+        max_backlog=options.max_backlog or None,
     )

@@ -55,7 +55,7 @@ def stop_message(client: Any, error: BaseException, message: str) -> str:
 
 
 def worker_client(
-    token: str, redis_url: str, *, cap: int | None, gate: Any, **keywords: Any
+    token: str, redis_url: str, *, cap: int | None, gate: Any = None, **keywords: Any
 ) -> Any:
     """The client of a worker: each of the tokens in ``token`` has its limits shared
     through Redis by every process of the token, with at most ``cap`` requests of this

@@ -30,7 +30,7 @@ from ._options import (
     add_output_level,
 )
 from ._output import UsageError, err, fatal_message, library_logs, say, secrets
-from ._scale_out import add_scale_out_options, scale_out_job
+from ._scale_out import add_scale_out_options, redis_option, scale_out_job
 from ._signals import Stop
 
 if TYPE_CHECKING:
@@ -64,6 +64,8 @@ examples:
   tmapi-async harvest shops.txt --output items.jsonl
   tmapi-async harvest shops.txt --output items.parquet --max-requests 5000
   TMAPI_BASE_URL=http://127.0.0.1:8080 tmapi-async harvest shops.txt -o out.csv
+  TMAPI_REDIS_URL=redis://:pw@10.0.0.5:6379/0 tmapi-async harvest shops.txt -o items.jsonl \\
+      --redis --workers 0 --keep 2d --max-backlog 5000   # workers anywhere; see status
 """
 
 
@@ -123,6 +125,8 @@ class HarvestOptions:
     redis: str | None = None  #: harvest through this Redis (workers anywhere)
     workers: int = 1  #: with ``redis``: local worker processes
     since: Path | None = None  #: new listings only: those this earlier export lacks
+    keep: float = 7 * 86400.0  #: with ``redis``: seconds a finished harvest is kept
+    max_backlog: int = 2000  #: with ``redis``: unexported pages that hold workers back
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> HarvestOptions:
@@ -142,9 +146,11 @@ class HarvestOptions:
             csv_raw=args.csv_raw,
             verbose=args.verbose,
             quiet=args.quiet,
-            redis=args.redis,
+            redis=redis_option(args),
             workers=args.workers,
             since=since,
+            keep=args.keep,
+            max_backlog=args.max_backlog,
         )
 
 

@@ -12,13 +12,17 @@ from ._output import UsageError, err, say
 __all__ = ["add_parser", "run"]
 
 EPILOG = """\
-Lists every harvest submitted to the Redis with its shops queued, in progress, done and
+Lists every harvest submitted to the Redis with its state (open, paused, cancelled,
+failed, finished), whether a coordinator is attached, its results not yet exported (the
+backlog: workers hold back at its bound, `harvest --max-backlog`), how long a finished
+one is still kept (`harvest --keep`), and its shops queued, in progress, done and
 failed; every worker with its last heartbeat (a worker silent for more than 3 s is taken
 for dead: its shops go to others); and the limits in force for each token, named by its
 fingerprint (a token itself is never stored in Redis).
 
 examples:
   tmapi-async status --redis redis://127.0.0.1:6379/0
+  tmapi-async pause 3f9a                  # then: resume, cancel, forget (an id prefix)
   TMAPI_REDIS_URL=redis://:password@10.0.0.5:6379/0 tmapi-async status
 """
 
@@ -77,12 +81,17 @@ async def status_lines(redis: Any) -> list[str]:
 
     lines = ["harvests:"]
     hids = sorted(_text(raw) for raw in await redis.smembers(f"{PREFIX}:harvests"))
+    shown = 0
     for hid in hids:
         queue = HarvestQueue(redis, hid)
         meta = {_text(k): _text(v) for k, v in (await redis.hgetall(queue.meta_key)).items()}
+        if not meta:
+            continue  # expired (or forgotten) since it was listed
+        shown += 1
         counts = await queue.counts()
         dead = await redis.scard(queue.dead_key)
-        lines.append(f"  {hid}  {meta.get('state', '?'):<8} {meta.get('output', '')}")
+        lines.append(f"  {hid}  {meta.get('state', '?'):<9} {meta.get('output', '')}")
+        lines.append(await _control_line(redis, queue, meta))
         lines.append(
             f"    shops: {counts.submitted} submitted, {counts.queued} queued, "
             f"{counts.in_progress} in progress, {counts.done} done "
@@ -90,7 +99,7 @@ async def status_lines(redis: Any) -> list[str]:
             f"{f', {dead} given up' if dead else ''}); "
             f"pages {counts.pages}, items {counts.items}"
         )
-    if not hids:
+    if not shown:
         lines.append("  (none)")
     now, workers = await read_workers(redis)
     lines.append("workers:")
@@ -110,6 +119,38 @@ async def status_lines(redis: Any) -> list[str]:
     if not fingerprints:
         lines.append("  (none)")
     return lines
+
+
+async def _control_line(redis: Any, queue: Any, meta: dict[str, str]) -> str:
+    """A harvest's coordinator, backlog, and how long a finished one is kept."""
+    from .._redis.control import attached_key
+    from .._redis.gate import DEFAULT_MAX_BACKLOG
+
+    attached = await redis.exists(attached_key(queue))
+    backlog = await redis.xlen(queue.results_key)
+    bound = meta.get("max_backlog", str(DEFAULT_MAX_BACKLOG)) or "none"
+    line = (
+        f"    coordinator {'attached' if attached else 'not attached'}; "
+        f"backlog {backlog} results not exported (bound {bound})"
+    )
+    if meta.get("state") == "finished":
+        ttl = int(await redis.ttl(queue.meta_key))
+        line += f"; kept {_duration(ttl)} more" if ttl > 0 else "; kept (no expiry)"
+    if meta.get("state") == "failed":
+        line += f"; failed: {meta.get('error', '')}"
+    return line
+
+
+def _duration(seconds: int) -> str:
+    """``3d 4h``, ``5h 12m``, ``40s``: a duration for a reader."""
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d {hours}h"
+    if hours:
+        return f"{hours}h {minutes}m"
+    return f"{minutes}m {secs}s" if minutes else f"{secs}s"
 
 
 async def _token_line(redis: Any, fingerprint: str) -> str:

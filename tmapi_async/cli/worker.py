@@ -26,11 +26,16 @@ __all__ = ["PARENT_ENV", "add_parser", "run"]
 PARENT_ENV = "TMAPI_WORKER_PARENT"
 
 EPILOG = """\
-A worker takes shops from every harvest submitted to the Redis (by `tmapi-async harvest
-SHOPS --output PATH --redis URL`), one shop at a time per free task, and commits each page
-there. It holds its shops by a heartbeat: if it dies, other workers take them over within
-seconds and go on at the first page not committed. The token's limits (rate, burst, in
-flight) are shared through Redis by every process that uses the token.
+A worker takes shops from every open harvest submitted to the Redis (by `tmapi-async
+harvest SHOPS --output PATH --redis URL`), one shop at a time per free task, and commits
+each page there. It holds its shops by a heartbeat: if it dies, other workers take them
+over within seconds and go on at the first page not committed. The token's limits (rate,
+burst, in flight) are shared through Redis by every process that uses the token.
+
+At each heartbeat it reads each harvest's state: a paused one (`tmapi-async pause`), or
+one whose results wait to be exported beyond its `harvest --max-backlog`, gets no new
+request until it may go on; a cancelled or forgotten one is dropped. Workers silent for
+10 minutes are pruned from the workers list.
 
 SIGTERM or Ctrl-C: nothing new is sent, requests already sent finish and are committed,
 the shops still held are handed back; the worker exits 0 within 10 s.
