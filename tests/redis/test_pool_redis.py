@@ -100,10 +100,7 @@ async def test_workers_with_different_tokens_finish_a_harvest_when_one_runs_dry(
         shops_file = tmp_path / "shops.txt"
         shops_file.write_text("".join(f"https://{name}.1688.com/\n" for name in names))
         output = tmp_path / "items.jsonl"
-        # auth "header": each key's requests go at once from the start, as this test's
-        # share of work between the tokens assumes (auth is tested in test_auth_redis).
-        env = {"TMAPI_TOKEN": f"{A},{B},{C}", "TMAPI_BASE_URL": sim.url, "TMAPI_AUTH": "header"}
-        cluster = Cluster(env)
+        cluster = Cluster({"TMAPI_TOKEN": f"{A},{B},{C}", "TMAPI_BASE_URL": sim.url})
         try:
             coordinator = await cluster.start(
                 *("harvest", str(shops_file), "--output", str(output), "--redis", redis_url),
