@@ -147,3 +147,19 @@ async def test_an_invalid_auth_is_a_usage_error_naming_the_values(
         assert "header" in run.err
         assert "query" in run.err
         assert len(sim.log) == 0
+
+
+@pytest.mark.parametrize(
+    ("flag", "env"), [(["--auth", "apikey"], None), ([], "bearer")], ids=["flag", "env"]
+)
+async def test_a_worker_refuses_an_invalid_auth(flag: list[str], env: str | None) -> None:
+    """``worker --auth`` (or ``TMAPI_AUTH``) takes the same values: exit 2 otherwise."""
+    environment = cli_env(KEY)
+    if env is not None:
+        environment["TMAPI_AUTH"] = env
+    run = await run_cli("worker", "--redis", "redis://127.0.0.1:1/0", *flag, env=environment)
+    assert run.code == 2
+    assert "auto" in run.err
+    assert "header" in run.err
+    assert "query" in run.err
+    assert KEY not in run.err

@@ -56,8 +56,9 @@ class AuthScheme:
     """Which way one key is sent, settled or being found out by one request.
 
     ``claim()`` gives ``(scheme, probing)``, or ``None`` while another request probes:
-    wait for :meth:`wait` and claim again. So at most one request per key is ever sent
-    the way that may be refused. The probing request then reports how it went:
+    wait for :meth:`wait` and claim again. A refused way is never tried again, so a key
+    costs at most one refused request per client before its way is known (two when it
+    is refused both ways, and then it is fatal). The probing request reports how it went:
     :meth:`accepted`, :meth:`refused` (which hands it the next scheme to try, or the
     error naming every refusal) or :meth:`undecided` (no verdict: another request
     probes). With a fixed ``mode`` the scheme is settled from the start.

@@ -6,7 +6,6 @@ engine sees the client only as a ``PageSource``.
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import aclosing
@@ -28,8 +27,6 @@ from ._retry import RetryPolicy
 from ._shop import ShopResult
 from ._throttle import Admission, Throttle
 from ._transport import AiohttpTransport, Transport
-
-_log = logging.getLogger("tmapi_async")
 
 
 def _base_url(base_url: str | None) -> str:
@@ -139,7 +136,6 @@ class Client:
         )
         self._entered = False
         self._closed = False
-        self._retries = 0
 
     def __repr__(self) -> str:
         t = self._throttle

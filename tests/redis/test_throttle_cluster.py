@@ -163,7 +163,8 @@ async def test_a_client_whose_token_was_refused_elsewhere_sends_nothing(redis_ur
                 await first.fetch_shop(shop("xldjjg"))
             with pytest.raises(tm.AuthenticationError):
                 await second.fetch_shop(shop("xldjjg"))
-        assert len(sim.log) == 1  # only the first client's request left
+        # Only the first client's: its key sent as the header, then as the query.
+        assert len(sim.log) == 2
 
 
 async def test_the_token_is_never_written_to_redis(redis_url: str) -> None:
