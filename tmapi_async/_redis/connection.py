@@ -245,8 +245,13 @@ def _outage_retry(outage: Outage) -> Any:
 
 
 def load_lua(name: str) -> str:
-    """The source of ``lua/<name>.lua`` shipped with this package."""
-    return (resources.files(__package__) / "lua" / f"{name}.lua").read_text(encoding="utf-8")
+    """The source of ``lua/<name>.lua`` shipped with this package; a line
+    ``--#include other`` is replaced by the source of ``lua/other.lua``."""
+    source = (resources.files(__package__) / "lua" / f"{name}.lua").read_text(encoding="utf-8")
+    return "".join(
+        load_lua(line.removeprefix("--#include").strip()) if line.startswith("--#include") else line
+        for line in source.splitlines(keepends=True)
+    )
 
 
 def _redis_errors() -> tuple[type[BaseException], ...]:

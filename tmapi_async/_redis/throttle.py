@@ -348,6 +348,7 @@ class RedisThrottle:
         """A request refused for concurrency or rate: halve the token's limit, once per
         cohort of requests (those sent after the previous cut), in every process."""
         args = ["cut", str(self._concurrency), str(ticket), self._leases.id(ticket)]
+        args.append(repr(self._leases.lease))
         self._spawn(self._adapt(args))
 
     def succeeded(self) -> None:
@@ -374,7 +375,8 @@ class RedisThrottle:
         """Hold every request of the token, in every process, for ``seconds``."""
         loop = asyncio.get_running_loop()
         self._resume_at = max(self._resume_at, loop.time() + seconds)
-        self._spawn(self._live_conn().run(self._scripts["pause"], [self.keys.state], [seconds]))
+        args = [seconds, self._leases.lease]
+        self._spawn(self._live_conn().run(self._scripts["pause"], [self.keys.state], args))
 
     def fail(self, error: FatalError) -> None:
         """Stop admission here; an authentication or balance error stops every process
