@@ -31,7 +31,7 @@ from .._pool import split_tokens
 from .._protocol import normalise_shop_url
 from .._shop import ShopResult
 from .._stats import HarvestProgress
-from .connection import RedisConnection, open_connection
+from .connection import DEFAULT_OUTAGE, Outage, RedisConnection, open_connection
 from .queue import HarvestQueue, PageCommitted, Result, ShopFinished, harvest_id
 from .throttle import RedisThrottle
 from .worker import alive, read_workers
@@ -122,7 +122,9 @@ class RedisHarvest:
         workers: local worker processes to start (None: none).
         limits: the token and its ``(rate, burst, concurrency)`` to set in Redis for
             every process of the token (None: leave the limits in force).
-        on_event: receives a line for things worth telling (workers alive changed).
+        on_event: receives a line for things worth telling (workers alive changed,
+            waiting for Redis).
+        redis_outage: seconds to wait for a Redis that went away before stopping.
     """
 
     def __init__(
@@ -138,6 +140,7 @@ class RedisHarvest:
         limits: tuple[str, float, int | None, int] | None = None,
         on_event: Callable[[str], None] | None = None,
         poll: float = 0.5,
+        redis_outage: float = DEFAULT_OUTAGE,
     ) -> None:
         self._url = url
         self._limits = limits
@@ -149,6 +152,8 @@ class RedisHarvest:
         self._workers = workers
         self.on_event = on_event or (lambda line: None)
         self._poll = poll
+        self._redis_outage = redis_outage
+        self._outage = Outage(url, redis_outage)  # the connection's, once it is open
         self.hid = harvest_id(journal.state_path)
         self.progress = HarvestProgress()
         self.cluster = ClusterView()
@@ -172,7 +177,9 @@ class RedisHarvest:
         if self._started:
             raise RuntimeError("a RedisHarvest can be iterated once")
         self._started = True
-        conn = await open_connection(self._url)
+        conn = await open_connection(self._url, redis_outage=self._redis_outage)
+        self._outage = conn.outage
+        conn.outage.listeners.append(self._redis_news)
         try:
             async for result in self._run_on(conn):
                 yield result
@@ -183,10 +190,15 @@ class RedisHarvest:
         finally:
             await conn.aclose()
 
+    def _redis_news(self, line: str) -> None:
+        """The outage's lines go to the display, which shows how long it is waiting."""
+        self.progress.redis_away_since = self._outage.since
+        self.on_event(line)
+
     async def _run_on(self, conn: RedisConnection) -> AsyncIterator[ShopResult]:
         self.queue = HarvestQueue(conn.client, self.hid)
         if self._limits is not None:
-            await _set_limits(self._url, *self._limits)
+            await _set_limits(self._url, *self._limits, redis_outage=self._redis_outage)
         output = str(self._output.resolve())
         try:
             await self.queue.create(output=output, params=self._params, max_pages=self._max_pages)
@@ -276,7 +288,12 @@ class RedisHarvest:
             pass  # results read before a kill, not acknowledged: first, in order
         loop = asyncio.get_running_loop()
         next_look = 0.0
+        outages = self._outage.ended
         while not self._stopping.is_set() and not self._closing:
+            if outages != self._outage.ended:  # a read whose reply was lost is pending here
+                outages = self._outage.ended
+                while not self._closing and await self._export_batch(pending=True):
+                    pass
             block = int(self._poll * 1000)
             exported = await self._export_batch(pending=False, block_ms=block)
             if 0 < exported < _READ_BATCH // 4:
@@ -379,12 +396,14 @@ class RedisHarvestError(FatalError):
 
 
 async def _set_limits(
-    url: str, token: str, rate: float, burst: int | None, concurrency: int
+    url: str, token: str, rate: float, burst: int | None, concurrency: int, *, redis_outage: float
 ) -> None:
     """Set the shared limits of each token in ``token`` (several are separated by
     commas) in Redis (the last to set them wins)."""
     for one in split_tokens(token):
-        throttle = RedisThrottle(url, one, rate=rate, burst=burst, concurrency=concurrency)
+        throttle = RedisThrottle(
+            url, one, rate=rate, burst=burst, concurrency=concurrency, redis_outage=redis_outage
+        )
         await throttle.start()
         await throttle.aclose()
 

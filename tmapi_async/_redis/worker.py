@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import os
 import secrets
 import socket
@@ -200,6 +201,7 @@ class RedisWorker:
         self._beat = self._redis.register_script(WORKER_BEAT)
         self.fatal: FatalError | None = None
         self.shops_done = 0
+        self._steady_since = -math.inf  # when heartbeats last became regular
 
     def stop(self) -> None:
         """Send nothing more; let requests already sent finish; hand shops back."""
@@ -211,12 +213,17 @@ class RedisWorker:
         """Serve until stopped (or a fatal error, which is raised after the hand-back)."""
         beat = asyncio.create_task(self._beat_forever(), name="tmapi-worker-heartbeat")
         try:
-            await self._beat_once()
-            self._tell(f"worker {self.worker_id} ready")
-            while not self._stopping.is_set() and self.fatal is None:
-                await self._start_engines()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), self._heartbeat)
+            try:
+                await self._beat_once()
+                self._tell(f"worker {self.worker_id} ready")
+                while not self._stopping.is_set() and self.fatal is None:
+                    await self._start_engines()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._stopping.wait(), self._heartbeat)
+            except Exception as error:  # Redis away for longer than we wait for it
+                if not self._conn.is_redis_error(error):
+                    raise
+                self.fatal = self.fatal or self._conn.unavailable(error)
             await self._wind_down()
         finally:
             beat.cancel()
@@ -308,7 +315,9 @@ class RedisWorker:
         while not self._stopping.is_set():
             if leftovers:
                 batch, leftovers = leftovers, []
-            elif loop.time() >= next_take_over:
+            elif (
+                loop.time() >= next_take_over and loop.time() - self._steady_since >= idle_ms / 1e3
+            ):
                 batch = await queue.take_over(me, min_idle_ms=idle_ms, count=1)
                 if not batch:
                     next_take_over = loop.time() + self._heartbeat
@@ -331,12 +340,21 @@ class RedisWorker:
     # -- heartbeat -----------------------------------------------------------------------
 
     async def _beat_forever(self) -> None:
+        loop = asyncio.get_running_loop()
+        last = loop.time()
         while True:
             await asyncio.sleep(self._heartbeat)
             try:
                 await self._beat_once()
             except Exception as error:  # Redis blinked: the next beat tries again
                 _log.warning("heartbeat failed: %s", error)
+                last = -math.inf
+            if loop.time() - last > 2 * self._heartbeat:
+                # A beat late or failed (Redis frozen, restarted, this process paused):
+                # every shop looks idle now, the other workers' too. Take none over
+                # until they all had time to renew theirs.
+                self._steady_since = loop.time()
+            last = loop.time()
 
     async def _beat_once(self) -> None:
         held = sum(len(journal.held) for _h, journal, _t in self._engines.values())

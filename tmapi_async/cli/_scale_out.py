@@ -6,13 +6,13 @@ import argparse
 from collections.abc import AsyncIterable
 from typing import TYPE_CHECKING, Any
 
-from ._options import non_negative_int
+from ._options import non_negative_int, positive_float
 
 if TYPE_CHECKING:
     from ..export import ExportJournal
     from .harvest import HarvestOptions
 
-__all__ = ["add_scale_out_options", "scale_out_job"]
+__all__ = ["add_redis_outage", "add_scale_out_options", "scale_out_job"]
 
 
 def add_scale_out_options(parser: argparse.ArgumentParser) -> None:
@@ -33,6 +33,19 @@ def add_scale_out_options(parser: argparse.ArgumentParser) -> None:
         help="with --redis: worker processes to start on this machine "
         "(default %(default)s; 0 = only coordinate)",
     )
+    add_redis_outage(group)
+
+
+def add_redis_outage(parser: Any) -> None:
+    """``--redis-outage SECONDS`` (``harvest`` and ``worker``)."""
+    parser.add_argument(
+        "--redis-outage",
+        type=positive_float,
+        default=60.0,
+        metavar="SECONDS",
+        help="how long to wait for a Redis that went away (restarted, unreachable): "
+        "nothing new is sent meanwhile; past it the run stops, resumable (default %(default)g)",
+    )
 
 
 def scale_out_job(
@@ -47,6 +60,7 @@ def scale_out_job(
     if client.base_url:
         env["TMAPI_BASE_URL"] = client.base_url
     level = ["-v"] if options.verbose else ["-q"]
+    level += ["--redis-outage", repr(options.redis_outage)]
     workers = (
         LocalWorkers(options.workers, env=env, args=level, quiet=not options.verbose)
         if options.workers
@@ -61,4 +75,5 @@ def scale_out_job(
         max_pages=options.listing.max_pages,
         workers=workers,
         limits=(client.token, client.rate, client.burst, client.concurrency),
+        redis_outage=options.redis_outage,
     )

@@ -54,7 +54,9 @@ def stop_message(client: Any, error: BaseException, message: str) -> str:
     return message
 
 
-def worker_client(token: str, redis_url: str, *, cap: int | None, **keywords: Any) -> Any:
+def worker_client(
+    token: str, redis_url: str, *, cap: int | None, redis_outage: float = 60.0, **keywords: Any
+) -> Any:
     """The client of a worker: each of the tokens in ``token`` has its limits shared
     through Redis by every process of the token, with at most ``cap`` requests of this
     worker in flight per token."""
@@ -64,7 +66,7 @@ def worker_client(token: str, redis_url: str, *, cap: int | None, **keywords: An
     from .._redis.worker import CappedAdmission
 
     def admission(one: str) -> Any:
-        return CappedAdmission(RedisThrottle(redis_url, one), cap)
+        return CappedAdmission(RedisThrottle(redis_url, one, redis_outage=redis_outage), cap)
 
     tokens = split_tokens(token)
     if len(tokens) > 1:

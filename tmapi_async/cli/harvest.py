@@ -122,6 +122,7 @@ class HarvestOptions:
     quiet: bool = False
     redis: str | None = None  #: harvest through this Redis (workers anywhere)
     workers: int = 1  #: with ``redis``: local worker processes
+    redis_outage: float = 60.0  #: seconds every process waits for Redis when it goes away
     since: Path | None = None  #: new listings only: those this earlier export lacks
 
     @classmethod
@@ -144,6 +145,7 @@ class HarvestOptions:
             quiet=args.quiet,
             redis=args.redis,
             workers=args.workers,
+            redis_outage=args.redis_outage,
             since=since,
         )
 

@@ -11,6 +11,7 @@ from typing import Any
 from ._exit import ExitCode
 from ._options import add_output_level, positive_float, positive_int
 from ._output import UsageError, err, fatal_message, secrets
+from ._scale_out import add_redis_outage
 from ._signals import Stop, install_signals
 
 __all__ = ["PARENT_ENV", "add_parser", "run"]
@@ -28,6 +29,9 @@ flight) are shared through Redis by every process that uses the token.
 
 SIGTERM or Ctrl-C: nothing new is sent, requests already sent finish and are committed,
 the shops still held are handed back; the worker exits 0 within 10 s.
+
+If Redis goes away (restarted, unreachable), the worker sends nothing new and waits for it
+up to --redis-outage seconds, then goes on; past that it exits 3 (its shops are taken over).
 
 examples:
   export TMAPI_TOKEN=... TMAPI_REDIS_URL=redis://:password@10.0.0.5:6379/0
@@ -77,6 +81,7 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="timeout of one request (default %(default)s)",
     )
+    add_redis_outage(parser)
     add_output_level(parser)
     return parser
 
@@ -134,14 +139,16 @@ async def _serve(args: argparse.Namespace, token: str, url: str) -> int:
             err(line)
 
     try:
-        conn = await open_connection(url)
+        conn = await open_connection(url, redis_outage=args.redis_outage)
     except FatalError as error:
         err(f"tmapi-async worker: {error}")
         return ExitCode.FATAL
+    conn.outage.listeners.append(tell)  # waiting for Redis, and when it is back
     try:
         client = worker_client(
-            token, url, cap=args.concurrency, base_url=args.base_url, timeout=args.timeout
-        )
+            token, url, cap=args.concurrency, base_url=args.base_url, timeout=args.timeout,
+            redis_outage=args.redis_outage,
+        )  # fmt: skip
     except (InvalidParameterError, ValueError) as error:
         await conn.aclose()
         raise UsageError(str(error)) from None
