@@ -19,6 +19,7 @@ import asyncio
 import logging
 import os
 import time
+import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from importlib import resources
 from typing import TYPE_CHECKING, Any
@@ -123,9 +124,10 @@ def unavailable(url: str, cause: BaseException | str) -> RedisUnavailableError:
 class Outage:
     """Whether the Redis of one process answers, and how long the process waits for it.
 
-    One per connection pool: redis-py copies its retry policy into every connection,
-    and a copy of an :class:`Outage` is the same object, so every command of the
-    process shares one clock of the outage. An outage starts at the first failure to
+    One per Redis URL in a process (:meth:`shared`), for every connection pool to it:
+    redis-py copies its retry policy into every connection, and a copy of an
+    :class:`Outage` is the same object, so every command of the process shares one
+    clock of the outage and it is told once. An outage starts at the first failure to
     reach Redis and ends at the first command that gets an answer.
 
     Args:
@@ -152,6 +154,14 @@ class Outage:
         self._secrets = _secrets_of(url)
         self._armed = False  # set by the first answer: an unreachable start fails at once
         self._told_at: float | None = None
+
+    @classmethod
+    def shared(cls, url: str, limit: float = DEFAULT_OUTAGE) -> Outage:
+        """The outage of ``url`` in this process (the same while a connection uses it)."""
+        outage = _OUTAGES.get((url, limit))
+        if outage is None:
+            outage = _OUTAGES[url, limit] = cls(url, limit)
+        return outage
 
     def __deepcopy__(self, memo: dict[int, Any]) -> Outage:
         return self  # redis-py copies the retry policy per connection: one outage for all
@@ -198,9 +208,14 @@ class Outage:
         return text
 
     def _tell(self, line: str) -> None:
-        _log.warning("%s", line)
+        """To the listeners (a command's display) if there are some, else to the log."""
         for listener in list(self.listeners):
             listener(line)
+        if not self.listeners:
+            _log.warning("%s", line)
+
+
+_OUTAGES: weakref.WeakValueDictionary[tuple[str, float], Outage] = weakref.WeakValueDictionary()
 
 
 def _outage_retry(outage: Outage) -> Any:
@@ -335,7 +350,7 @@ async def open_connection(
             "a Redis URL needs redis-py: pip install 'tmapi-async[redis]'"
         ) from None
     try:
-        outage = Outage(url, redis_outage)
+        outage = Outage.shared(url, redis_outage)
     except ValueError as error:
         raise RedisUnavailableError(str(error)) from None
     try:

@@ -188,6 +188,7 @@ class RedisHarvest:
                 raise conn.unavailable(error) from None
             raise
         finally:
+            conn.outage.listeners.remove(self._redis_news)
             await conn.aclose()
 
     def _redis_news(self, line: str) -> None:

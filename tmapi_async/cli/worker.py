@@ -180,6 +180,7 @@ async def _serve(args: argparse.Namespace, token: str, url: str) -> int:
     finally:
         orphaned.cancel()
         undo()
+        conn.outage.listeners.remove(tell)
         await conn.aclose()
         for line in token_lines(client):  # several tokens: the requests of each
             tell(line)
