@@ -190,9 +190,7 @@ class Outage:
             self.since = now
         waited = now - self.since
         if not self._armed or waited >= self.limit:
-            if self._armed and not self.gave_up:
-                self._tell(f"Redis at {self.url} unreachable for {waited:.1f} s: giving up")
-            self.gave_up = True
+            self.gave_up = True  # the error raised says it (the process stops)
             return False
         if waited >= _TELL_AFTER and (self._told_at is None or now - self._told_at >= _TELL_EVERY):
             self._told_at = now

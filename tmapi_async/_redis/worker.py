@@ -346,8 +346,9 @@ class RedisWorker:
             await asyncio.sleep(self._heartbeat)
             try:
                 await self._beat_once()
-            except Exception as error:  # Redis blinked: the next beat tries again
-                _log.warning("heartbeat failed: %s", error)
+            except Exception as error:  # the next beat tries again
+                if not self._conn.outage.gave_up:  # else the worker stops and says why
+                    _log.warning("heartbeat failed: %s", error)
                 last = -math.inf
             if loop.time() - last > 2 * self._heartbeat:
                 # A beat late or failed (Redis frozen, restarted, this process paused):
