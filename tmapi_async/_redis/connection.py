@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
 import time
 import weakref
@@ -139,6 +140,7 @@ class Outage:
         since: ``time.monotonic()`` when the outage began; None while Redis answers.
         ended: outages that ended (Redis came back) so far.
         gave_up: the last outage outlasted ``limit``: the process stops.
+        last_failed: ``time.monotonic()`` of the last failure to reach Redis.
         listeners: each called with a line to tell (waiting, back, gave up).
     """
 
@@ -150,6 +152,7 @@ class Outage:
         self.since: float | None = None
         self.ended = 0
         self.gave_up = False
+        self.last_failed = -math.inf
         self.listeners: list[Callable[[str], None]] = []
         self._secrets = _secrets_of(url)
         self._armed = False  # set by the first answer: an unreachable start fails at once
@@ -185,7 +188,7 @@ class Outage:
 
     def failed(self, error: BaseException) -> bool:
         """A command could not reach Redis: True to try again, False to give up."""
-        now = time.monotonic()
+        now = self.last_failed = time.monotonic()
         if self.since is None:
             self.since = now
         waited = now - self.since

@@ -94,6 +94,8 @@ class Leases:
     def take(self, ticket: int, asked: float) -> None:
         """``ticket`` was admitted by a call that left at ``asked`` (:attr:`clock`)."""
         self.live.add(ticket)
+        if self._conn is not None:  # sent again after an outage: it left after it failed
+            asked = max(asked, self._conn.outage.last_failed)
         self._asked[ticket] = asked
 
     def fresh(self, ticket: int) -> bool:

@@ -32,6 +32,7 @@ __all__ = [
     "fatal_from",
     "number",
     "text",
+    "token_clock",
 ]
 
 DEFAULT_RATE: Final = 10.0  #: requests/s of a token nobody set limits for (as a Client)
@@ -101,3 +102,11 @@ def check_arguments(
         raise ValueError(f"need 0 < heartbeat < lease, got {heartbeat!r}, {lease!r}")
     if not redis_outage >= 0:
         raise ValueError(f"redis_outage must be >= 0 seconds, got {redis_outage!r}")
+
+
+def token_clock(state: dict[str, str], raw: int) -> float:
+    """The token's clock (microseconds) at Redis's ``TIME`` ``raw``, from its state: the
+    clock the throttle scripts keep (see ``lua/clock.lua``) moved on since, or ``raw``."""
+    if "clock" not in state or "clock_raw" not in state:
+        return float(raw)
+    return float(state["clock"]) + max(0.0, raw - float(state["clock_raw"]))
