@@ -258,3 +258,37 @@ async def test_an_idle_worker_that_loses_redis_waits_then_exits_3_in_one_line(
     stop = [line for line in output.splitlines() if "unavailable" in line]
     assert len(stop) == 1, output
     assert f"127.0.0.1:{own_redis.port}" in stop[0], output
+
+
+async def test_a_submit_pipeline_sent_again_after_a_restart_reloads_its_scripts(
+    redis_url: str,
+) -> None:
+    """redis-py loads a pipeline's scripts only before it sends it: a Redis restarted
+    between the two answers NOSCRIPT. The submission runs again and loads them."""
+    from redis.asyncio.client import Pipeline
+
+    from tmapi_async._redis.connection import open_connection
+    from tmapi_async._redis.queue import HarvestQueue
+
+    conn = await open_connection(redis_url)
+    load_scripts = Pipeline.load_scripts
+    skipped: list[bool] = []
+
+    async def lost_once(pipe: Pipeline) -> None:  # as if Redis restarted right after
+        if not skipped:
+            skipped.append(True)
+            await conn.client.script_flush()
+            return
+        await load_scripts(pipe)
+
+    try:
+        queue = HarvestQueue(conn.client, "restart")
+        Pipeline.load_scripts = lost_once  # type: ignore[method-assign]
+        try:
+            assert await queue.submit(["https://a.1688.com/", "https://b.1688.com/"]) == [1, 1]
+        finally:
+            Pipeline.load_scripts = load_scripts  # type: ignore[method-assign]
+        assert skipped
+        assert (await queue.counts()).submitted == 2
+    finally:
+        await conn.aclose()

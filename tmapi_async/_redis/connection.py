@@ -38,6 +38,7 @@ __all__ = [
     "Outage",
     "RedisConnection",
     "RedisUnavailableError",
+    "execute_pipeline",
     "load_lua",
     "open_connection",
     "redact_url",
@@ -268,6 +269,24 @@ def load_lua(name: str) -> str:
         load_lua(line.removeprefix("--#include").strip()) if line.startswith("--#include") else line
         for line in source.splitlines(keepends=True)
     )
+
+
+async def execute_pipeline(pipe: Any) -> list[Any]:
+    """``pipe.execute()``, run again if Redis lost the pipeline's scripts under it.
+
+    redis-py loads a pipeline's scripts before it sends the pipeline, not when the
+    pipeline is sent again after a reconnection: a Redis restarted in between answers
+    NOSCRIPT. For pipelines that may run twice (of idempotent scripts) only.
+    """
+    from redis.exceptions import NoScriptError
+
+    stack, scripts = list(pipe.command_stack), set(pipe.scripts)
+    try:
+        return list(await pipe.execute())
+    except NoScriptError:
+        pass
+    pipe.command_stack, pipe.scripts = stack, scripts  # execute() emptied them
+    return list(await pipe.execute())
 
 
 def _redis_errors() -> tuple[type[BaseException], ...]:

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from .._shop import ShopCheckpoint, ShopStatus
 from . import scripts
+from .connection import execute_pipeline
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -215,7 +216,7 @@ class HarvestQueue:
         for url in shop_urls:
             keys = [self.members_key, self.shop_key(url), self.shops_key, self.counts_key]
             await self._submit(keys=[*keys, self.dead_key], args=[url], client=pipe)
-        return [int(answer) for answer in await pipe.execute()]
+        return [int(answer) for answer in await execute_pipeline(pipe)]
 
     async def counts(self) -> HarvestCounts:
         raw = await self.redis.hgetall(self.counts_key)
