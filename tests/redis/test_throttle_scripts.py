@@ -231,6 +231,10 @@ async def test_a_clock_jumping_forward_moves_half_a_lease_at_most(scripts: Scrip
     reply = await scripts.acquire(lease=5.0, concurrency=1)
     assert reply[0] == "full", reply  # on TIME alone, the lease would have expired
     assert float((await scripts.state())["clock"]) == kept + 2.5e6
+    # `status` counts the leases in flight on the token's clock too.
+    from tmapi_async.cli.status import _token_line
+
+    assert "in flight 1" in await _token_line(scripts.redis, KEYS.fingerprint)
 
 
 async def test_the_clock_is_kept_by_every_script_that_reads_time(scripts: Scripts) -> None:
