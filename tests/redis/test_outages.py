@@ -292,3 +292,29 @@ async def test_a_submit_pipeline_sent_again_after_a_restart_reloads_its_scripts(
         assert (await queue.counts()).submitted == 2
     finally:
         await conn.aclose()
+
+
+async def test_a_harvest_past_redis_outage_stops_with_exit_3_and_no_traceback(
+    sim: tuple[SimulatedTmapi, RequestCount], own_redis: OwnRedis, tmp_path: Path
+) -> None:
+    """Redis gone for longer than --redis-outage: the coordinator and its workers stop,
+    exit 3, the message names the URL; no traceback, no third-party warning."""
+    server, requests = sim
+    shops, _names = _shops(tmp_path, 30)
+    env = {"TMAPI_TOKEN": TOKEN, "TMAPI_BASE_URL": server.url, "PYTHONWARNINGS": "default"}
+    cluster = Cluster(env)
+    try:
+        coordinator = await cluster.start(
+            *("harvest", str(shops), "--output", str(tmp_path / "items.jsonl")),
+            *("--redis", own_redis.url, "--workers", "2", "--rate", str(RATE)),
+            *("--redis-outage", "1.5"),
+        )
+        await requests.reach(20)
+        own_redis.kill()  # and not back
+        assert await coordinator.exit_code(within=60.0) == 3, coordinator.output()
+    finally:
+        await cluster.close()
+    output = coordinator.output()
+    assert f"Redis at redis://127.0.0.1:{own_redis.port}/0 is unavailable" in output, output
+    assert "Traceback" not in output, output
+    assert "Warning" not in output, output
