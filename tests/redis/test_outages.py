@@ -23,7 +23,14 @@ from pathlib import Path
 
 import pytest
 import redis as redis_sync
-from _cluster import Cluster, RequestCount, expected_items, exported_items, pages_of
+from _cluster import (
+    Cluster,
+    RequestCount,
+    expected_items,
+    exported_items,
+    pages_of,
+    pages_served_twice,
+)
 
 import tmapi_async as tm
 from tmapi_async._redis.connection import RedisUnavailableError
@@ -158,6 +165,11 @@ async def _harvest_through_a_fault(
     exported = exported_items(output)
     assert len(exported) == len(set(exported)), "an item was exported twice"
     assert set(exported) == expected_items(server, names)
+    log = server.log  # the shared limits held through the fault, nothing paid twice
+    assert log.peak_in_flight(TOKEN) <= LIMIT
+    assert log.count_by_outcome()["concurrency_limited"] == 0
+    assert log.peak_in_window(1.0, TOKEN) <= RATE + BURST
+    assert pages_served_twice(server) == 0
     assert "Warning" not in coordinator.output()  # its workers write there too
     assert "Traceback" not in coordinator.output()
     return coordinator.output()
