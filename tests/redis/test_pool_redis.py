@@ -109,8 +109,10 @@ async def test_workers_with_different_tokens_finish_a_harvest_when_one_runs_dry(
             workers = []
             for held in ((A, B), (B, C)):  # the one holding A first, so that A is used
                 tokens = [arg for token in held for arg in ("--token", token)]
-                workers.append(await cluster.start("worker", "--redis", redis_url, *tokens))
+                workers.append(await cluster.start("worker", "--redis", redis_url, *tokens, "-v"))
                 await workers[-1].line("serving")
+                if held == (A, B):  # it has found the harvest and used A: start the other
+                    await workers[-1].line("complete ")
             assert await coordinator.exit_code() == 0, coordinator.output()
             for worker in workers:
                 worker.terminate()
