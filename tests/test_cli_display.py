@@ -86,3 +86,14 @@ def test_summary_reports_billed_requests_against_pages() -> None:
     assert "800 new this run, 1,200 in the export" in text
     assert "45 billed for 40 pages read (50 pages needed this run; 5 extra: 5 retries)" in text
     assert "elapsed:" in text
+
+
+def test_the_line_says_how_long_it_has_waited_for_redis() -> None:
+    """A harvest through Redis waiting for it says so, with how long; not otherwise."""
+    import time
+
+    progress = _progress()
+    display = ProgressDisplay(progress, total_shops=20, mode="plain", stream=io.StringIO())
+    assert "Redis" not in display.line()
+    progress.redis_away_since = time.monotonic() - 3.0
+    assert "waiting for Redis (3." in display.line()

@@ -72,6 +72,8 @@ class Client:
         redis_url: share the token's limits through this Redis with every client of
             the token (default ``TMAPI_REDIS_URL``); ``rate``, ``burst`` and
             ``concurrency`` left at their defaults keep the limits set there.
+        redis_outage: seconds to wait (sending nothing new) for a Redis that went away
+            before stopping with ``RedisUnavailableError``.
 
     Use it as an async context manager::
 
@@ -94,6 +96,7 @@ class Client:
         throttle: Admission | None = None,
         transport: Transport | None = None,
         redis_url: str | None = None,
+        redis_outage: float = 60.0,
     ) -> None:
         token = token if token is not None else os.environ.get("TMAPI_TOKEN")
         if not token or not token.strip():
@@ -107,13 +110,12 @@ class Client:
         if throttle is None and (redis_url := redis_url_from_env(redis_url)) is not None:
             throttle = RedisThrottle.for_client(
                 redis_url, token.strip(), rate=rate, burst=burst, concurrency=concurrency,
-                max_requests=max_requests,
+                max_requests=max_requests, redis_outage=redis_outage,
             )  # fmt: skip
         elif throttle is None:
             try:
-                throttle = Throttle(
-                    rate=rate, burst=burst, concurrency=concurrency, max_requests=max_requests
-                )
+                throttle = Throttle(rate=rate, burst=burst, concurrency=concurrency,
+                                    max_requests=max_requests)  # fmt: skip
             except ValueError as exc:
                 raise InvalidParameterError(str(exc)) from None
         elif (rate, burst, concurrency, max_requests) != (10.0, None, 8, None):

@@ -109,6 +109,7 @@ class TokenPool(Client):
         redis_url: share each token's limits through this Redis with every process
             that uses the token, one ``RedisThrottle`` per token (default
             ``TMAPI_REDIS_URL``).
+        redis_outage: with ``redis_url``, as for :class:`~tmapi_async.Client`.
         throttle: ``throttle(token) -> Admission`` builds each token's admission, in
             place of ``rate``, ``burst``, ``concurrency`` and ``redis_url``.
         transport: ``transport(token) -> Transport`` builds each token's transport
@@ -135,6 +136,7 @@ class TokenPool(Client):
         max_requests: int | None = None,
         retry: RetryPolicy | None = None,
         redis_url: str | None = None,
+        redis_outage: float = 60.0,
         throttle: Callable[[str], Admission] | None = None,
         transport: Callable[[str], Transport] | None = None,
     ) -> None:
@@ -148,7 +150,9 @@ class TokenPool(Client):
             raise InvalidParameterError(
                 "rate, burst, concurrency and redis_url belong to the throttle given"
             )
-        admission = throttle or _throttle_factory(redis_url, rate, burst, concurrency)
+        admission = throttle or _throttle_factory(
+            redis_url, rate, burst, concurrency, redis_outage=redis_outage
+        )
         self._budget = None if max_requests is None else SharedBudget(max_requests, self.stop)
         self._members: list[_Member] = []
         for token in found:
@@ -341,15 +345,16 @@ class TokenPool(Client):
 
 
 def _throttle_factory(
-    redis_url: str | None, rate: float, burst: int | None, concurrency: int
+    redis_url: str | None, rate: float, burst: int | None, concurrency: int, *, redis_outage: float
 ) -> Callable[[str], Admission]:
     url = redis_url_from_env(redis_url)
     if url is not None:
 
         def shared(token: str) -> Admission:
             return RedisThrottle.for_client(
-                url, token, rate=rate, burst=burst, concurrency=concurrency, max_requests=None
-            )
+                url, token, rate=rate, burst=burst, concurrency=concurrency, max_requests=None,
+                redis_outage=redis_outage,
+            )  # fmt: skip
 
         return shared
 

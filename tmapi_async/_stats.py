@@ -22,6 +22,8 @@ class HarvestProgress:
         requests: requests sent (each is billed), retries included.
         retries: requests that were retries of a failed one.
         started: ``time.monotonic()`` when the harvest started.
+        redis_away_since: ``time.monotonic()`` since when Redis has been unreachable
+            (a harvest through Redis waiting for it); None while it answers.
     """
 
     shops_seen: int = 0
@@ -37,6 +39,7 @@ class HarvestProgress:
     requests: int = 0
     retries: int = 0
     input_exhausted: bool = False
+    redis_away_since: float | None = None  #: ``time.monotonic()`` since Redis is away
     started: float = field(default_factory=time.monotonic)
 
     @property

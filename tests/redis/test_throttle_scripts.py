@@ -197,3 +197,53 @@ async def test_an_admission_carries_the_releases_of_its_process(scripts: Scripts
     reply = await scripts.run("acquire", TRIPLE, args)
     assert reply[0] == b"ok"
     assert await scripts.redis.zrange(KEYS.leases, 0, -1) == [b"p1:3"]
+
+
+# -- the token's clock: Redis's TIME, clamped against jumps ------------------------------
+
+
+async def _set_clock(scripts: Scripts, offset_s: float) -> float:
+    """Make the token's kept clock (and the TIME it was taken at) ``offset_s`` from now:
+    to the scripts, Redis's TIME has since jumped by ``-offset_s``. Returns it (µs)."""
+    seconds, micros = await scripts.redis.time()
+    kept = seconds * 1e6 + micros + offset_s * 1e6
+    await scripts.redis.hset(
+        KEYS.state, mapping={"clock": f"{kept:.0f}", "clock_raw": f"{kept:.0f}"}
+    )
+    return kept
+
+
+async def test_a_clock_stepped_back_neither_stalls_the_rate_nor_goes_back(scripts: Scripts) -> None:
+    """TIME an hour behind the token's clock: the rate goes on from the kept clock (no
+    hour-long wait for GCRA), and the kept clock never goes back."""
+    kept = await _set_clock(scripts, +3600.0)  # TIME stepped back an hour
+    await scripts.redis.hset(KEYS.state, "tat", f"{kept:.0f}")  # a request just admitted
+    reply = await scripts.acquire(rate=1.0, burst=3, concurrency=10)
+    assert reply[0] == "ok", reply  # on TIME alone: wait an hour
+    assert float((await scripts.state())["clock"]) >= kept
+
+
+async def test_a_clock_jumping_forward_moves_half_a_lease_at_most(scripts: Scripts) -> None:
+    """TIME an hour ahead of the token's clock (a step, or Redis frozen or restarted
+    meanwhile): the clock moves half a lease, so a lease renewed a moment ago holds."""
+    kept = await _set_clock(scripts, -3600.0)  # TIME jumped an hour ahead
+    await scripts.redis.zadd(KEYS.leases, {"p0:1": kept + 4e6})  # renewed 1 s ago
+    reply = await scripts.acquire(lease=5.0, concurrency=1)
+    assert reply[0] == "full", reply  # on TIME alone, the lease would have expired
+    assert float((await scripts.state())["clock"]) == kept + 2.5e6
+    # `status` counts the leases in flight on the token's clock too.
+    from tmapi_async.cli.status import _token_line
+
+    assert "in flight 1" in await _token_line(scripts.redis, KEYS.fingerprint)
+
+
+async def test_the_clock_is_kept_by_every_script_that_reads_time(scripts: Scripts) -> None:
+    """Renewals, cuts and pauses read the same clamped clock as admissions."""
+    kept = await _set_clock(scripts, +3600.0)
+    await scripts.run("renew", TRIPLE, [5.0, "p1:1"])
+    assert await scripts.redis.zscore(KEYS.leases, "p1:1") == kept + 5e6
+    # From here the clock runs on from the kept one at TIME's pace (under a second here).
+    await scripts.run("pause", [KEYS.state], [2.0, 5.0])
+    assert kept + 2e6 <= float((await scripts.state())["pause_until"]) < kept + 3e6
+    await scripts.run("adapt", [KEYS.state, KEYS.leases], ["cut", 4, 1, "p1:1", 5.0])
+    assert kept <= float((await scripts.state())["clock"]) < kept + 1e6

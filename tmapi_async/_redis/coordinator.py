@@ -41,7 +41,7 @@ from .._pool import split_tokens
 from .._protocol import normalise_shop_url
 from .._shop import ShopResult
 from .._stats import HarvestProgress
-from .connection import RedisConnection, open_connection
+from .connection import DEFAULT_OUTAGE, Outage, RedisConnection, open_connection
 from .control import (
     DEFAULT_KEEP,
     check,
@@ -144,10 +144,12 @@ class RedisHarvest:
         limits: the token and its ``(rate, burst, concurrency)`` to set in Redis for
             every process of the token (None: leave the limits in force; a None limit
             leaves that one).
-        on_event: receives a line for things worth telling (workers alive changed).
+        on_event: receives a line for things worth telling (workers alive changed,
+            waiting for Redis, a harvest record made again).
         keep: seconds a finished harvest's keys are kept (then they expire).
         max_backlog: results not yet exported at which workers stop fetching
             (None: no bound).
+        redis_outage: seconds to wait for a Redis that went away before stopping.
     """
 
     def __init__(
@@ -165,6 +167,7 @@ class RedisHarvest:
         poll: float = 0.5,
         keep: float = DEFAULT_KEEP,
         max_backlog: int | None = DEFAULT_MAX_BACKLOG,
+        redis_outage: float = DEFAULT_OUTAGE,
     ) -> None:
         self._keep, self._max_backlog = keep, max_backlog
         self._url = url
@@ -177,6 +180,8 @@ class RedisHarvest:
         self._workers = workers
         self.on_event = on_event or (lambda line: None)
         self._poll = poll
+        self._redis_outage = redis_outage
+        self._outage = Outage(url, redis_outage)  # the connection's, once it is open
         self.hid = journal.harvest_id
         self.progress = HarvestProgress()
         self.cluster = ClusterView()
@@ -205,7 +210,9 @@ class RedisHarvest:
         if self._started:
             raise RuntimeError("a RedisHarvest can be iterated once")
         self._started = True
-        conn = await open_connection(self._url)
+        conn = await open_connection(self._url, redis_outage=self._redis_outage)
+        self._outage = conn.outage
+        conn.outage.listeners.append(self._redis_news)
         try:
             async for result in self._run_on(conn):
                 yield result
@@ -222,12 +229,18 @@ class RedisHarvest:
                 raise conn.unavailable(error) from None
             raise
         finally:
+            conn.outage.listeners.remove(self._redis_news)
             await conn.aclose()
+
+    def _redis_news(self, line: str) -> None:
+        """The outage's lines go to the display, which shows how long it is waiting."""
+        self.progress.redis_away_since = self._outage.since
+        self.on_event(line)
 
     async def _run_on(self, conn: RedisConnection) -> AsyncIterator[ShopResult]:
         self.queue = HarvestQueue(conn.client, self.hid)
         if self._limits is not None:
-            await _set_limits(self._url, *self._limits)
+            await _set_limits(self._url, *self._limits, redis_outage=self._redis_outage)
         await self._check_record()
         output = str(self._output.resolve())
         try:
@@ -379,7 +392,7 @@ class RedisHarvest:
                 "written twice"
             )
             if self._limits is not None:
-                await _set_limits(self._url, *self._limits)
+                await _set_limits(self._url, *self._limits, redis_outage=self._redis_outage)
             self._epoch = await self.queue.create(
                 output=str(self._output.resolve()),
                 params=self._params,
@@ -404,7 +417,12 @@ class RedisHarvest:
             pass  # results read before a kill, not acknowledged: first, in order
         loop = asyncio.get_running_loop()
         next_look = 0.0
+        outages = self._outage.ended
         while not self._stopping.is_set() and not self._closing:
+            if outages != self._outage.ended:  # a read whose reply was lost is pending here
+                outages = self._outage.ended
+                while not self._closing and await self._export_batch(pending=True):
+                    pass
             block = int(self._poll * 1000)
             try:
                 exported = await self._export_batch(pending=False, block_ms=block)
@@ -527,12 +545,20 @@ class RedisHarvestError(FatalError):
 
 
 async def _set_limits(
-    url: str, token: str, rate: float | None, burst: int | None, concurrency: int | None
+    url: str,
+    token: str,
+    rate: float | None,
+    burst: int | None,
+    concurrency: int | None,
+    *,
+    redis_outage: float,
 ) -> None:
     """Set the shared limits of each token in ``token`` (several are separated by
     commas) in Redis (the last to set them wins)."""
     for one in split_tokens(token):
-        throttle = RedisThrottle(url, one, rate=rate, burst=burst, concurrency=concurrency)
+        throttle = RedisThrottle(
+            url, one, rate=rate, burst=burst, concurrency=concurrency, redis_outage=redis_outage
+        )
         await throttle.start()
         await throttle.aclose()
 

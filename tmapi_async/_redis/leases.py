@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -35,9 +36,12 @@ class Leases:
         lease: seconds a lease lives without renewal.
         heartbeat: seconds between renewals.
         on_renewed: called with each heartbeat's reply (the token's state).
-        on_lost: called once when renewals failed for a whole ``lease``: this
+        on_lost: called once when Redis stayed away longer than the process waits
+            for it (or renewals failed otherwise for a whole ``lease``): this
             process's requests are no longer counted, it must stop.
     """
+
+    clock = staticmethod(time.monotonic)  #: the clock of the ages of admissions
 
     def __init__(
         self,
@@ -53,6 +57,8 @@ class Leases:
         self._keys, self._heartbeat_every = keys, heartbeat
         self._on_renewed, self._on_lost = on_renewed, on_lost
         self.live: set[int] = set()  #: tickets whose requests are on the wire
+        self._asked: dict[int, float] = {}  # ticket → when its admission was asked for
+        self._outages_seen = 0  # outages of Redis this process's leases were renewed after
         self.freed = asyncio.Event()  #: set when a batch of releases reached Redis
         self._to_release: list[str] = []
         self._release_wanted = asyncio.Event()
@@ -85,8 +91,29 @@ class Leases:
         await self._flush()
         self._conn = None
 
+    def take(self, ticket: int, asked: float) -> None:
+        """``ticket`` was admitted by a call that left at ``asked`` (:attr:`clock`)."""
+        self.live.add(ticket)
+        if self._conn is not None:  # sent again after an outage: it left after it failed
+            asked = max(asked, self._conn.outage.last_failed)
+        self._asked[ticket] = asked
+
+    def fresh(self, ticket: int) -> bool:
+        """Whether the lease of ``ticket`` is younger than its life: its request may
+        leave. (Its age counts from when the admission was asked for: never younger
+        than the lease in Redis.)"""
+        asked = self._asked.pop(ticket, None)
+        return asked is None or self.clock() - asked < self.lease
+
+    async def catch_up(self) -> None:
+        """After an outage of Redis, renew every live lease before anything new."""
+        if self._conn is not None and self._conn.outage.ended != self._outages_seen:
+            self._outages_seen = self._conn.outage.ended
+            await self.renew()
+
     def release(self, ticket: int) -> None:
         """The request of ``ticket`` is off the wire: its lease goes in the next batch."""
+        self._asked.pop(ticket, None)
         if ticket in self.live:
             self.live.discard(ticket)
             self.give_back(self.id(ticket))
@@ -142,9 +169,11 @@ class Leases:
                 await self.renew()
                 last_ok = loop.time()
             except RedisUnavailableError as error:
-                # Past `lease` our requests are no longer counted anywhere: we must stop
-                # rather than send requests the other processes cannot see.
-                if loop.time() - last_ok >= self.lease:
+                # Redis away for longer than we wait for it (each renewal waits for it
+                # meanwhile), or failing otherwise for a whole lease: our requests are no
+                # longer counted anywhere, we must stop rather than send unseen ones.
+                assert self._conn is not None
+                if self._conn.outage.gave_up or loop.time() - last_ok >= self.lease:
                     self._on_lost(error)
                     return
                 _log.warning("heartbeat failed, retrying: %s", error)

@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any, Final
 from .._errors import ShopTakenOver, TmapiError
 from .._shop import ShopCheckpoint, ShopStatus
 from . import scripts
+from .connection import execute_pipeline
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -249,7 +250,7 @@ class HarvestQueue:
         for url in shop_urls:
             keys = [self.members_key, self.shop_key(url), self.shops_key, self.counts_key]
             await self._submit(keys=[*keys, self.dead_key, self.meta_key], args=[url], client=pipe)
-        answers = [int(answer) for answer in await pipe.execute()]
+        answers = [int(answer) for answer in await execute_pipeline(pipe)]
         if -2 in answers:
             raise HarvestGone(f"harvest {self.hid} has no record in Redis")
         return answers

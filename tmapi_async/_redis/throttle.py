@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 from collections import deque
 from collections.abc import Awaitable, Coroutine
 from typing import TYPE_CHECKING, Any
@@ -30,7 +29,13 @@ from typing import TYPE_CHECKING, Any
 from .._errors import FatalError, InvalidParameterError, RequestBudgetExhausted
 from .._secret import fingerprint
 from .._throttle import default_burst, wait_interruptibly
-from .connection import RedisConnection, RedisUnavailableError, load_lua, open_connection
+from .connection import (
+    DEFAULT_OUTAGE,
+    RedisConnection,
+    RedisUnavailableError,
+    load_lua,
+    open_connection,
+)
 from .leases import Leases
 from .token import (
     DEFAULT_CONCURRENCY,
@@ -39,6 +44,7 @@ from .token import (
     SHARED_FATAL,
     TOKENS_KEY,
     TokenKeys,
+    check_arguments,
     fatal_from,
     number,
     text,
@@ -68,8 +74,11 @@ class RedisThrottle:
             sets them: ``DEFAULT_RATE``, its default burst, ``DEFAULT_CONCURRENCY``).
             A rate without a burst sets the rate's default burst too.
         max_requests: this process's own budget of requests.
-        lease: seconds an in-flight slot is held without renewal.
+        lease: seconds an in-flight slot is held without renewal; an admission not
+            sent within it (the process was paused) is given back and asked again.
         heartbeat: seconds between renewals (and checks for a fatal answer elsewhere).
+        redis_outage: seconds to wait for a Redis that went away (nothing is admitted
+            meanwhile) before stopping with :class:`RedisUnavailableError`.
     """
 
     def __init__(
@@ -83,18 +92,10 @@ class RedisThrottle:
         max_requests: int | None = None,
         lease: float = 5.0,
         heartbeat: float = 1.0,
+        redis_outage: float = DEFAULT_OUTAGE,
     ) -> None:
-        if rate is not None and (not rate > 0 or math.isinf(rate)):
-            raise ValueError(f"rate must be a positive number of requests/s, got {rate!r}")
-        if burst is not None and burst < 1:
-            raise ValueError(f"burst must be >= 1, got {burst!r}")
-        if concurrency is not None and concurrency < 1:
-            raise ValueError(f"concurrency must be >= 1, got {concurrency!r}")
-        if max_requests is not None and max_requests < 0:
-            raise ValueError(f"max_requests must be >= 0, got {max_requests!r}")
-        if not 0 < heartbeat < lease:
-            raise ValueError(f"need 0 < heartbeat < lease, got {heartbeat!r}, {lease!r}")
-        self._url = url
+        check_arguments(rate, burst, concurrency, max_requests, lease, heartbeat, redis_outage)
+        self._url, self._outage = url, redis_outage
         self.keys = TokenKeys(fingerprint(token))
         if rate is not None and burst is None:
             burst = default_burst(rate)  # a new rate brings its own default burst
@@ -107,12 +108,9 @@ class RedisThrottle:
         self.max_requests = max_requests
         self.sent = 0  #: requests this process was admitted to send (each is billed)
         self._leases = Leases(
-            self.keys,
-            lease=lease,
-            heartbeat=heartbeat,
-            on_renewed=self._renewed,
-            on_lost=self._stop,
-        )
+            self.keys, lease=lease, heartbeat=heartbeat,
+            on_renewed=self._renewed, on_lost=self._stop,
+        )  # fmt: skip
         self._conn: RedisConnection | None = None
         self._scripts: dict[str, AsyncScript] = {}
         self._waiters: deque[asyncio.Future[int]] = deque()  # acquires, in arrival order
@@ -134,6 +132,7 @@ class RedisThrottle:
         burst: int | None,
         concurrency: int,
         max_requests: int | None,
+        redis_outage: float = DEFAULT_OUTAGE,
     ) -> RedisThrottle:
         """The throttle of ``Client(redis_url=...)``: a keyword left at the Client's
         default (rate 10, concurrency 8) leaves the token's limit in Redis as it is.
@@ -143,13 +142,10 @@ class RedisThrottle:
         """
         try:
             return cls(
-                url,
-                token,
-                rate=None if rate == DEFAULT_RATE and burst is None else rate,
-                burst=burst,
+                url, token, rate=None if rate == DEFAULT_RATE and burst is None else rate,
+                burst=burst, max_requests=max_requests, redis_outage=redis_outage,
                 concurrency=None if concurrency == DEFAULT_CONCURRENCY else concurrency,
-                max_requests=max_requests,
-            )
+            )  # fmt: skip
         except ValueError as error:
             raise InvalidParameterError(str(error)) from None
 
@@ -198,7 +194,7 @@ class RedisThrottle:
         heartbeat. Raises :class:`RedisUnavailableError` if Redis does not answer."""
         if self._conn is not None:
             return
-        conn = await open_connection(self._url)
+        conn = await open_connection(self._url, redis_outage=self._outage)
         try:
             for name in ("acquire", "renew", "adapt", "pause", "fail", "limits"):
                 self._scripts[name] = conn.script(load_lua(f"throttle_{name}"))
@@ -242,6 +238,16 @@ class RedisThrottle:
             FatalError: admission was stopped (here or in another process, or the
                 budget is spent); RedisUnavailableError (a FatalError) when Redis fails.
         """
+        while True:
+            ticket = await self._acquire_once()
+            if self._leases.fresh(ticket):
+                return ticket
+            # Paused (SIGSTOP, a stalled VM) past its lease before it left: the slot may be
+            # someone else's by now. Given back unsent, and asked for again.
+            self.sent -= 1
+            self._leases.release(ticket)
+
+    async def _acquire_once(self) -> int:
         self._raise_if_stopped()
         if self._conn is None:
             raise RuntimeError("the throttle is not started: await throttle.start() first")
@@ -278,13 +284,14 @@ class RedisThrottle:
                     return
                 wanted = min(wanted, self.max_requests - self.sent)
             self._leases.freed.clear()  # a release from here on wakes a full wait
+            asked = self._leases.clock()
             try:
                 verdict, first, count = await self._admit(wanted)
             except FatalError:
                 return  # the waiters raise it: _admit stopped the throttle
             if verdict == "ok":
                 for ticket in range(first, first + count):
-                    self._leases.live.add(ticket)
+                    self._leases.take(ticket, asked)
                     self._hand_out(ticket)
             elif verdict == "wait":
                 await asyncio.sleep(first / 1e6)
@@ -314,7 +321,7 @@ class RedisThrottle:
             *self._leases.take_releases(),
         ]
         # Shielded: if we are cancelled after Redis admitted us, the leases are freed.
-        call = asyncio.ensure_future(conn.run(self._scripts["acquire"], keys, args))
+        call = asyncio.ensure_future(self._ask(conn, keys, args))
         try:
             reply = await asyncio.shield(call)
         except asyncio.CancelledError:
@@ -329,6 +336,10 @@ class RedisThrottle:
             self._raise_if_stopped()
         self._learn(reply[2], reply[4], reply[5], reply[6])
         return verdict, int(reply[1]), int(reply[7])
+
+    async def _ask(self, conn: RedisConnection, keys: list[str], args: list[str]) -> Any:
+        await self._leases.catch_up()  # back from an outage: renew ours before any new
+        return await conn.run(self._scripts["acquire"], keys, args)
 
     def _free_unused(self, call: asyncio.Future[Any]) -> None:
         if call.cancelled() or call.exception() is not None:
@@ -348,6 +359,7 @@ class RedisThrottle:
         """A request refused for concurrency or rate: halve the token's limit, once per
         cohort of requests (those sent after the previous cut), in every process."""
         args = ["cut", str(self._concurrency), str(ticket), self._leases.id(ticket)]
+        args.append(repr(self._leases.lease))
         self._spawn(self._adapt(args))
 
     def succeeded(self) -> None:
@@ -374,7 +386,8 @@ class RedisThrottle:
         """Hold every request of the token, in every process, for ``seconds``."""
         loop = asyncio.get_running_loop()
         self._resume_at = max(self._resume_at, loop.time() + seconds)
-        self._spawn(self._live_conn().run(self._scripts["pause"], [self.keys.state], [seconds]))
+        args = [seconds, self._leases.lease]
+        self._spawn(self._live_conn().run(self._scripts["pause"], [self.keys.state], args))
 
     def fail(self, error: FatalError) -> None:
         """Stop admission here; an authentication or balance error stops every process
@@ -433,6 +446,5 @@ class RedisThrottle:
 
     def _background_done(self, task: asyncio.Task[Any]) -> None:
         self._background.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            # Feedback lost (Redis failed): the next admission reports the failure.
-            _log.warning("shared throttle update failed: %s", task.exception())
+        if not task.cancelled() and task.exception() is not None:  # the next admission
+            _log.warning("shared throttle update failed: %s", task.exception())  # says it

@@ -15,6 +15,7 @@ Keys (the braces keep them in one Redis Cluster slot):
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Final
 
@@ -27,9 +28,11 @@ __all__ = [
     "SHARED_FATAL",
     "TOKENS_KEY",
     "TokenKeys",
+    "check_arguments",
     "fatal_from",
     "number",
     "text",
+    "token_clock",
 ]
 
 DEFAULT_RATE: Final = 10.0  #: requests/s of a token nobody set limits for (as a Client)
@@ -75,3 +78,35 @@ def fatal_from(fields: Sequence[bytes | str | None]) -> FatalError:
         code=int(code) if code else None,
         status=int(status) if status else None,
     )
+
+
+def check_arguments(
+    rate: float | None,
+    burst: int | None,
+    concurrency: int | None,
+    max_requests: int | None,
+    lease: float,
+    heartbeat: float,
+    redis_outage: float,
+) -> None:
+    """Raise ValueError for an argument of a shared throttle out of its range."""
+    if rate is not None and (not rate > 0 or math.isinf(rate)):
+        raise ValueError(f"rate must be a positive number of requests/s, got {rate!r}")
+    if burst is not None and burst < 1:
+        raise ValueError(f"burst must be >= 1, got {burst!r}")
+    if concurrency is not None and concurrency < 1:
+        raise ValueError(f"concurrency must be >= 1, got {concurrency!r}")
+    if max_requests is not None and max_requests < 0:
+        raise ValueError(f"max_requests must be >= 0, got {max_requests!r}")
+    if not 0 < heartbeat < lease:
+        raise ValueError(f"need 0 < heartbeat < lease, got {heartbeat!r}, {lease!r}")
+    if not redis_outage >= 0:
+        raise ValueError(f"redis_outage must be >= 0 seconds, got {redis_outage!r}")
+
+
+def token_clock(state: dict[str, str], raw: int) -> float:
+    """The token's clock (microseconds) at Redis's ``TIME`` ``raw``, from its state: the
+    clock the throttle scripts keep (see ``lua/clock.lua``) moved on since, or ``raw``."""
+    if "clock" not in state or "clock_raw" not in state:
+        return float(raw)
+    return float(state["clock"]) + max(0.0, raw - float(state["clock_raw"]))

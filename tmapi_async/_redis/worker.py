@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import os
 import secrets
 import socket
@@ -291,6 +292,7 @@ class RedisWorker:
         self._control = WorkerControls(self._redis, prefix, self._tell)
         self.fatal: FatalError | None = None
         self.shops_done = 0
+        self._steady_since = -math.inf  # when heartbeats last became regular
 
     def stop(self) -> None:
         """Send nothing more; let requests already sent finish; hand shops back."""
@@ -302,12 +304,17 @@ class RedisWorker:
         """Serve until stopped (or a fatal error, which is raised after the hand-back)."""
         beat = asyncio.create_task(self._beat_forever(), name="tmapi-worker-heartbeat")
         try:
-            await self._beat_once()
-            self._opened = await self._last_opened()
-            self._tell(f"worker {self.worker_id} ready")
-            while not self._stopping.is_set() and self.fatal is None:
-                await self._start_engines()
-                await self._until_opened()
+            try:
+                await self._beat_once()
+                self._opened = await self._last_opened()
+                self._tell(f"worker {self.worker_id} ready")
+                while not self._stopping.is_set() and self.fatal is None:
+                    await self._start_engines()
+                    await self._until_opened()
+            except Exception as error:  # Redis away for longer than we wait for it
+                if not self._conn.is_redis_error(error):
+                    raise
+                self.fatal = self.fatal or self._conn.unavailable(error)
             await self._wind_down()
         finally:
             beat.cancel()
@@ -457,7 +464,7 @@ class RedisWorker:
             await self._control.gate(queue.hid).wait()  # paused or held back: no new shop
             if leftovers:
                 batch, leftovers = leftovers, []
-            elif loop.time() >= next_scan:
+            elif loop.time() >= next_scan and loop.time() - self._steady_since >= idle_ms / 1e3:
                 cursor, batch = await queue.take_over(
                     me, min_idle_ms=idle_ms, count=_TAKE_OVER_COUNT, cursor=cursor
                 )
@@ -482,12 +489,22 @@ class RedisWorker:
     # -- heartbeat -----------------------------------------------------------------------
 
     async def _beat_forever(self) -> None:
+        loop = asyncio.get_running_loop()
+        last = loop.time()
         while True:
             await asyncio.sleep(self._heartbeat)
             try:
                 await self._beat_once()
-            except Exception as error:  # Redis blinked: the next beat tries again
-                _log.warning("heartbeat failed: %s", error)
+            except Exception as error:  # the next beat tries again
+                if not self._conn.outage.gave_up:  # else the worker stops and says why
+                    _log.warning("heartbeat failed: %s", error)
+                last = -math.inf
+            if loop.time() - last > 2 * self._heartbeat:
+                # A beat late or failed (Redis frozen, restarted, this process paused):
+                # every shop looks idle now, the other workers' too. Take none over
+                # until they all had time to renew theirs.
+                self._steady_since = loop.time()
+            last = loop.time()
 
     async def _beat_once(self) -> None:
         held = sum(len(journal.held) for _h, journal, _t in self._engines.values())

@@ -180,6 +180,8 @@ class ProgressDisplay:
         if p.shops_failed or p.shops_partial:
             parts.insert(1, f"failed {p.shops_failed + p.shops_partial}")
         parts.append(f"ETA {format_duration(eta)}" if eta is not None else "ETA ?")
+        if p.redis_away_since is not None:
+            parts.append(_waiting_for_redis(p.redis_away_since))
         return ", ".join(parts)
 
     def __rich__(self) -> Any:
@@ -207,7 +209,13 @@ class ProgressDisplay:
             f"elapsed {format_duration(p.elapsed)}  ETA "
             + (format_duration(eta) if eta is not None else "?"),
         )
+        if p.redis_away_since is not None:
+            grid.add_row("", f"[yellow]{_waiting_for_redis(p.redis_away_since)}[/]", "", "")
         return grid
+
+
+def _waiting_for_redis(since: float) -> str:
+    return f"waiting for Redis ({format_duration(time.monotonic() - since)})"
 
 
 @dataclass(frozen=True, slots=True)

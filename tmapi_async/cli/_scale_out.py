@@ -7,14 +7,20 @@ import re
 from collections.abc import AsyncIterable
 from typing import TYPE_CHECKING, Any
 
-from ._options import non_negative_int
+from ._options import non_negative_int, positive_float
 from ._output import UsageError
 
 if TYPE_CHECKING:
     from ..export import ExportJournal
     from .harvest import HarvestOptions
 
-__all__ = ["add_scale_out_options", "duration", "redis_option", "scale_out_job"]
+__all__ = [
+    "add_redis_outage",
+    "add_scale_out_options",
+    "duration",
+    "redis_option",
+    "scale_out_job",
+]
 
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
@@ -66,6 +72,7 @@ def add_scale_out_options(parser: argparse.ArgumentParser) -> None:
         help="with --redis: workers stop fetching while this many committed pages wait "
         "to be exported here, and go on as they are (default %(default)s; 0 = no bound)",
     )
+    add_redis_outage(group)
 
 
 def redis_option(args: argparse.Namespace) -> str | None:
@@ -87,6 +94,18 @@ def redis_option(args: argparse.Namespace) -> str | None:
     return url
 
 
+def add_redis_outage(parser: Any) -> None:
+    """``--redis-outage SECONDS`` (``harvest`` and ``worker``)."""
+    parser.add_argument(
+        "--redis-outage",
+        type=positive_float,
+        default=60.0,
+        metavar="SECONDS",
+        help="how long to wait for a Redis that went away (restarted, unreachable): "
+        "nothing new is sent meanwhile; past it the run stops, resumable (default %(default)g)",
+    )
+
+
 def scale_out_job(
     options: HarvestOptions, journal: ExportJournal, shops: AsyncIterable[str]
 ) -> Any:
@@ -100,6 +119,7 @@ def scale_out_job(
     if client.base_url:
         env["TMAPI_BASE_URL"] = client.base_url
     level = ["-v"] if options.verbose else ["-q"]
+    level += ["--redis-outage", repr(options.redis_outage)]
     workers = (
         LocalWorkers(options.workers, env=env, args=level, quiet=not options.verbose)
         if options.workers
@@ -123,4 +143,5 @@ def scale_out_job(
         limits=None if limits == (None, None, None) else (client.token, *limits),
         keep=options.keep,
         max_backlog=options.max_backlog or None,
+        redis_outage=options.redis_outage,
     )

@@ -55,7 +55,13 @@ def stop_message(client: Any, error: BaseException, message: str) -> str:
 
 
 def worker_client(
-    token: str, redis_url: str, *, cap: int | None, gate: Any = None, **keywords: Any
+    token: str,
+    redis_url: str,
+    *,
+    cap: int | None,
+    gate: Any = None,
+    redis_outage: float = 60.0,
+    **keywords: Any,
 ) -> Any:
     """The client of a worker: each of the tokens in ``token`` has its limits shared
     through Redis by every process of the token, with at most ``cap`` requests of this
@@ -67,7 +73,7 @@ def worker_client(
     from .._redis.worker import CappedAdmission
 
     def admission(one: str) -> Any:
-        return CappedAdmission(RedisThrottle(redis_url, one), cap, gate)
+        return CappedAdmission(RedisThrottle(redis_url, one, redis_outage=redis_outage), cap, gate)
 
     tokens = split_tokens(token)
     if len(tokens) > 1:

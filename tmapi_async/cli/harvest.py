@@ -124,6 +124,7 @@ class HarvestOptions:
     quiet: bool = False
     redis: str | None = None  #: harvest through this Redis (workers anywhere)
     workers: int = 1  #: with ``redis``: local worker processes
+    redis_outage: float = 60.0  #: seconds every process waits for Redis when it goes away
     since: Path | None = None  #: new listings only: those this earlier export lacks
     keep: float = 7 * 86400.0  #: with ``redis``: seconds a finished harvest is kept
     max_backlog: int = 2000  #: with ``redis``: unexported pages that hold workers back
@@ -148,6 +149,7 @@ class HarvestOptions:
             quiet=args.quiet,
             redis=redis_option(args),
             workers=args.workers,
+            redis_outage=args.redis_outage,
             since=since,
             keep=args.keep,
             max_backlog=args.max_backlog,

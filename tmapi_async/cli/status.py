@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import time
 from typing import Any
 
 from ._exit import ExitCode
@@ -155,12 +154,13 @@ def _duration(seconds: int) -> str:
 
 async def _token_line(redis: Any, fingerprint: str) -> str:
     from .._redis.queue import _text
-    from .._redis.token import TokenKeys
+    from .._redis.token import TokenKeys, token_clock
 
     keys = TokenKeys(fingerprint)
     state = {_text(k): _text(v) for k, v in (await redis.hgetall(keys.state)).items()}
-    micros = int((await redis.time())[0]) * 1_000_000
-    in_flight = await redis.zcount(keys.leases, micros, "+inf")
+    seconds, micros = (int(part) for part in await redis.time())
+    now = token_clock(state, seconds * 1_000_000 + micros)
+    in_flight = await redis.zcount(keys.leases, now, "+inf")
     line = (
         f"  {fingerprint}  rate {state.get('rate', 'default')}/s, "
         f"burst {state.get('burst', 'default')}, concurrency {state.get('concurrency', 'default')}"
@@ -169,7 +169,7 @@ async def _token_line(redis: Any, fingerprint: str) -> str:
     fatal = {_text(k): _text(v) for k, v in (await redis.hgetall(keys.fatal)).items()}
     if fatal:
         line += f"; STOPPED: {fatal.get('kind', '')} {fatal.get('message', '')}"
-    paused = float(state.get("pause_until", 0) or 0) / 1e6 - time.time()
+    paused = (float(state.get("pause_until", 0) or 0) - now) / 1e6
     if paused > 0:
         line += f"; paused {paused:.0f} s more"
     return line

@@ -17,6 +17,7 @@ from ._options import (
     positive_int,
 )
 from ._output import UsageError, err, fatal_message, secrets
+from ._scale_out import add_redis_outage
 from ._signals import Stop, install_signals
 
 __all__ = ["PARENT_ENV", "add_parser", "run"]
@@ -39,6 +40,9 @@ request until it may go on; a cancelled or forgotten one is dropped. Workers sil
 
 SIGTERM or Ctrl-C: nothing new is sent, requests already sent finish and are committed,
 the shops still held are handed back; the worker exits 0 within 10 s.
+
+If Redis goes away (restarted, unreachable), the worker sends nothing new and waits for it
+up to --redis-outage seconds, then goes on; past that it exits 3 (its shops are taken over).
 
 examples:
   export TMAPI_TOKEN=... TMAPI_REDIS_URL=redis://:password@10.0.0.5:6379/0
@@ -89,6 +93,7 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="timeout of one request (default %(default)s)",
     )
+    add_redis_outage(parser)
     add_output_level(parser)
     return parser
 
@@ -147,10 +152,11 @@ async def _serve(args: argparse.Namespace, token: str, url: str) -> int:
             err(line)
 
     try:
-        conn = await open_connection(url)
+        conn = await open_connection(url, redis_outage=args.redis_outage)
     except FatalError as error:
         err(f"tmapi-async worker: {error}")
         return ExitCode.FATAL
+    conn.outage.listeners.append(tell)  # waiting for Redis, and when it is back
     gate = OwnershipGate()
     try:
         client = worker_client(
@@ -161,6 +167,7 @@ async def _serve(args: argparse.Namespace, token: str, url: str) -> int:
             auth=args.auth,  # each key finds out its own way, in this process
             base_url=args.base_url,
             timeout=args.timeout,
+            redis_outage=args.redis_outage,
         )
     except (InvalidParameterError, ValueError) as error:
         await conn.aclose()
@@ -193,6 +200,7 @@ async def _serve(args: argparse.Namespace, token: str, url: str) -> int:
     finally:
         orphaned.cancel()
         undo()
+        conn.outage.listeners.remove(tell)
         await conn.aclose()
         for line in token_lines(client):  # several tokens: the requests of each
             tell(line)

@@ -15,8 +15,8 @@ local fatal = redis.call('HMGET', KEYS[3], 'kind', 'code', 'status', 'message')
 if fatal[1] then
     return {'fatal', fatal[1], fatal[2] or '', fatal[3] or '', fatal[4] or ''}
 end
-local clock = redis.call('TIME')
-local now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])  -- microseconds
+--#include clock
+local now = token_clock(tonumber(ARGV[2]) * 500000)  -- microseconds; steps of half a lease
 
 local state = redis.call('HMGET', KEYS[1], 'rate', 'burst', 'concurrency', 'limit', 'tat',
                          'pause_until')

@@ -1,17 +1,17 @@
 -- The token's adaptive in-flight limit (AIMD), shared by every process.
 -- KEYS[1] the token's state   KEYS[2] its leases
 -- ARGV[1] 'cut' or 'grow'     ARGV[2] default concurrency
--- cut:  ARGV[3] the refused request's ticket, ARGV[4] its lease
+-- cut:  ARGV[3] the refused request's ticket, ARGV[4] its lease, ARGV[5] lease seconds
 -- grow: ARGV[3] how many successes to count
 -- Reply: the limit in force, as a string (it is fractional).
+--#include clock
 local state = redis.call('HMGET', KEYS[1], 'concurrency', 'limit', 'ceiling', 'cut_after', 'seq')
 local concurrency = tonumber(state[1]) or tonumber(ARGV[2])
 local limit = math.min(tonumber(state[2]) or concurrency, concurrency)
 local ceiling = tonumber(state[3]) or concurrency
 
 if ARGV[1] == 'cut' then
-    local clock = redis.call('TIME')
-    local now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
+    local now = token_clock((tonumber(ARGV[5]) or 5) * 500000)
     redis.call('ZREM', KEYS[2], ARGV[4])
     redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
     -- The server's limit is at most what was in flight besides the refused request, plus it.

@@ -3,8 +3,8 @@
 -- ARGV[1] lease seconds       ARGV[2..] the process's live leases
 -- Reply: {kind, code, status, message, limit, rate, burst, concurrency}
 -- (kind is false unless a fatal answer stopped the token).
-local clock = redis.call('TIME')
-local now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
+--#include clock
+local now = token_clock(tonumber(ARGV[1]) * 500000)
 local expiry = string.format('%.0f', now + tonumber(ARGV[1]) * 1000000)
 -- Re-added even if one expired while this process stalled: the request is still on
 -- the wire, and the set must count it.
