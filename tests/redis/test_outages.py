@@ -295,6 +295,7 @@ async def test_a_submit_pipeline_sent_again_after_a_restart_reloads_its_scripts(
 
     try:
         queue = HarvestQueue(conn.client, "restart")
+        await queue.create(output="/tmp/restart.jsonl", params={"page_size": 20})
         Pipeline.load_scripts = lost_once  # type: ignore[method-assign]
         try:
             assert await queue.submit(["https://a.1688.com/", "https://b.1688.com/"]) == [1, 1]
