@@ -24,11 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import signal
-import subprocess
-import sys
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
@@ -58,57 +54,13 @@ from .worker import alive, read_workers
 
 if TYPE_CHECKING:
     from ..export import ExportJournal
+    from .local_workers import LocalWorkers
 
 _SUBMIT_BATCH: Final = 200  # shops per submit round trip
 _READ_BATCH: Final = 500  # results per read
 _LINGER: Final = 0.1  # seconds to let results gather when they come one by one
-_WORKER_STOP: Final = 10.0  # seconds a local worker gets to stop before it is killed
 _RECOVERIES: Final = 3  # records lost in one run that are made again; then it stops
 _decode_items = msgspec.json.Decoder(list[ShopItem]).decode
-
-
-class LocalWorkers:
-    """``count`` worker processes on this machine (``tmapi-async worker``).
-
-    The token and the Redis URL reach them through their environment, never argv
-    (argv shows in every process list).
-    """
-
-    def __init__(
-        self, count: int, *, env: Mapping[str, str], args: Sequence[str] = (), quiet: bool = True
-    ) -> None:
-        self._count = count
-        self._env = {**os.environ, **env, "TMAPI_WORKER_PARENT": "stdin"}
-        self._args = list(args)
-        self._quiet = quiet
-        self.processes: list[asyncio.subprocess.Process] = []
-
-    async def start(self) -> None:
-        command = ["-m", "tmapi_async", "worker", *self._args]
-        output = subprocess.DEVNULL if self._quiet else None
-        for _ in range(self._count):
-            # The worker's stdin stays open while this process lives: it stops at EOF.
-            process = await asyncio.create_subprocess_exec(
-                sys.executable,
-                *command,
-                env=self._env,
-                stdin=subprocess.PIPE,
-                stdout=output,
-                stderr=output,
-            )
-            self.processes.append(process)
-
-    async def stop(self) -> None:
-        """SIGTERM each (they hand their shops back), kill those still there after 10 s."""
-        for process in self.processes:
-            if process.returncode is None:
-                process.send_signal(signal.SIGTERM)
-        for process in self.processes:
-            try:
-                await asyncio.wait_for(process.wait(), _WORKER_STOP)
-            except TimeoutError:
-                process.kill()
-                await process.wait()
 
 
 @dataclass(slots=True)

@@ -110,7 +110,8 @@ def scale_out_job(
     options: HarvestOptions, journal: ExportJournal, shops: AsyncIterable[str]
 ) -> Any:
     """The coordinator of ``options`` (a :class:`~tmapi_async._redis.coordinator.RedisHarvest`)."""
-    from .._redis.coordinator import LocalWorkers, RedisHarvest
+    from .._redis.coordinator import RedisHarvest
+    from .._redis.local_workers import LocalWorkers
 
     assert options.redis is not None
     client = options.client
