@@ -176,6 +176,8 @@ async def test_hand_back_lets_another_take_the_shop_at_once(queue: HarvestQueue)
     (held,) = await queue.read_shops("stopping")
     assert await _take_over(queue, "other", min_idle_ms=10_000) == []  # held: renewed now
     assert await queue.hand_back("stopping", [held.message_id]) == 1
+    # Sent again (its answer lost with the connection): not counted back twice.
+    assert await queue.hand_back("stopping", [held.message_id]) == 0
     (taken,) = await _take_over(queue, "other", min_idle_ms=10_000)
     # A polite hand-back does not count as a failed delivery.
     assert (taken.shop_url, taken.deliveries) == (SHOP, 1)
