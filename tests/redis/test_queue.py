@@ -294,3 +294,27 @@ async def test_the_take_over_scan_keeps_its_cursor_past_live_shops(queue: Harves
         assert steps <= 3
         assert found or cursor != "0-0"  # not wrapped before reaching it
     assert [d.shop_url for d in found] == [SHOP]
+
+
+async def _pulse_at(queue: HarvestQueue, ago_ms: int) -> None:
+    """The fleet's pulse as if a worker last ran a heartbeat script ``ago_ms`` ago."""
+    seconds, micros = await queue.redis.time()
+    now = int(seconds) * 1000 + int(micros) // 1000
+    await queue.redis.hset("tmapi:pulse", mapping={"last": now - ago_ms, "hold": 0})
+
+
+async def test_no_take_over_right_after_redis_was_away(queue: HarvestQueue) -> None:
+    """Redis frozen or restarted: every shop looks idle, the live workers' too. The
+    first script after the gap holds take-overs back (for the idle threshold), so each
+    worker can renew what it holds first; with a steady pulse a dead worker's shop is
+    taken over as usual."""
+    await queue.submit([SHOP])
+    (held,) = await queue.read_shops("w1")
+    await _age(queue, "w1", held.message_id)
+    await _pulse_at(queue, ago_ms=6_000)  # nobody ran a heartbeat script for 6 s
+    assert await queue.take_over("w2", min_idle_ms=3_000, pulse_gap_ms=2_000) == ("0-0", [])
+    hold = int(await queue.redis.hget("tmapi:pulse", "hold") or 0)
+    assert hold > 0  # held back for the idle threshold from now
+    await _pulse_at(queue, ago_ms=500)  # steady: workers beat every second
+    _cursor, taken = await queue.take_over("w2", min_idle_ms=3_000, pulse_gap_ms=2_000)
+    assert [d.message_id for d in taken] == [held.message_id]

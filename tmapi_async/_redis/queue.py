@@ -57,6 +57,11 @@ class HarvestGone(TmapiError):
     back without its data. Nothing of it is recreated behind the coordinator's back."""
 
 
+def pulse_key(prefix: str = PREFIX) -> str:
+    """The fleet's pulse: when a worker last ran a heartbeat script (see ``scripts``)."""
+    return f"{prefix}:pulse"
+
+
 def opened_key(prefix: str = PREFIX) -> str:
     """The stream that tells waiting workers a harvest was opened (or reopened)."""
     return f"{prefix}:opened"
@@ -306,14 +311,25 @@ class HarvestQueue:
         return deliveries
 
     async def take_over(
-        self, consumer: str, *, min_idle_ms: int, count: int = 1, cursor: str = "0-0"
+        self,
+        consumer: str,
+        *,
+        min_idle_ms: int,
+        count: int = 1,
+        cursor: str = "0-0",
+        pulse_gap_ms: int = 0,
     ) -> tuple[str, list[Delivery]]:
         """Shops whose holder stopped renewing them for ``min_idle_ms``, scanning the
         pending list from ``cursor``; return the next cursor (``"0-0"``: the scan wrapped)
-        with them. Keep the cursor between calls: each scans at most ``10 * count``."""
+        with them. Keep the cursor between calls: each scans at most ``10 * count``.
+
+        ``pulse_gap_ms``: when no worker ran a heartbeat script for that long (Redis
+        frozen or restarted), take nothing over for ``min_idle_ms`` (0: no such check).
+        """
         try:
             answer = await self._take_over(
-                keys=[self.shops_key], args=[SHOP_GROUP, consumer, min_idle_ms, count, cursor]
+                keys=[self.shops_key, pulse_key(self.prefix)],
+                args=[SHOP_GROUP, consumer, min_idle_ms, count, cursor, pulse_gap_ms],
             )
         except Exception as error:
             raise _gone_if_nogroup(error, self.hid) from None

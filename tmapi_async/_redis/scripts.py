@@ -112,14 +112,39 @@ end
 return lost
 """
 
-#: KEYS: shops stream. ARGV: group, consumer, min idle (ms), count, cursor.
+#: The fleet's pulse, shared by the scripts that workers run every heartbeat: a hash
+#: {last: when a worker last ran one (ms, Redis clock), hold: no take-over before}.
+#: A gap longer than ARGV gap (Redis frozen or restarted, every worker cut off) makes
+#: every shop look idle, the live workers' too: take-overs wait ``hold`` ms, time for
+#: each worker to renew what it holds. Expects ``P`` (the pulse key), ``GAP`` (0: no
+#: pulse) and ``HOLD``; sets ``t`` (Redis's TIME) and ``now`` (in ms).
+_PULSE: Final = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+if GAP > 0 then
+  local last = tonumber(redis.call('HGET', P, 'last') or '0')
+  if now - last > GAP then redis.call('HSET', P, 'hold', now + HOLD) end
+  redis.call('HSET', P, 'last', now)
+end
+"""
+
+#: KEYS: shops stream, the fleet's pulse. ARGV: group, consumer, min idle (ms), count,
+#: cursor, pulse gap (ms; 0: no pulse check).
 #: Takes over messages idle for at least min idle (their holder stopped renewing them),
 #: scanning the pending list from the cursor (Redis scans at most 10 x count entries a
 #: call: the caller keeps the cursor, so entries behind live ones are reached too).
 #: Returns {next cursor ('0-0' once the scan wrapped), {{id, shop URL, deliveries}...}}.
 #: Entries of deleted messages are skipped; the delivery count is read from the pending
 #: list (the claim has counted itself).
-TAKE_OVER: Final = """
+TAKE_OVER: Final = (
+    """
+local P, GAP, HOLD = KEYS[2], tonumber(ARGV[6]), tonumber(ARGV[3])
+"""
+    + _PULSE
+    + """
+if GAP > 0 and now < tonumber(redis.call('HGET', P, 'hold') or '0') then
+  return {ARGV[5], {}}
+end
 if redis.call('EXISTS', KEYS[1]) == 0 then return {'0-0', {}} end
 local claimed = redis.call('XAUTOCLAIM', KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[5],
   'COUNT', ARGV[4])
@@ -136,6 +161,7 @@ for _, message in ipairs(claimed[2]) do
 end
 return {claimed[1], out}
 """
+)
 
 #: KEYS: shops stream. ARGV: group, consumer, message ids.
 #: Hands messages this consumer owns back at once: their idle time is set far past the
@@ -156,10 +182,16 @@ end
 return n
 """
 
-#: KEYS: workers hash. ARGV: worker id, its description (JSON without the time).
+#: KEYS: workers hash, the fleet's pulse. ARGV: worker id, its description (JSON without
+#: the time), pulse gap (ms), take-over hold (ms).
 #: Records the worker's heartbeat on the Redis clock, so machines' clocks do not matter.
-WORKER_BEAT: Final = """
-local now = redis.call('TIME')
-redis.call('HSET', KEYS[1], ARGV[1], now[1] .. ' ' .. ARGV[2])
-return now[1]
+WORKER_BEAT: Final = (
+    """
+local P, GAP, HOLD = KEYS[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 """
+    + _PULSE
+    + """
+redis.call('HSET', KEYS[1], ARGV[1], t[1] .. ' ' .. ARGV[2])
+return t[1]
+"""
+)

@@ -21,7 +21,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import math
 import os
 import secrets
 import socket
@@ -36,7 +35,7 @@ from .._models import ShopItem, ShopItemsPage
 from .._shop import ShopCheckpoint, ShopResult
 from .._throttle import AdmissionWrapper
 from .control import CorruptRecord, WorkerControls
-from .queue import PREFIX, HarvestGone, HarvestQueue, _text, opened_key
+from .queue import PREFIX, HarvestGone, HarvestQueue, _text, opened_key, pulse_key
 from .scripts import WORKER_BEAT
 
 if TYPE_CHECKING:
@@ -292,7 +291,9 @@ class RedisWorker:
         self._control = WorkerControls(self._redis, prefix, self._tell)
         self.fatal: FatalError | None = None
         self.shops_done = 0
-        self._steady_since = -math.inf  # when heartbeats last became regular
+        # No heartbeat script from any worker for this long: Redis was away (frozen,
+        # restarted) and every shop looks idle; Redis then holds take-overs back.
+        self._pulse_gap_ms = int(2 * heartbeat * 1000)
 
     def stop(self) -> None:
         """Send nothing more; let requests already sent finish; hand shops back."""
@@ -464,9 +465,13 @@ class RedisWorker:
             await self._control.gate(queue.hid).wait()  # paused or held back: no new shop
             if leftovers:
                 batch, leftovers = leftovers, []
-            elif loop.time() >= next_scan and loop.time() - self._steady_since >= idle_ms / 1e3:
+            elif loop.time() >= next_scan:
                 cursor, batch = await queue.take_over(
-                    me, min_idle_ms=idle_ms, count=_TAKE_OVER_COUNT, cursor=cursor
+                    me,
+                    min_idle_ms=idle_ms,
+                    count=_TAKE_OVER_COUNT,
+                    cursor=cursor,
+                    pulse_gap_ms=self._pulse_gap_ms,
                 )
                 if cursor == "0-0" and not batch:
                     next_scan = loop.time() + self._heartbeat  # scanned it all: rest
@@ -489,8 +494,6 @@ class RedisWorker:
     # -- heartbeat -----------------------------------------------------------------------
 
     async def _beat_forever(self) -> None:
-        loop = asyncio.get_running_loop()
-        last = loop.time()
         while True:
             await asyncio.sleep(self._heartbeat)
             try:
@@ -498,13 +501,6 @@ class RedisWorker:
             except Exception as error:  # the next beat tries again
                 if not self._conn.outage.gave_up:  # else the worker stops and says why
                     _log.warning("heartbeat failed: %s", error)
-                last = -math.inf
-            if loop.time() - last > 2 * self._heartbeat:
-                # A beat late or failed (Redis frozen, restarted, this process paused):
-                # every shop looks idle now, the other workers' too. Take none over
-                # until they all had time to renew theirs.
-                self._steady_since = loop.time()
-            last = loop.time()
 
     async def _beat_once(self) -> None:
         held = sum(len(journal.held) for _h, journal, _t in self._engines.values())
@@ -515,7 +511,11 @@ class RedisWorker:
             "done": self.shops_done,
             "sent": self._client.requests,
         }
-        await self._beat(keys=[workers_key(self._prefix)], args=[self.worker_id, json.dumps(about)])
+        hold_ms = int(TAKE_OVER_AFTER * self._heartbeat * 1000)
+        await self._beat(
+            keys=[workers_key(self._prefix), pulse_key(self._prefix)],
+            args=[self.worker_id, json.dumps(about), self._pulse_gap_ms, hold_ms],
+        )
         now = asyncio.get_running_loop().time()
         for hid, reason in await self._control.refresh(list(self._engines), now):
             self._drop(hid, reason)
