@@ -14,6 +14,7 @@ from typing import IO, TYPE_CHECKING, Any, Literal, cast
 
 from ._exit import ExitCode
 from ._failures import Failures, describe
+from ._metrics_http import MetricsOptions, add_metrics_options, metrics_option, serve_metrics
 from ._monitor import (
     SINCE_HELP,
     add_since_option,
@@ -105,6 +106,7 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
     add_since_option(parser)
     add_client_options(parser, budget=True)
     add_scale_out_options(parser)
+    add_metrics_options(parser)
     add_output_level(parser)
     return parser
 
@@ -128,6 +130,7 @@ class HarvestOptions:
     since: Path | None = None  #: new listings only: those this earlier export lacks
     keep: float = 7 * 86400.0  #: with ``redis``: seconds a finished harvest is kept
     max_backlog: int = 2000  #: with ``redis``: unexported pages that hold workers back
+    metrics: MetricsOptions | None = None  #: serve ``/metrics`` while running
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> HarvestOptions:
@@ -153,6 +156,7 @@ class HarvestOptions:
             since=since,
             keep=args.keep,
             max_backlog=args.max_backlog,
+            metrics=metrics_option(args),
         )
 
 
@@ -185,6 +189,7 @@ class _Run:
     fatal: BaseException | None = None
     export_items: int = 0
     manifest: Any = None  #: the run's ManifestRecorder (OUTPUT.manifest.json)
+    metrics: Any = None  #: the run's Metrics, with --metrics-port
 
 
 async def harvest(options: HarvestOptions) -> int:
@@ -221,7 +226,14 @@ async def harvest(options: HarvestOptions) -> int:
         job.on_event = display.log
     _announce(session, display)
     try:
-        await _drive(session, job, display)
+        async with contextlib.AsyncExitStack() as serving:
+            if options.metrics is not None:
+                if options.redis is not None:  # the workers send; the harvest is here
+                    session.metrics.watch(job.progress)
+                await serving.enter_async_context(
+                    serve_metrics(session.metrics, options.metrics, display.log)
+                )
+            await _drive(session, job, display)
     finally:
         _close(session, display)
         finish_manifest(session, display)
@@ -237,7 +249,8 @@ def _open(options: HarvestOptions) -> _Run:
     from ..export import ExportJournal, JournalError, SinkError
     from ._shoplist import ShopList, ShopListError, close_shops, open_shops
 
-    client = options.client.client()
+    metrics = None if options.metrics is None else options.metrics.metrics()
+    client = options.client.client(metrics=metrics)
     try:
         stream = open_shops(options.shops)
     except ShopListError as exc:
@@ -258,7 +271,14 @@ def _open(options: HarvestOptions) -> _Run:
         close_shops(stream)
         raise UsageError(f"cannot open the state file {options.state}: {exc}") from None
     return _Run(
-        options, client, ShopList(options.shops), stream, journal, Failures(options.output), Stop()
+        options,
+        client,
+        ShopList(options.shops),
+        stream,
+        journal,
+        Failures(options.output),
+        Stop(),
+        metrics=metrics,
     )
 
 

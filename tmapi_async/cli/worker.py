@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from collections.abc import Callable
 from typing import Any
 
 from ._exit import ExitCode
+from ._metrics_http import add_metrics_options, metrics_option, serve_metrics
 from ._options import (
     add_auth_option,
     add_output_level,
@@ -94,6 +96,7 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
         help="timeout of one request (default %(default)s)",
     )
     add_redis_outage(parser)
+    add_metrics_options(parser)
     add_output_level(parser)
     return parser
 
@@ -112,6 +115,7 @@ def run(args: argparse.Namespace) -> int:
     if url is None:
         raise UsageError("no Redis: pass --redis URL or set TMAPI_REDIS_URL")
     args.auth = auth_option(args)
+    args.metrics = metrics_option(args)
     return asyncio.run(_serve(args, token.strip(), url))
 
 
@@ -158,6 +162,7 @@ async def _serve(args: argparse.Namespace, token: str, url: str) -> int:
         return ExitCode.FATAL
     conn.outage.listeners.append(tell)  # waiting for Redis, and when it is back
     gate = OwnershipGate()
+    metrics = None if args.metrics is None else args.metrics.metrics()
     try:
         client = worker_client(
             token,
@@ -168,6 +173,7 @@ async def _serve(args: argparse.Namespace, token: str, url: str) -> int:
             base_url=args.base_url,
             timeout=args.timeout,
             redis_outage=args.redis_outage,
+            metrics=metrics,
         )
     except (InvalidParameterError, ValueError) as error:
         await conn.aclose()
@@ -187,9 +193,12 @@ async def _serve(args: argparse.Namespace, token: str, url: str) -> int:
     undo = install_signals(stop, first, second)
     orphaned = asyncio.create_task(_stop_when_orphaned(worker.stop))
     try:
-        async with client:
-            tell(f"worker {worker.worker_id} serving {redact_url(url)}")
-            await worker.run()
+        async with contextlib.AsyncExitStack() as serving:
+            if metrics is not None:
+                await serving.enter_async_context(serve_metrics(metrics, args.metrics, tell))
+            async with client:
+                tell(f"worker {worker.worker_id} serving {redact_url(url)}")
+                await worker.run()
     except FatalError as error:
         err(stop_message(client, error, fatal_message(error, None)))
         return ExitCode.FATAL
