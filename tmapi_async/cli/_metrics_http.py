@@ -79,15 +79,58 @@ def metrics_option(args: argparse.Namespace) -> MetricsOptions | None:
     return MetricsOptions(port, args.metrics_bind)
 
 
+async def watch_redis(metrics: Metrics, url: str, stack: contextlib.AsyncExitStack) -> None:
+    """Add each harvest's queue, backlog and dead letters, and the workers alive, read
+    from the Redis at ``url`` when scraped (``tmapi_redis_up`` 0 while it is away)."""
+    from .._redis.connection import open_connection
+    from .._redis.observe import RedisView, read_view, redis_gauges
+
+    conn = await open_connection(url)
+    stack.push_async_callback(conn.aclose)
+    latest: list[RedisView | None] = [None]
+
+    async def refresh() -> None:
+        try:
+            latest[0] = await read_view(conn.client)
+        except Exception as error:
+            if not conn.is_redis_error(error):
+                raise
+            latest[0] = None
+
+    metrics.add_refresher(refresh)
+    for name, doc, labels, samples in redis_gauges(lambda: latest[0]):
+        metrics.add_gauges(name, doc, labels, samples)
+    metrics.add_gauges(
+        "tmapi_redis_up", "1 when the last scrape could read Redis.", (),
+        lambda: [((), float(latest[0] is not None))],
+    )  # fmt: skip
+
+
 @contextlib.asynccontextmanager
 async def serve_metrics(
-    metrics: Metrics, options: MetricsOptions, tell: Callable[[str], None]
+    metrics: Metrics,
+    options: MetricsOptions,
+    tell: Callable[[str], None],
+    *,
+    redis_url: str | None = None,
 ) -> AsyncIterator[int]:
     """Serve ``metrics`` at ``/metrics`` while inside; yields the port listened on.
+    With ``redis_url``, a scrape also reads the harvests and workers of that Redis.
 
     Raises:
         UsageError: the address cannot be listened on.
     """
+    async with contextlib.AsyncExitStack() as stack:
+        if redis_url is not None:
+            await watch_redis(metrics, redis_url, stack)
+        async with _serve(metrics, options, tell) as port:
+            yield port
+
+
+@contextlib.asynccontextmanager
+async def _serve(
+    metrics: Metrics, options: MetricsOptions, tell: Callable[[str], None]
+) -> AsyncIterator[int]:
     from aiohttp import web
 
     async def scrape(_request: web.Request) -> web.Response:

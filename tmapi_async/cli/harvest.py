@@ -231,7 +231,9 @@ async def harvest(options: HarvestOptions) -> int:
                 if options.redis is not None:  # the workers send; the harvest is here
                     session.metrics.watch(job.progress)
                 await serving.enter_async_context(
-                    serve_metrics(session.metrics, options.metrics, display.log)
+                    serve_metrics(
+                        session.metrics, options.metrics, display.log, redis_url=options.redis
+                    )
                 )
             await _drive(session, job, display)
     finally:

@@ -195,7 +195,9 @@ async def _serve(args: argparse.Namespace, token: str, url: str) -> int:
     try:
         async with contextlib.AsyncExitStack() as serving:
             if metrics is not None:
-                await serving.enter_async_context(serve_metrics(metrics, args.metrics, tell))
+                await serving.enter_async_context(
+                    serve_metrics(metrics, args.metrics, tell, redis_url=url)
+                )
             async with client:
                 tell(f"worker {worker.worker_id} serving {redact_url(url)}")
                 await worker.run()
