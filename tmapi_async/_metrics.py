@@ -3,11 +3,12 @@
 The one module that knows prometheus_client (the ``metrics`` extra), and it imports it
 only when a :class:`Metrics` is built: without the extra nothing changes.
 
-What a request costs stays small: a client binds its token's label children once
-(:class:`TokenInstruments`), so the success path is two histogram observations and one
-counter increment. Everything else -- requests billed, retries, requests in flight, the
-adaptive in-flight limit, pages, items, shops -- is read from the live counters the
-clients and harvests keep anyway, when ``/metrics`` is scraped.
+What a request costs stays small: a client gets its token's plain counters once
+(:class:`TokenInstruments`), so the success path adds one to an int and counts two
+durations into their buckets, with no lock and no label lookup. Everything else --
+requests billed, retries, requests in flight, the adaptive in-flight limit, pages,
+items, shops -- is read from the live counters the clients and harvests keep anyway,
+when ``/metrics`` is scraped.
 
 Labels are closed sets: a token by its short fingerprint, an outcome, a shop status,
 a harvest id. Never a shop URL, an item id or a token.
@@ -15,7 +16,8 @@ a harvest id. Never a shop URL, an item id or a token.
 
 from __future__ import annotations
 
-import itertools
+import math
+from bisect import bisect_left
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -69,28 +71,45 @@ def outcome_of(error: BaseException) -> str:
     return "upstream"
 
 
-class _Child(Protocol):
-    def inc(self, amount: float = 1) -> None: ...
+class _Histogram:
+    """Counts of observations by bucket, and their sum: a histogram kept in plain ints,
+    exposed by the collector (no lock, no label lookup on the hot path)."""
 
+    __slots__ = ("bounds", "counts", "sum")
 
-class _Observer(Protocol):
-    def observe(self, amount: float) -> None: ...
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self.bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)  # the last: above every bound (+Inf)
+        self.sum = 0.0
+
+    def observe(self, value: float) -> None:
+        """Count one observation."""
+        self.counts[bisect_left(self.bounds, value)] += 1
+        self.sum += value
+
+    def cumulative(self) -> list[tuple[str, float]]:
+        """Prometheus' buckets: ``(le, observations <= le)``, ending with ``+Inf``."""
+        running, out = 0, list[tuple[str, float]]()
+        for bound, count in zip((*self.bounds, math.inf), self.counts, strict=True):
+            running += count
+            out.append(("+Inf" if bound == math.inf else repr(float(bound)), running))
+        return out
 
 
 class TokenInstruments:
-    """One token's label children, bound once: what each request of it records."""
+    """What each request of one token records, in plain numbers read when scraped."""
 
-    __slots__ = ("admission_wait", "duration", "ok", "outcomes")
+    __slots__ = ("admission_wait", "duration", "ok", "others")
 
-    def __init__(self, requests: Any, duration: Any, wait: Any, token: str) -> None:
-        self.outcomes: dict[str, _Child] = {o: requests.labels(token, o) for o in OUTCOMES}
-        self.ok = self.outcomes["ok"]  #: the success path's counter
-        self.duration: _Observer = duration.labels(token)  #: seconds on the wire
-        self.admission_wait: _Observer = wait.labels(token)  #: seconds waiting to be sent
+    def __init__(self) -> None:
+        self.ok = 0  #: requests answered with a page
+        self.others = dict.fromkeys(OUTCOMES[1:], 0)  #: requests by other outcome
+        self.duration = _Histogram(_DURATION_BUCKETS)  #: seconds on the wire
+        self.admission_wait = _Histogram(_WAIT_BUCKETS)  #: seconds waiting to be sent
 
     def failed(self, error: BaseException) -> None:
         """Count a request answered (or not) with ``error``."""
-        self.outcomes[outcome_of(error)].inc()
+        self.others[outcome_of(error)] += 1
 
 
 class _Retries(Protocol):
@@ -126,32 +145,12 @@ class Metrics:
         self._prom = prom
         self._core = core
         self.registry: Any = prom.CollectorRegistry() if registry is None else registry
-        self._requests = prom.Counter(
-            "tmapi_requests",
-            "Requests sent, by token fingerprint and outcome (each is billed).",
-            ["token", "outcome"],
-            registry=self.registry,
-        )
-        self._duration = prom.Histogram(
-            "tmapi_request_duration_seconds",
-            "Seconds from sending a request to the last byte of its answer.",
-            ["token"],
-            buckets=_DURATION_BUCKETS,
-            registry=self.registry,
-        )
-        self._wait = prom.Histogram(
-            "tmapi_admission_wait_seconds",
-            "Seconds a request waited for the throttle (in-flight slot, pause, bucket).",
-            ["token"],
-            buckets=_WAIT_BUCKETS,
-            registry=self.registry,
-        )
         self._clients: list[tuple[str, Admission, _Retries]] = []
+        self._tokens: dict[str, TokenInstruments] = {}
         self._harvests: dict[int, HarvestProgress] = {}
         self._finished = dict.fromkeys(_HARVEST_FIELDS, 0)
         self._gauges: list[tuple[str, str, tuple[str, ...], _Samples]] = []
         self._refreshers: list[Callable[[], Awaitable[None]]] = []
-        self._ids = itertools.count()
         self.registry.register(_Collector(self))
 
     def __repr__(self) -> str:
@@ -162,9 +161,10 @@ class Metrics:
     def instruments(
         self, token_fingerprint: str, throttle: Admission, requests: _Retries
     ) -> TokenInstruments:
-        """Register a client of one token; its label children, bound once."""
+        """Register a client of one token; what its requests record (shared by the
+        clients of one token)."""
         self._clients.append((token_fingerprint, throttle, requests))
-        return TokenInstruments(self._requests, self._duration, self._wait, token_fingerprint)
+        return self._tokens.setdefault(token_fingerprint, TokenInstruments())
 
     def watch(self, progress: HarvestProgress) -> None:
         """Count a running harvest's pages, items and shops (read when scraped)."""
@@ -233,6 +233,7 @@ class Metrics:
             for fp, row in by_token.items():
                 family.add_metric([fp], row[column])
             yield family
+        yield from self._request_families()
         totals = self.harvest_totals()
         for name, field, doc in (
             ("tmapi_pages", "pages_done", "Pages answered and recorded."),
@@ -250,6 +251,31 @@ class Metrics:
             for values, value in samples():
                 gauge.add_metric(list(values), value)
             yield gauge
+
+    def _request_families(self) -> Iterator[Any]:
+        core = self._core
+        requests = core.CounterMetricFamily(
+            "tmapi_requests",
+            "Requests sent, by token fingerprint and outcome (each is billed).",
+            labels=["token", "outcome"],
+        )
+        duration = core.HistogramMetricFamily(
+            "tmapi_request_duration_seconds",
+            "Seconds from sending a request to the last byte of its answer.",
+            labels=["token"],
+        )
+        wait = core.HistogramMetricFamily(
+            "tmapi_admission_wait_seconds",
+            "Seconds a request waited for the throttle (in-flight slot, pause, bucket).",
+            labels=["token"],
+        )
+        for fp, kept in self._tokens.items():
+            requests.add_metric([fp, "ok"], kept.ok)
+            for outcome, count in kept.others.items():
+                requests.add_metric([fp, outcome], count)
+            for family, histogram in ((duration, kept.duration), (wait, kept.admission_wait)):
+                family.add_metric([fp], buckets=histogram.cumulative(), sum_value=histogram.sum)
+        yield from (requests, duration, wait)
 
 
 class _Collector:

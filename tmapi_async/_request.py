@@ -154,7 +154,7 @@ class PageRequests:
         except TmapiError as error:
             instruments.failed(error)
             raise
-        instruments.ok.inc()
+        instruments.ok += 1
         return page
 
     async def _send(
