@@ -14,6 +14,7 @@ from typing import IO, TYPE_CHECKING, Any, Literal, cast
 
 from ._exit import ExitCode
 from ._failures import Failures, describe
+from ._logs import add_log_format
 from ._metrics_http import MetricsOptions, add_metrics_options, metrics_option, serve_metrics
 from ._monitor import (
     SINCE_HELP,
@@ -108,6 +109,7 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
     add_scale_out_options(parser)
     add_metrics_options(parser)
     add_output_level(parser)
+    add_log_format(parser)
     return parser
 
 
@@ -131,6 +133,7 @@ class HarvestOptions:
     keep: float = 7 * 86400.0  #: with ``redis``: seconds a finished harvest is kept
     max_backlog: int = 2000  #: with ``redis``: unexported pages that hold workers back
     metrics: MetricsOptions | None = None  #: serve ``/metrics`` while running
+    log_format: Literal["text", "json"] = "text"  #: what stderr says: lines, or JSON lines
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> HarvestOptions:
@@ -157,6 +160,7 @@ class HarvestOptions:
             keep=args.keep,
             max_backlog=args.max_backlog,
             metrics=metrics_option(args),
+            log_format=getattr(args, "log_format", "text"),
         )
 
 
@@ -198,6 +202,11 @@ async def harvest(options: HarvestOptions) -> int:
     Raises:
         UsageError: SHOPS cannot be read, or the state or export cannot be opened.
     """
+    json_logs = options.log_format == "json"
+    if json_logs:
+        from ._logs import use_json
+
+        use_json()
     known = known_items(options.since)
     session = _open(options)
     session.manifest = start_manifest(options)
@@ -216,10 +225,14 @@ async def harvest(options: HarvestOptions) -> int:
     from ._display import ProgressDisplay, choose_mode
     from ._shoplist import count_shops
 
+    if json_logs and options.redis is not None:
+        from ._logs import context
+
+        context(harvest_id=job.hid)
     display = ProgressDisplay(
         job.progress,
         total_shops=count_shops(options.shops),
-        mode=choose_mode(quiet=options.quiet, stream=sys.stderr),
+        mode="json" if json_logs else choose_mode(quiet=options.quiet, stream=sys.stderr),
         scrub=secrets.scrub,
     )
     if options.redis is not None:
@@ -241,6 +254,8 @@ async def harvest(options: HarvestOptions) -> int:
         finish_manifest(session, display)
     if not options.quiet:
         _print_summary(session, job.progress)
+    if json_logs:
+        _finished_event(session, job.progress)
     return _exit_code(session)
 
 
@@ -358,6 +373,9 @@ def _scrubbed(result: ShopResult) -> ShopResult:
 
 def _report(session: _Run, result: ShopResult, display: ProgressDisplay) -> None:
     session.manifest.add(_scrubbed(result))
+    if display.mode == "json":
+        _shop_event(session, result)
+        return
     if result.status == "complete":
         if session.options.verbose and result.pages and not result.requests:
             display.log(f"complete {result.shop_url}: harvested by an earlier run, skipped")
@@ -370,6 +388,48 @@ def _report(session: _Run, result: ShopResult, display: ProgressDisplay) -> None
     who, why = describe(result, session.shops)
     display.error(f"{result.status}: {who}: {why}")
     session.failures.add(result.shop_url, f"{result.status}: {why}")
+
+
+def _shop_event(session: _Run, result: ShopResult) -> None:
+    """``--log-format json``: one ``shop_finished`` line per shop."""
+    import logging
+
+    from ._logs import event
+
+    reason = None
+    if result.status != "complete":
+        _who, reason = describe(result, session.shops)
+        session.failures.add(result.shop_url, f"{result.status}: {reason}")
+    event(
+        "shop_finished",
+        level=logging.INFO if result.status == "complete" else logging.WARNING,
+        shop=result.shop_url,
+        status=result.status,
+        items=result.item_count,
+        pages=result.pages,
+        requests=result.requests,
+        error=reason,
+    )
+
+
+def _finished_event(session: _Run, progress: Any) -> None:
+    """``--log-format json``: the summary as one ``harvest_finished`` line."""
+    from ._logs import event
+
+    event(
+        "harvest_finished",
+        shops_complete=progress.shops_complete,
+        shops_partial=progress.shops_partial,
+        shops_failed=progress.shops_failed,
+        shops_resumed=progress.shops_resumed,
+        items=progress.items,
+        export_items=session.export_items,
+        pages=progress.pages_done,
+        requests=progress.requests,
+        retries=progress.retries,
+        elapsed_s=round(progress.elapsed, 3),
+        output=str(session.options.output),
+    )
 
 
 def _close(session: _Run, display: ProgressDisplay) -> None:

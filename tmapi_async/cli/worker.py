@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ._exit import ExitCode
+from ._logs import add_log_format
 from ._metrics_http import add_metrics_options, metrics_option, serve_metrics
 from ._options import (
     add_auth_option,
@@ -98,6 +99,7 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
     add_redis_outage(parser)
     add_metrics_options(parser)
     add_output_level(parser)
+    add_log_format(parser)
     return parser
 
 
@@ -116,6 +118,10 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("no Redis: pass --redis URL or set TMAPI_REDIS_URL")
     args.auth = auth_option(args)
     args.metrics = metrics_option(args)
+    if args.log_format == "json":
+        from ._logs import use_json
+
+        use_json()
     return asyncio.run(_serve(args, token.strip(), url))
 
 
@@ -151,9 +157,31 @@ async def _serve(args: argparse.Namespace, token: str, url: str) -> int:
     from .._redis.worker import OwnershipGate, RedisWorker
     from ._tokens import stop_message, token_lines, worker_client
 
+    json_logs = args.log_format == "json"
+
     def tell(line: str) -> None:
+        shop_line = line.startswith(("complete ", "partial ", "failed "))
+        if json_logs and shop_line:
+            return  # said by shop_finished
         if args.verbose or (not args.quiet and not line.startswith(("complete ", "partial "))):
             err(line)
+
+    def shop_finished(hid: str, result: Any) -> None:
+        import logging
+
+        from ._logs import event
+
+        event(
+            "shop_finished",
+            level=logging.INFO if result.status == "complete" else logging.WARNING,
+            harvest_id=hid,
+            shop=result.shop_url,
+            status=result.status,
+            items=result.item_count,
+            pages=result.pages,
+            requests=result.requests,
+            error=None if result.error is None else str(result.error),
+        )
 
     try:
         conn = await open_connection(url, redis_outage=args.redis_outage)
@@ -178,7 +206,13 @@ async def _serve(args: argparse.Namespace, token: str, url: str) -> int:
     except (InvalidParameterError, ValueError) as error:
         await conn.aclose()
         raise UsageError(str(error)) from None
-    worker = RedisWorker(conn, client, gate=gate, on_event=tell)
+    worker = RedisWorker(
+        conn, client, gate=gate, on_event=tell, on_shop=shop_finished if json_logs else None
+    )
+    if json_logs:
+        from ._logs import context
+
+        context(worker_id=worker.worker_id)
     stop = Stop()
     main = asyncio.current_task()
 
