@@ -82,3 +82,40 @@ async def test_worker_and_coordinator_metrics_read_redis(redis_url: str, tmp_pat
         assert samples[("tmapi_dead_letters", (("harvest", hid),))] == 0
     billed = mine[("tmapi_requests_billed_total", (("token", short_fingerprint(TOKEN)),))]
     assert 10 <= billed <= len(sim.log)
+
+
+async def test_worker_and_coordinator_log_json_lines(redis_url: str, tmp_path: Path) -> None:
+    """With --log-format json, a worker says only JSON lines, each shop with the harvest
+    and worker ids; the coordinator's stderr is JSON beside its text summary."""
+    import json
+
+    shops = tmp_path / "shops.txt"
+    shops.write_text("".join(f"https://shop{i}.1688.com/\n" for i in range(6)))
+    output = tmp_path / "items.jsonl"
+    async with SimulatedTmapi(tokens={TOKEN}, default_shop_size=45) as sim:
+        cluster = Cluster({"TMAPI_TOKEN": TOKEN, "TMAPI_BASE_URL": sim.url})
+        try:
+            coordinator = await cluster.start(
+                "harvest", str(shops), "-o", str(output), "--redis", redis_url,
+                "--workers", "0", "--log-format", "json",
+            )  # fmt: skip
+            worker = await cluster.start("worker", "--redis", redis_url, "--log-format", "json")
+            assert await coordinator.exit_code() == 0, coordinator.output()
+            hid = only_harvest(redis_url)
+            worker.terminate()
+            assert await worker.exit_code() == 0, worker.output()
+        finally:
+            await cluster.close()
+    worker_lines = [json.loads(line) for line in worker.lines]
+    assert TOKEN not in worker.output()
+    assert TOKEN not in coordinator.output()
+    worker_ids = {line["worker_id"] for line in worker_lines}
+    assert len(worker_ids) == 1
+    finished = [line for line in worker_lines if line["event"] == "shop_finished"]
+    assert len(finished) == 6
+    assert {line["harvest_id"] for line in finished} == {hid}
+    summary = ("shops:", "items:", "requests:", "elapsed:", "export:")
+    theirs = [line for line in coordinator.lines if not line.startswith(summary)]
+    events = [json.loads(line) for line in theirs]
+    assert {line["harvest_id"] for line in events} == {hid}
+    assert [e for e in events if e["event"] == "harvest_finished"][0]["items"] == 6 * 45
