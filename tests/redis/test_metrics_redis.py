@@ -118,4 +118,4 @@ async def test_worker_and_coordinator_log_json_lines(redis_url: str, tmp_path: P
     theirs = [line for line in coordinator.lines if not line.startswith(summary)]
     events = [json.loads(line) for line in theirs]
     assert {line["harvest_id"] for line in events} == {hid}
-    assert [e for e in events if e["event"] == "harvest_finished"][0]["items"] == 6 * 45
+    assert next(e for e in events if e["event"] == "harvest_finished")["items"] == 6 * 45
