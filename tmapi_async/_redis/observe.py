@@ -10,7 +10,7 @@ from typing import Any
 from .queue import PREFIX, HarvestCounts, HarvestQueue, _text
 from .worker import alive, read_workers
 
-__all__ = ["HarvestView", "RedisView", "read_view", "redis_gauges"]
+__all__ = ["HarvestView", "RedisView", "TokenView", "read_tokens", "read_view", "redis_gauges"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,3 +89,41 @@ def redis_gauges(view: Any) -> Iterable[tuple[str, str, tuple[str, ...], Any]]:
          per_harvest(lambda h: h.dead)),
         ("tmapi_workers_alive", "Workers with a recent heartbeat.", (), workers),
     )  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class TokenView:
+    """One token's limits as Redis holds them, named by its fingerprint."""
+
+    fingerprint: str
+    rate: str  #: requests/s set, or "default"
+    burst: str
+    concurrency: str
+    limit: str  #: the adaptive in-flight limit in force, or "-"
+    in_flight: int
+    stopped: str  #: why the token was stopped, or ""
+
+
+async def read_tokens(redis: Any) -> list[TokenView]:
+    """Every token's limits, in flight and stop, by fingerprint."""
+    from .token import TokenKeys, token_clock
+
+    views = []
+    for fp in sorted(_text(raw) for raw in await redis.smembers(f"{PREFIX}:tokens")):
+        keys = TokenKeys(fp)
+        state = {_text(k): _text(v) for k, v in (await redis.hgetall(keys.state)).items()}
+        seconds, micros = (int(part) for part in await redis.time())
+        now = token_clock(state, seconds * 1_000_000 + micros)
+        fatal = {_text(k): _text(v) for k, v in (await redis.hgetall(keys.fatal)).items()}
+        views.append(
+            TokenView(
+                fingerprint=fp,
+                rate=state.get("rate", "default"),
+                burst=state.get("burst", "default"),
+                concurrency=state.get("concurrency", "default"),
+                limit=state.get("limit", "-"),
+                in_flight=int(await redis.zcount(keys.leases, now, "+inf")),
+                stopped=f"{fatal.get('kind', '')} {fatal.get('message', '')}".strip(),
+            )
+        )
+    return views
