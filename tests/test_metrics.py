@@ -247,3 +247,17 @@ def test_metrics_without_prometheus_client_says_what_to_install(
     monkeypatch.setitem(sys.modules, "prometheus_client", None)
     with pytest.raises(ImportError, match=r"tmapi-async\[metrics\]"):
         tm.Metrics()
+
+
+async def test_a_closed_clients_counts_stay_and_the_client_is_let_go() -> None:
+    """Counters never go back when a client closes; a new client of the token adds on."""
+    metrics = tm.Metrics()
+    fp = short_fingerprint(TOKEN)
+    async with SimulatedTmapi(SimulatorConfig(default_shop_size=40)) as sim:
+        for expected in (2, 4):
+            async with tm.Client(TOKEN, base_url=sim.url, metrics=metrics) as client:
+                await client.fetch_shop(SHOPS[0])
+            samples = registry_samples(metrics.registry)
+            assert value(samples, "tmapi_requests_billed_total", token=fp) == expected
+            assert value(samples, "tmapi_requests_total", token=fp, outcome="ok") == expected
+    assert "clients=0" in repr(metrics)

@@ -185,6 +185,8 @@ class Client:
             await self._transport.close()
         finally:
             await self._throttle.aclose()
+            if self._metrics is not None:  # its counts stay; the client goes
+                self._metrics.release(self._throttle)
 
     # -- observation and control -------------------------------------------------------
 

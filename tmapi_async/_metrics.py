@@ -147,6 +147,7 @@ class Metrics:
         self.registry: Any = prom.CollectorRegistry() if registry is None else registry
         self._clients: list[tuple[str, Admission, _Retries]] = []
         self._tokens: dict[str, TokenInstruments] = {}
+        self._closed: dict[str, list[int]] = {}  # requests billed, retries of closed clients
         self._harvests: dict[int, HarvestProgress] = {}
         self._finished = dict.fromkeys(_HARVEST_FIELDS, 0)
         self._gauges: list[tuple[str, str, tuple[str, ...], _Samples]] = []
@@ -165,6 +166,17 @@ class Metrics:
         clients of one token)."""
         self._clients.append((token_fingerprint, throttle, requests))
         return self._tokens.setdefault(token_fingerprint, TokenInstruments())
+
+    def release(self, throttle: Admission) -> None:
+        """A client closed: keep its counts, forget the client."""
+        for entry in self._clients:
+            fp, gate, requests = entry
+            if gate is throttle:
+                self._clients.remove(entry)
+                kept = self._closed.setdefault(fp, [0, 0])
+                kept[0] += gate.sent
+                kept[1] += requests.retries
+                return
 
     def watch(self, progress: HarvestProgress) -> None:
         """Count a running harvest's pages, items and shops (read when scraped)."""
@@ -213,7 +225,9 @@ class Metrics:
 
     def _families(self) -> Iterator[Any]:
         core = self._core
-        by_token: dict[str, list[int]] = {}
+        by_token: dict[str, list[int]] = {
+            fp: [sent, retries, 0, 0, 0] for fp, (sent, retries) in self._closed.items()
+        }
         for fp, throttle, requests in self._clients:
             row = by_token.setdefault(fp, [0, 0, 0, 0, 0])
             row[0] += throttle.sent
