@@ -425,6 +425,8 @@ def main() -> None:
 
         factory = uvloop.new_event_loop
     contender = CONTENDERS[args.contender]
+    if args.contender == "lib-harvest-metrics":
+        import prometheus_client  # noqa: F401  (once per process: not a cost per request)
     profiler = None
     if args.profile:
         import cProfile

@@ -261,3 +261,11 @@ async def test_a_closed_clients_counts_stay_and_the_client_is_let_go() -> None:
             assert value(samples, "tmapi_requests_billed_total", token=fp) == expected
             assert value(samples, "tmapi_requests_total", token=fp, outcome="ok") == expected
     assert "clients=0" in repr(metrics)
+
+
+def test_a_registry_refuses_a_second_metrics() -> None:
+    """Two Metrics on one registry would expose every series twice: refused at once."""
+    registry = CollectorRegistry()
+    tm.Metrics(registry=registry)
+    with pytest.raises(ValueError, match="Duplicated"):
+        tm.Metrics(registry=registry)

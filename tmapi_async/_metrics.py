@@ -302,4 +302,5 @@ class _Collector:
         return self._metrics._families()
 
     def describe(self) -> list[Any]:
-        return []  # no fixed names: never refused as a duplicate by a registry
+        # The names, so that a registry refuses a second Metrics (a duplicate) at once.
+        return list(self._metrics._families())
