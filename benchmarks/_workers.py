@@ -244,6 +244,19 @@ async def run_lib_harvest(args: argparse.Namespace, shops: list[str]) -> dict[st
     return tally
 
 
+async def run_lib_harvest_metrics(args: argparse.Namespace, shops: list[str]) -> dict[str, Any]:
+    """``lib-harvest`` keeping Prometheus metrics (``tm.Metrics``), scraped at the end."""
+    tally = {"requests": 0, "items": 0, "errors": 0}
+    metrics = tm.Metrics()
+    async with _client(args, metrics=metrics, **_limits(args)) as client:
+        async for result in client.harvest(shops, keep_items=False):
+            tally["items"] += result.item_count
+            tally["errors"] += result.status != "complete"
+        tally["requests"] = client.requests
+    tally["exposition_bytes"] = len(metrics.exposition())
+    return tally
+
+
 def _limits(args: argparse.Namespace) -> dict[str, Any]:
     return {"rate": args.rate} if args.rate else {}
 
@@ -383,6 +396,7 @@ CONTENDERS: dict[
     "lib-page": run_lib_page,
     "lib-shop": run_lib_shop,
     "lib-harvest": run_lib_harvest,
+    "lib-harvest-metrics": run_lib_harvest_metrics,
     "rate": run_rate,
     "throttle": run_throttle,
     "naive": run_naive,
@@ -411,6 +425,8 @@ def main() -> None:
 
         factory = uvloop.new_event_loop
     contender = CONTENDERS[args.contender]
+    if args.contender == "lib-harvest-metrics":
+        import prometheus_client  # noqa: F401  (once per process: not a cost per request)
     profiler = None
     if args.profile:
         import cProfile

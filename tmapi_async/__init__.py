@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from ._harvest import Harvest, PageEvent
     from ._journal import Journal
     from ._listing import Listing
+    from ._metrics import Metrics
     from ._models import SaleInfo, ShopItem, ShopItemsPage, Sort, normalise_image_url
     from ._pool import TokenPool
     from ._protocol import ShopQuery, normalise_shop_url
@@ -70,6 +71,7 @@ _SOURCES: dict[str, str] = {
     "HarvestStopped": "._errors",
     "InvalidParameterError": "._errors",
     "MaxPagesReached": "._errors",
+    "Metrics": "._metrics",
     "ShopTakenOver": "._errors",
     "Journal": "._journal",
     "KnownItems": "._since",
@@ -116,6 +118,7 @@ __all__ = [
     "KnownItems",
     "Listing",
     "MaxPagesReached",
+    "Metrics",
     "PageEvent",
     "RateLimitError",
     "RedisUnavailableError",

@@ -10,7 +10,7 @@ import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import aclosing
 from types import TracebackType
-from typing import Self
+from typing import TYPE_CHECKING, Self
 from urllib.parse import urlsplit
 
 from ._auth import AuthScheme, Scheme, auth_mode
@@ -24,9 +24,13 @@ from ._redis.connection import redis_url_from_env
 from ._redis.throttle import RedisThrottle
 from ._request import PageRequests
 from ._retry import RetryPolicy
+from ._secret import fingerprint
 from ._shop import ShopResult
 from ._throttle import Admission, Throttle
 from ._transport import AiohttpTransport, Transport
+
+if TYPE_CHECKING:
+    from ._metrics import Metrics
 
 
 def _base_url(base_url: str | None) -> str:
@@ -74,6 +78,9 @@ class Client:
             ``concurrency`` left at their defaults keep the limits set there.
         redis_outage: seconds to wait (sending nothing new) for a Redis that went away
             before stopping with ``RedisUnavailableError``.
+        metrics: count requests, their outcomes and durations, and the pages, items
+            and shops of each harvest in this :class:`~tmapi_async.Metrics` (the
+            ``metrics`` extra); default none.
 
     Use it as an async context manager::
 
@@ -97,6 +104,7 @@ class Client:
         transport: Transport | None = None,
         redis_url: str | None = None,
         redis_outage: float = 60.0,
+        metrics: Metrics | None = None,
     ) -> None:
         token = token if token is not None else os.environ.get("TMAPI_TOKEN")
         if not token or not token.strip():
@@ -136,6 +144,11 @@ class Client:
         self._requests = PageRequests(
             self._token, throttle, self._transport, AuthScheme(auth_mode(auth)), retry
         )
+        self._metrics = metrics
+        if metrics is not None:  # the token by its short fingerprint, never itself
+            self._requests.instruments = metrics.instruments(
+                fingerprint(self._token)[:8], throttle, self._requests
+            )
         self._entered = False
         self._closed = False
 
@@ -172,6 +185,8 @@ class Client:
             await self._transport.close()
         finally:
             await self._throttle.aclose()
+            if self._metrics is not None:  # its counts stay; the client goes
+                self._metrics.release(self._throttle)
 
     # -- observation and control -------------------------------------------------------
 
@@ -179,6 +194,11 @@ class Client:
     def base_url(self) -> str:
         """The API's base URL this client sends to."""
         return self._base_url
+
+    @property
+    def metrics(self) -> Metrics | None:
+        """The metrics this client keeps, if given."""
+        return self._metrics
 
     @property
     def requests(self) -> int:

@@ -222,6 +222,10 @@ class Harvest:
         self._events = asyncio.Queue(maxsize=4 * self._max_workers)
         self._feeder = asyncio.create_task(self._feed())
         self._tasks.append(self._feeder)
+        # A client that keeps metrics counts this harvest's pages, items and shops.
+        metrics = getattr(self._source, "metrics", None)
+        if metrics is not None:
+            metrics.watch(self.progress)
         try:
             while (event := await self._events.get()) is not None:
                 yield event
@@ -231,6 +235,8 @@ class Harvest:
             for task in self._tasks:
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
+            if metrics is not None:
+                metrics.finished(self.progress)
 
     # -- the feeder: opens shops from the input ----------------------------------------
 

@@ -27,7 +27,7 @@ import re
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Self
+from typing import TYPE_CHECKING, Self
 
 from ._budget import Budgeted, SharedBudget
 from ._client import Client
@@ -40,6 +40,9 @@ from ._retry import RetryPolicy
 from ._secret import fingerprint
 from ._throttle import Admission, Throttle
 from ._transport import Transport
+
+if TYPE_CHECKING:
+    from ._metrics import Metrics
 
 __all__ = ["TokenPool", "TokenUsage", "short_fingerprint", "split_tokens"]
 
@@ -114,6 +117,8 @@ class TokenPool(Client):
             place of ``rate``, ``burst``, ``concurrency`` and ``redis_url``.
         transport: ``transport(token) -> Transport`` builds each token's transport
             (default aiohttp); tests answer with a ``MockTransport``.
+        metrics: as for :class:`~tmapi_async.Client`; each token is labelled by its
+            short fingerprint.
 
     Use it as an async context manager, like a client::
 
@@ -139,6 +144,7 @@ class TokenPool(Client):
         redis_outage: float = 60.0,
         throttle: Callable[[str], Admission] | None = None,
         transport: Callable[[str], Transport] | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         found = split_tokens(tokens if tokens is not None else os.environ.get("TMAPI_TOKEN"))
         if not found:
@@ -167,9 +173,11 @@ class TokenPool(Client):
                 retry=retry,
                 throttle=gate,
                 transport=transport(token) if transport is not None else None,
+                metrics=metrics,
             )
             self._members.append(_Member(client, short_fingerprint(token)))
         self._base_url = self._members[0].client.base_url
+        self._metrics = metrics
         self._fatal: FatalError | None = None
         self._waiters: deque[asyncio.Future[None]] = deque()
         self._next = 0  # where the search for a free slot starts: ties take turns

@@ -8,7 +8,10 @@ goes through the transport and is deciphered; the answer is fed back to the thro
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Mapping
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from ._auth import AuthScheme, Scheme
 from ._errors import (
@@ -24,6 +27,9 @@ from ._protocol import ShopQuery, decipher
 from ._retry import RetryPolicy, retry_transient
 from ._throttle import Admission
 from ._transport import Answer, Transport
+
+if TYPE_CHECKING:
+    from ._metrics import TokenInstruments
 
 __all__ = ["PageRequests"]
 
@@ -42,7 +48,7 @@ class _Sends:
 class PageRequests:
     """Pages asked for with one key, through one throttle and one transport."""
 
-    __slots__ = ("_retry", "_throttle", "_token", "_transport", "auth", "retries")
+    __slots__ = ("_retry", "_throttle", "_token", "_transport", "auth", "instruments", "retries")
 
     def __init__(
         self,
@@ -57,6 +63,7 @@ class PageRequests:
         self._transport = transport
         self.auth = auth  #: how the key is sent
         self.retries = 0  #: requests that were retries of a failed one
+        self.instruments: TokenInstruments | None = None  #: metrics of each request, if kept
         policy = retry or RetryPolicy()
         # Backoffs end at once when the client is stopped, like every other wait.
         self._retry = replace(policy, sleep=lambda s: throttle.interruptible(policy.sleep(s)))
@@ -110,7 +117,7 @@ class PageRequests:
             while True:
                 (status, headers, body), ticket = await self._send(encoded, scheme, sends, retry)
                 try:
-                    page = decipher(status, headers, body, secret=self._token)
+                    page = self._decipher(status, headers, body)
                 except AuthenticationError as error:
                     verdict = auth.refused(scheme, error)
                     if isinstance(verdict, AuthenticationError):
@@ -137,10 +144,25 @@ class PageRequests:
             if probing:
                 auth.undecided()  # unless it settled: the next request probes instead
 
+    def _decipher(self, status: int, headers: Mapping[str, str], body: bytes) -> ShopItemsPage:
+        """The page an answer holds, or its error; counted when metrics are kept."""
+        instruments = self.instruments
+        if instruments is None:
+            return decipher(status, headers, body, secret=self._token)
+        try:
+            page = decipher(status, headers, body, secret=self._token)
+        except TmapiError as error:
+            instruments.failed(error)
+            raise
+        instruments.ok += 1
+        return page
+
     async def _send(
         self, encoded: str, scheme: Scheme, sends: _Sends, retry: bool
     ) -> tuple[Answer, int]:
         """One request through the throttle: the answer, and the admission's ticket."""
+        if self.instruments is not None:
+            return await self._send_measured(self.instruments, encoded, scheme, sends, retry)
         throttle = self._throttle
         ticket = await throttle.acquire()
         sends.count += 1
@@ -150,6 +172,33 @@ class PageRequests:
             return await self._transport.get(encoded, auth=scheme), ticket
         finally:
             throttle.release(ticket)
+
+    async def _send_measured(
+        self,
+        instruments: TokenInstruments,
+        encoded: str,
+        scheme: Scheme,
+        sends: _Sends,
+        retry: bool,
+    ) -> tuple[Answer, int]:
+        """:meth:`_send`, timing the wait for admission and the request on the wire."""
+        throttle = self._throttle
+        asked = time.perf_counter()
+        ticket = await throttle.acquire()
+        sent = time.perf_counter()
+        instruments.admission_wait.observe(sent - asked)
+        sends.count += 1
+        if retry:
+            self.retries += 1
+        try:
+            answer = await self._transport.get(encoded, auth=scheme)
+        except TmapiError as error:  # no answer: a timeout, a reset
+            instruments.failed(error)
+            raise
+        finally:
+            throttle.release(ticket)
+            instruments.duration.observe(time.perf_counter() - sent)
+        return answer, ticket
 
     def _fail(self, error: FatalError) -> None:
         if self._throttle.fatal is None:

@@ -261,6 +261,7 @@ class RedisWorker:
             heartbeats are taken over.
         max_deliveries: deliveries after which a shop is given up (dead letter).
         on_event: receives one line per event worth telling (started, shop finished...).
+        on_shop: receives each shop finished here, with its harvest's id.
     """
 
     def __init__(
@@ -274,6 +275,7 @@ class RedisWorker:
         max_deliveries: int = 5,
         prefix: str = PREFIX,
         on_event: Callable[[str], None] | None = None,
+        on_shop: Callable[[str, ShopResult], None] | None = None,
     ) -> None:
         self._conn = conn
         self._redis = conn.client
@@ -284,6 +286,7 @@ class RedisWorker:
         self._max_deliveries = max_deliveries
         self._prefix = prefix
         self._tell = on_event or (lambda line: None)
+        self._on_shop = on_shop
         self._stopping = asyncio.Event()
         self._engines: dict[str, tuple[Harvest, RedisJournal, asyncio.Task[None]]] = {}
         self._beat = self._redis.register_script(WORKER_BEAT)
@@ -388,6 +391,8 @@ class RedisWorker:
             async for result in harvest:
                 self.shops_done += 1
                 self._tell(f"{result.status} {result.shop_url} ({result.item_count} items)")
+                if self._on_shop is not None:
+                    self._on_shop(hid, result)
         except HarvestStopped:
             pass
         except HarvestGone:

@@ -1,7 +1,8 @@
 """What a running harvest shows on stderr, and the summary it ends with.
 
-Three modes: ``live`` (a rich display redrawn a few times a second, when stderr is a
-terminal), ``plain`` (one line every few seconds, for logs and pipes) and ``quiet``
+Four modes: ``live`` (a rich display redrawn a few times a second, when stderr is a
+terminal), ``plain`` (one line every few seconds, for logs and pipes), ``json`` (a
+``progress`` JSON line every few seconds, ``--log-format json``) and ``quiet``
 (nothing). Messages logged while the display runs appear above it. This is the only
 module that imports rich.
 """
@@ -21,7 +22,7 @@ from .._stats import HarvestProgress
 
 __all__ = ["HarvestSummary", "ProgressDisplay", "choose_mode", "format_duration"]
 
-Mode = Literal["live", "plain", "quiet"]
+Mode = Literal["live", "plain", "quiet", "json"]
 
 
 def choose_mode(*, quiet: bool, stream: IO[str]) -> Mode:
@@ -125,7 +126,7 @@ class ProgressDisplay:
             # rich redraws from its own thread by calling __rich__: it only reads ints.
             self._live = Live(self, console=self._console, refresh_per_second=4, transient=True)
             self._live.start()
-        elif self.mode == "plain":
+        elif self.mode in ("plain", "json"):
             try:
                 self._ticker = asyncio.get_running_loop().create_task(self._tick())
             except RuntimeError:
@@ -143,7 +144,31 @@ class ProgressDisplay:
     async def _tick(self) -> None:
         while True:
             await asyncio.sleep(self.interval)
-            self._write(self.line())
+            if self.mode == "json":
+                self._progress_event()
+            else:
+                self._write(self.line())
+
+    def _progress_event(self) -> None:
+        from ._logs import event
+
+        p = self.progress
+        req_s, pages_s = self._rates.update(p)
+        eta = _eta(p, self.total_shops, pages_s)
+        event(
+            "progress",
+            shops_done=p.shops_done,
+            shops_total=self.total_shops,
+            shops_failed=p.shops_failed + p.shops_partial,
+            pages_done=p.pages_done,
+            pages_planned=p.pages_planned,
+            items=p.items,
+            requests=p.requests,
+            retries=p.retries,
+            requests_per_s=round(req_s, 2),
+            eta_s=None if eta is None else round(eta, 1),
+            elapsed_s=round(p.elapsed, 3),
+        )
 
     # -- output ------------------------------------------------------------------------
 
@@ -159,6 +184,11 @@ class ProgressDisplay:
 
     def _write(self, message: str) -> None:
         message = self._scrub(message)
+        if self.mode == "json":
+            from ._logs import event
+
+            event("message", message)
+            return
         if self._console is not None:
             self._console.print(message, markup=False, highlight=False, soft_wrap=True)
         else:

@@ -26,6 +26,7 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("demo", "harvest a few hundred simulated shops (no token, no network)"),
     ("worker", "serve the harvests submitted to a Redis (scale out)"),
     ("status", "harvests, workers and token limits of a Redis (scale out)"),
+    ("dashboard", "a live status page of a Redis of harvests (scale out)"),
     ("pause", "hold a harvest: nothing new is sent for it (scale out)"),
     ("resume", "let a paused harvest go on (scale out)"),
     ("cancel", "end a harvest: its coordinator and workers stop serving it (scale out)"),

@@ -202,8 +202,9 @@ class ClientOptions:
             given=frozenset(getattr(args, "given", ())),
         )
 
-    def client(self) -> Any:
-        """A :class:`~tmapi_async.Client` with these options (imported only now).
+    def client(self, metrics: Any = None) -> Any:
+        """A :class:`~tmapi_async.Client` with these options (imported only now),
+        keeping ``metrics`` (a :class:`~tmapi_async.Metrics`) if given.
 
         Raises:
             UsageError: the library refuses an option.
@@ -221,6 +222,7 @@ class ClientOptions:
                 concurrency=self.concurrency,
                 timeout=self.timeout,
                 max_requests=self.max_requests,
+                metrics=metrics,
             )
         except InvalidParameterError as exc:
             raise UsageError(str(exc)) from None

@@ -66,9 +66,16 @@ def say(message: str, stream: TextIO | None = None) -> None:
     print(secrets.scrub(message), file=stream or sys.stdout, flush=True)
 
 
+#: Where :func:`err` sends its messages instead of stderr's text (``--log-format json``).
+stderr_sink: list[Callable[[str], None]] = []
+
+
 def err(message: str) -> None:
-    """Print one scrubbed message on stderr."""
-    say(message, sys.stderr)
+    """Print one scrubbed message on stderr (as a JSON line with ``--log-format json``)."""
+    if stderr_sink:
+        stderr_sink[0](message)
+    else:
+        say(message, sys.stderr)
 
 
 def clip(message: str, limit: int = MESSAGE_LIMIT) -> str:

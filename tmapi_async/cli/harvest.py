@@ -14,6 +14,8 @@ from typing import IO, TYPE_CHECKING, Any, Literal, cast
 
 from ._exit import ExitCode
 from ._failures import Failures, describe
+from ._logs import add_log_format
+from ._metrics_http import MetricsOptions, add_metrics_options, metrics_option, serve_metrics
 from ._monitor import (
     SINCE_HELP,
     add_since_option,
@@ -105,7 +107,9 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
     add_since_option(parser)
     add_client_options(parser, budget=True)
     add_scale_out_options(parser)
+    add_metrics_options(parser)
     add_output_level(parser)
+    add_log_format(parser)
     return parser
 
 
@@ -128,6 +132,8 @@ class HarvestOptions:
     since: Path | None = None  #: new listings only: those this earlier export lacks
     keep: float = 7 * 86400.0  #: with ``redis``: seconds a finished harvest is kept
     max_backlog: int = 2000  #: with ``redis``: unexported pages that hold workers back
+    metrics: MetricsOptions | None = None  #: serve ``/metrics`` while running
+    log_format: Literal["text", "json"] = "text"  #: what stderr says: lines, or JSON lines
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> HarvestOptions:
@@ -153,6 +159,8 @@ class HarvestOptions:
             since=since,
             keep=args.keep,
             max_backlog=args.max_backlog,
+            metrics=metrics_option(args),
+            log_format=getattr(args, "log_format", "text"),
         )
 
 
@@ -185,6 +193,7 @@ class _Run:
     fatal: BaseException | None = None
     export_items: int = 0
     manifest: Any = None  #: the run's ManifestRecorder (OUTPUT.manifest.json)
+    metrics: Any = None  #: the run's Metrics, with --metrics-port
 
 
 async def harvest(options: HarvestOptions) -> int:
@@ -193,6 +202,11 @@ async def harvest(options: HarvestOptions) -> int:
     Raises:
         UsageError: SHOPS cannot be read, or the state or export cannot be opened.
     """
+    json_logs = options.log_format == "json"
+    if json_logs:
+        from ._logs import use_json
+
+        use_json()
     known = known_items(options.since)
     session = _open(options)
     session.manifest = start_manifest(options)
@@ -211,22 +225,37 @@ async def harvest(options: HarvestOptions) -> int:
     from ._display import ProgressDisplay, choose_mode
     from ._shoplist import count_shops
 
+    if json_logs and options.redis is not None:
+        from ._logs import context
+
+        context(harvest_id=job.hid)
     display = ProgressDisplay(
         job.progress,
         total_shops=count_shops(options.shops),
-        mode=choose_mode(quiet=options.quiet, stream=sys.stderr),
+        mode="json" if json_logs else choose_mode(quiet=options.quiet, stream=sys.stderr),
         scrub=secrets.scrub,
     )
     if options.redis is not None:
         job.on_event = display.log
     _announce(session, display)
     try:
-        await _drive(session, job, display)
+        async with contextlib.AsyncExitStack() as serving:
+            if options.metrics is not None:
+                if options.redis is not None:  # the workers send; the harvest is here
+                    session.metrics.watch(job.progress)
+                await serving.enter_async_context(
+                    serve_metrics(
+                        session.metrics, options.metrics, display.log, redis_url=options.redis
+                    )
+                )
+            await _drive(session, job, display)
     finally:
         _close(session, display)
         finish_manifest(session, display)
     if not options.quiet:
         _print_summary(session, job.progress)
+    if json_logs:
+        _finished_event(session, job.progress)
     return _exit_code(session)
 
 
@@ -237,7 +266,8 @@ def _open(options: HarvestOptions) -> _Run:
     from ..export import ExportJournal, JournalError, SinkError
     from ._shoplist import ShopList, ShopListError, close_shops, open_shops
 
-    client = options.client.client()
+    metrics = None if options.metrics is None else options.metrics.metrics()
+    client = options.client.client(metrics=metrics)
     try:
         stream = open_shops(options.shops)
     except ShopListError as exc:
@@ -258,7 +288,14 @@ def _open(options: HarvestOptions) -> _Run:
         close_shops(stream)
         raise UsageError(f"cannot open the state file {options.state}: {exc}") from None
     return _Run(
-        options, client, ShopList(options.shops), stream, journal, Failures(options.output), Stop()
+        options,
+        client,
+        ShopList(options.shops),
+        stream,
+        journal,
+        Failures(options.output),
+        Stop(),
+        metrics=metrics,
     )
 
 
@@ -336,6 +373,9 @@ def _scrubbed(result: ShopResult) -> ShopResult:
 
 def _report(session: _Run, result: ShopResult, display: ProgressDisplay) -> None:
     session.manifest.add(_scrubbed(result))
+    if display.mode == "json":
+        _shop_event(session, result)
+        return
     if result.status == "complete":
         if session.options.verbose and result.pages and not result.requests:
             display.log(f"complete {result.shop_url}: harvested by an earlier run, skipped")
@@ -348,6 +388,48 @@ def _report(session: _Run, result: ShopResult, display: ProgressDisplay) -> None
     who, why = describe(result, session.shops)
     display.error(f"{result.status}: {who}: {why}")
     session.failures.add(result.shop_url, f"{result.status}: {why}")
+
+
+def _shop_event(session: _Run, result: ShopResult) -> None:
+    """``--log-format json``: one ``shop_finished`` line per shop."""
+    import logging
+
+    from ._logs import event
+
+    reason = None
+    if result.status != "complete":
+        _who, reason = describe(result, session.shops)
+        session.failures.add(result.shop_url, f"{result.status}: {reason}")
+    event(
+        "shop_finished",
+        level=logging.INFO if result.status == "complete" else logging.WARNING,
+        shop=result.shop_url,
+        status=result.status,
+        items=result.item_count,
+        pages=result.pages,
+        requests=result.requests,
+        error=reason,
+    )
+
+
+def _finished_event(session: _Run, progress: Any) -> None:
+    """``--log-format json``: the summary as one ``harvest_finished`` line."""
+    from ._logs import event
+
+    event(
+        "harvest_finished",
+        shops_complete=progress.shops_complete,
+        shops_partial=progress.shops_partial,
+        shops_failed=progress.shops_failed,
+        shops_resumed=progress.shops_resumed,
+        items=progress.items,
+        export_items=session.export_items,
+        pages=progress.pages_done,
+        requests=progress.requests,
+        retries=progress.retries,
+        elapsed_s=round(progress.elapsed, 3),
+        output=str(session.options.output),
+    )
 
 
 def _close(session: _Run, display: ProgressDisplay) -> None:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from collections.abc import Callable
 from typing import Any
 
 from ._exit import ExitCode
+from ._logs import add_log_format
+from ._metrics_http import add_metrics_options, metrics_option, serve_metrics
 from ._options import (
     add_auth_option,
     add_output_level,
@@ -94,7 +97,9 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
         help="timeout of one request (default %(default)s)",
     )
     add_redis_outage(parser)
+    add_metrics_options(parser)
     add_output_level(parser)
+    add_log_format(parser)
     return parser
 
 
@@ -112,6 +117,11 @@ def run(args: argparse.Namespace) -> int:
     if url is None:
         raise UsageError("no Redis: pass --redis URL or set TMAPI_REDIS_URL")
     args.auth = auth_option(args)
+    args.metrics = metrics_option(args)
+    if args.log_format == "json":
+        from ._logs import use_json
+
+        use_json()
     return asyncio.run(_serve(args, token.strip(), url))
 
 
@@ -147,9 +157,31 @@ async def _serve(args: argparse.Namespace, token: str, url: str) -> int:
     from .._redis.worker import OwnershipGate, RedisWorker
     from ._tokens import stop_message, token_lines, worker_client
 
+    json_logs = args.log_format == "json"
+
     def tell(line: str) -> None:
+        shop_line = line.startswith(("complete ", "partial ", "failed "))
+        if json_logs and shop_line:
+            return  # said by shop_finished
         if args.verbose or (not args.quiet and not line.startswith(("complete ", "partial "))):
             err(line)
+
+    def shop_finished(hid: str, result: Any) -> None:
+        import logging
+
+        from ._logs import event
+
+        event(
+            "shop_finished",
+            level=logging.INFO if result.status == "complete" else logging.WARNING,
+            harvest_id=hid,
+            shop=result.shop_url,
+            status=result.status,
+            items=result.item_count,
+            pages=result.pages,
+            requests=result.requests,
+            error=None if result.error is None else str(result.error),
+        )
 
     try:
         conn = await open_connection(url, redis_outage=args.redis_outage)
@@ -158,6 +190,7 @@ async def _serve(args: argparse.Namespace, token: str, url: str) -> int:
         return ExitCode.FATAL
     conn.outage.listeners.append(tell)  # waiting for Redis, and when it is back
     gate = OwnershipGate()
+    metrics = None if args.metrics is None else args.metrics.metrics()
     try:
         client = worker_client(
             token,
@@ -168,11 +201,18 @@ async def _serve(args: argparse.Namespace, token: str, url: str) -> int:
             base_url=args.base_url,
             timeout=args.timeout,
             redis_outage=args.redis_outage,
+            metrics=metrics,
         )
     except (InvalidParameterError, ValueError) as error:
         await conn.aclose()
         raise UsageError(str(error)) from None
-    worker = RedisWorker(conn, client, gate=gate, on_event=tell)
+    worker = RedisWorker(
+        conn, client, gate=gate, on_event=tell, on_shop=shop_finished if json_logs else None
+    )
+    if json_logs:
+        from ._logs import context
+
+        context(worker_id=worker.worker_id)
     stop = Stop()
     main = asyncio.current_task()
 
@@ -187,9 +227,14 @@ async def _serve(args: argparse.Namespace, token: str, url: str) -> int:
     undo = install_signals(stop, first, second)
     orphaned = asyncio.create_task(_stop_when_orphaned(worker.stop))
     try:
-        async with client:
-            tell(f"worker {worker.worker_id} serving {redact_url(url)}")
-            await worker.run()
+        async with contextlib.AsyncExitStack() as serving:
+            if metrics is not None:
+                await serving.enter_async_context(
+                    serve_metrics(metrics, args.metrics, tell, redis_url=url)
+                )
+            async with client:
+                tell(f"worker {worker.worker_id} serving {redact_url(url)}")
+                await worker.run()
     except FatalError as error:
         err(stop_message(client, error, fatal_message(error, None)))
         return ExitCode.FATAL
