@@ -66,6 +66,15 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                     "met": ratio >= floor,
                 }
             )
+        metrics = t.get("metrics_on_off")
+        if metrics is not None:
+            out.append(
+                {
+                    "target": "lib-harvest with Prometheus metrics ≥ 0.97 × without, req/s",
+                    "figure": f"{metrics:.3f} × (median of paired rounds)",
+                    "met": metrics >= 0.97,
+                }
+            )
         p = t.get("process", {})
         procs = p.get("contenders", {})
         if "scrapy" in procs and "cli" in procs:

@@ -131,7 +131,8 @@ def cli_available() -> bool:
 
 def throughput(plan: Plan) -> dict[str, Any]:
     """Open limits, fixed concurrency: the library vs the bare loop vs Scrapy."""
-    inner = ["bare", "lib-page", "lib-harvest", "lib-shop"]
+    # lib-harvest-metrics: the same harvest with Prometheus metrics on (paired with it)
+    inner = ["bare", "lib-page", "lib-harvest", "lib-harvest-metrics", "lib-shop"]
     uv = have("uvloop")
     if uv:
         inner += ["bare@uvloop", "lib-harvest@uvloop"]
@@ -191,6 +192,9 @@ def throughput(plan: Plan) -> dict[str, Any]:
                 "req_per_s": paired(rounds, name, base_name, "req_per_s"),
                 "req_per_cpu_s": paired(rounds, name, base_name, "req_per_cpu_s"),
             }
+        results["metrics_on_off"] = paired(
+            rounds, "lib-harvest-metrics", "lib-harvest", "req_per_s"
+        )
         results["process"] = whole_process(plan, sim.url)
     return results
 
