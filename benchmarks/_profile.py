@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from benchmarks._common import run_child
+from benchmarks._common import Simulator, run_child
 
 RATE = 1000  # samples per second: enough for a run of half a second, light on 2 cores
 RUNS = 3  # profiled runs per contender, summed: one run is too few samples
@@ -131,3 +131,23 @@ def table(profiles: dict[str, Profile], *, top: int = 12) -> str:
         for function, count in profile.functions.most_common(top):
             lines.append(f"  {profile.us_per_request(count):6.1f}  {function}")
     return "\n".join(lines)
+
+
+def profile_throughput(shops: int, out: Path, *, runs: int = RUNS) -> str:
+    """Profile the throughput race's contenders on ``shops`` shops of the throughput
+    workload; return the table (or why there is none)."""
+    from benchmarks._scenarios import CONCURRENCY, ITEMS, WORKERS
+
+    if not have_py_spy():
+        return "--profile needs py-spy: pip install -e '.[bench]'"
+    span = f"{ITEMS[0]}..{ITEMS[1]}"
+    with Simulator("--shops", str(shops), "--items-per-shop", span, "--log-max", "1000") as sim:
+        base = [*WORKERS, "--url", sim.url, "--shops", str(shops)]
+        base += ["--concurrency", str(CONCURRENCY)]
+        run_child([*base, "bare"])  # warm the simulator's catalogues
+        names = ("bare", "lib-page", "lib-harvest", "lib-shop")
+        profiles = profile_contenders(base, names, out, runs=runs)
+    return (
+        f"\nwhere the CPU goes (asyncio, µs per request, {shops} shops):\n\n"
+        f"{table(profiles)}\n\nspeedscope files: {out}/ (open at https://www.speedscope.app)"
+    )
