@@ -42,13 +42,13 @@ if TYPE_CHECKING:
     from ._listing import Listing
     from ._metrics import Metrics
     from ._models import SaleInfo, ShopItem, ShopItemsPage, Sort, normalise_image_url
+    from ._new_listings import KnownItems
     from ._pool import TokenPool
+    from ._progress import HarvestProgress
     from ._protocol import ShopQuery, normalise_shop_url
     from ._redis.connection import RedisUnavailableError
     from ._retry import RetryPolicy
     from ._shop import ShopCheckpoint, ShopResult
-    from ._since import KnownItems
-    from ._stats import HarvestProgress
     from ._throttle import Admission, Throttle
 
 __version__ = "0.1.0"
@@ -67,14 +67,14 @@ _SOURCES: dict[str, str] = {
     "DiffSummary": "._diff",
     "FatalError": "._errors",
     "Harvest": "._harvest",
-    "HarvestProgress": "._stats",
+    "HarvestProgress": "._progress",
     "HarvestStopped": "._errors",
     "InvalidParameterError": "._errors",
     "MaxPagesReached": "._errors",
     "Metrics": "._metrics",
     "ShopTakenOver": "._errors",
     "Journal": "._journal",
-    "KnownItems": "._since",
+    "KnownItems": "._new_listings",
     "Listing": "._listing",
     "PageEvent": "._harvest",
     "RateLimitError": "._errors",

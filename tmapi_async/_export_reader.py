@@ -20,6 +20,7 @@ from typing import Any, Final
 
 import msgspec
 
+from ._errors import ExportReadError
 from ._models import SaleInfo, ShopItem
 from .export._sinks import CSV_COLUMNS, FORMATS, FORMULA_STARTS, ExportFormat
 
@@ -34,11 +35,6 @@ _EXTENSIONS: Final[dict[str, ExportFormat]] = {
     ".pq": "parquet",
 }
 _PARQUET_BATCH: Final = 2_000
-
-
-class ExportReadError(Exception):
-    """An export cannot be read: missing, of an unknown format, or malformed (a message for
-    the user, naming the file and, where it helps, the line)."""
 
 
 class ExportRow(ShopItem, kw_only=True, gc=False):

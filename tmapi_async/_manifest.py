@@ -23,6 +23,7 @@ from typing import Final, Literal
 
 import msgspec
 
+from ._errors import ManifestError
 from ._shop import ShopResult
 
 __all__ = [
@@ -46,10 +47,6 @@ ShopStatus = Literal["complete", "partial", "failed"]
 
 # A token can only reach an error text inside a URL's query: cut every apiToken value.
 _TOKEN_IN_TEXT: Final = re.compile(r"(apiToken=)[^&\s'\"]*", re.IGNORECASE)
-
-
-class ManifestError(Exception):
-    """A manifest exists but cannot be read (a message for the user)."""
 
 
 class ManifestListing(msgspec.Struct, frozen=True, kw_only=True):

@@ -12,7 +12,7 @@ from ._output import UsageError, secrets
 
 if TYPE_CHECKING:
     from .._manifest import ManifestRecorder
-    from .._since import KnownItems
+    from .._new_listings import KnownItems
 
 __all__ = [
     "SINCE_HELP",
@@ -71,7 +71,7 @@ def known_items(since: Path | None) -> KnownItems | None:
     if since is None:
         return None
     from .._export_reader import ExportReadError
-    from .._since import KnownItems
+    from .._new_listings import KnownItems
 
     try:
         return KnownItems.from_export(since)

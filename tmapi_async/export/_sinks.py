@@ -34,6 +34,7 @@ from typing import Any, Final, Literal, Protocol
 
 import msgspec
 
+from .._errors import SinkError
 from .._models import ShopItem
 
 __all__ = [
@@ -70,10 +71,6 @@ CSV_COLUMNS: Final[tuple[str, ...]] = (
 
 _PARQUET_BATCH = 20_000  # rows per row group: bounds the memory of writing the file
 _PARQUET_META_KEY = b"tmapi_async.spool_bytes"
-
-
-class SinkError(Exception):
-    """The export cannot be opened or written as asked (a message for the user)."""
 
 
 class Sink(Protocol):
