@@ -37,7 +37,7 @@ from ._protocol import ShopQuery
 from ._redis.connection import redis_url_from_env
 from ._redis.throttle import RedisThrottle
 from ._retry import RetryPolicy
-from ._secret import fingerprint
+from ._secret import short_fingerprint
 from ._throttle import Admission, Throttle
 from ._transport import Transport
 
@@ -59,11 +59,6 @@ def split_tokens(value: str | Iterable[str] | None) -> list[str]:
     (as ``TMAPI_TOKEN`` may hold), or several such strings; each token once, in order."""
     parts = [value] if isinstance(value, str) else list(value or ())
     return list(dict.fromkeys(t for part in parts for t in _SEPARATORS.split(part) if t))
-
-
-def short_fingerprint(token: str) -> str:
-    """8 hex digits of the token's keyed hash: names it in summaries and logs."""
-    return fingerprint(token)[:8]
 
 
 @dataclass(frozen=True, slots=True)

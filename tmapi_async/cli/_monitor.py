@@ -82,18 +82,12 @@ def known_items(since: Path | None) -> KnownItems | None:
 def start_manifest(options: Any) -> ManifestRecorder:
     """The recorder of a harvest run with ``options`` (a ``HarvestOptions``)."""
     from .. import __version__
-    from .._manifest import ManifestListing, ManifestRecorder
+    from .._manifest import ManifestRecorder
 
-    listing = options.listing
     return ManifestRecorder(
         options.output,
         options.format,
-        ManifestListing(
-            page_size=listing.page_size,
-            sort=listing.sort,
-            cat=listing.cat,
-            cat_type=listing.cat_type,
-        ),
+        options.listing.listing(),
         version=__version__,
         since=getattr(options, "since", None),
     )

@@ -138,7 +138,7 @@ def scale_out_job(
         journal,
         shops,
         output=options.output,
-        params=options.listing.params,
+        listing=options.listing.listing(),
         max_pages=options.listing.max_pages,
         workers=workers,
         limits=None if limits == (None, None, None) else (client.token, *limits),

@@ -277,7 +277,7 @@ def _open(options: HarvestOptions) -> _Run:
             options.state,
             options.output,
             options.format,
-            params=options.listing.params,
+            listing=options.listing.listing(),
             base_url=client.base_url,
             csv_raw=options.csv_raw,
         )
