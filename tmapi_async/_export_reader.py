@@ -22,6 +22,7 @@ import msgspec
 
 from ._errors import ExportReadError
 from ._models import SaleInfo, ShopItem
+from .export._parquet import read_batches
 from .export._sinks import CSV_COLUMNS, FORMATS, FORMULA_STARTS, ExportFormat
 
 __all__ = ["ExportReadError", "ExportRow", "export_format_of", "read_export"]
@@ -142,21 +143,16 @@ def _read_csv(path: Path) -> Iterator[ExportRow]:
 
 
 def _read_parquet(path: Path) -> Iterator[ExportRow]:
+    batches = read_batches(
+        path,
+        _PARQUET_BATCH,
+        missing=lambda install: ExportReadError(f"reading {path} needs pyarrow: {install}"),
+        unreadable=lambda why: ExportReadError(f"{path}: not a readable Parquet file: {why}"),
+    )
     try:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-    except ImportError:
-        raise ExportReadError(
-            f"reading {path} needs pyarrow: pip install 'tmapi-async[parquet]'"
-        ) from None
-    try:
-        parquet = pq.ParquetFile(path)
-        # One thread and small batches: memory stays near one row group's worth.
-        for batch in parquet.iter_batches(batch_size=_PARQUET_BATCH, use_threads=False):
-            for record in batch.to_pylist():
+        for batch in batches:
+            for record in batch:
                 yield _canonical(msgspec.convert(record, ExportRow, strict=False))
-    except (pa.ArrowException, OSError) as exc:
-        raise ExportReadError(f"{path}: not a readable Parquet file: {exc}") from None
     except msgspec.ValidationError as exc:
         raise ExportReadError(f"{path}: not a tmapi-async Parquet export: {exc}") from None
 
