@@ -44,8 +44,8 @@ import msgspec
 
 from ._errors import DiffInputError, ExportReadError, ManifestError
 from ._export_reader import ExportRow, export_format_of, read_export
+from ._formats import ExportFormat
 from ._manifest import Manifest, manifest_path, read_manifest
-from .export._sinks import ExportFormat
 
 __all__ = [
     "ITEM_FIELDS",

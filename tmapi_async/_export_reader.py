@@ -21,20 +21,13 @@ from typing import Any, Final
 import msgspec
 
 from ._errors import ExportReadError
+from ._formats import EXTENSIONS, FORMATS, ExportFormat, format_of
 from ._models import SaleInfo, ShopItem
 from .export._parquet import read_batches
-from .export._sinks import CSV_COLUMNS, FORMATS, FORMULA_STARTS, ExportFormat
+from .export._sinks import CSV_COLUMNS, FORMULA_STARTS
 
 __all__ = ["ExportReadError", "ExportRow", "export_format_of", "read_export"]
 
-_EXTENSIONS: Final[dict[str, ExportFormat]] = {
-    ".jsonl": "jsonl",
-    ".ndjson": "jsonl",
-    ".json": "jsonl",
-    ".csv": "csv",
-    ".parquet": "parquet",
-    ".pq": "parquet",
-}
 _PARQUET_BATCH: Final = 2_000
 
 
@@ -50,9 +43,9 @@ _decode_path = msgspec.json.Decoder(tuple[Any, ...]).decode
 
 def export_format_of(path: Path) -> ExportFormat:
     """The format of the export ``path``, from its extension."""
-    fmt = _EXTENSIONS.get(path.suffix.lower())
+    fmt = format_of(path)
     if fmt is None:
-        known = ", ".join(_EXTENSIONS)
+        known = ", ".join(EXTENSIONS)
         raise ExportReadError(
             f"cannot tell the format of {path} from its extension (known: {known})"
         )

@@ -34,7 +34,7 @@ from ._protocol import ShopQuery
 from ._shop import ShopCheckpoint, ShopCrawl
 
 if TYPE_CHECKING:
-    from .export import ExportFormat
+    from ._formats import ExportFormat
 
 __all__ = ["KnownItems", "NewListingsCrawl"]
 

@@ -7,8 +7,9 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
+from .._formats import FORMATS, ExportFormat, format_of
 from ._exit import ExitCode
 from ._output import UsageError, err
 
@@ -18,8 +19,7 @@ if TYPE_CHECKING:
 
 __all__ = ["CHANGE_COLUMNS", "DiffOptions", "add_parser", "run", "write_changes"]
 
-ChangesFormat = Literal["jsonl", "csv", "parquet"]
-_FORMATS: tuple[ChangesFormat, ...] = ("jsonl", "csv", "parquet")
+ChangesFormat = ExportFormat
 
 #: Columns of CHANGES, in order (the fields of :class:`tmapi_async.Change`).
 CHANGE_COLUMNS = ("change", "shop_url", "item_id", "before", "after", "price_change")
@@ -71,7 +71,7 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--format",
-        choices=_FORMATS,
+        choices=FORMATS,
         help="format of CHANGES (default: from its extension, else jsonl)",
     )
     parser.add_argument(
@@ -96,9 +96,7 @@ class DiffOptions:
     def from_args(cls, args: argparse.Namespace) -> DiffOptions:
         """From parsed arguments."""
         output: Path = args.output
-        suffix = output.suffix.lower().lstrip(".")
-        by_suffix: dict[str, ChangesFormat] = {"csv": "csv", "parquet": "parquet", "pq": "parquet"}
-        fmt: ChangesFormat = args.format or by_suffix.get(suffix, "jsonl")
+        fmt: ChangesFormat = args.format or format_of(output) or "jsonl"
         if not output.parent.is_dir():
             raise UsageError(f"cannot write {output}: directory {output.parent} does not exist")
         if args.top < 0:

@@ -31,11 +31,12 @@ import itertools
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Final, Literal, Protocol
+from typing import Any, Final, Protocol
 
 import msgspec
 
 from .._errors import SinkError
+from .._formats import FORMATS, ExportFormat
 from .._models import ShopItem
 from ._parquet import ColumnKind, load_pyarrow, spool_size_of, write_parquet
 
@@ -52,11 +53,6 @@ __all__ = [
     "spool_path",
     "write_rows",
 ]
-
-ExportFormat = Literal["jsonl", "csv", "parquet"]
-
-#: The export formats, the default first.
-FORMATS: Final[tuple[ExportFormat, ...]] = ("jsonl", "csv", "parquet")
 
 #: CSV columns, in order: the item's fields with ``sale_info`` flattened, then the shop.
 CSV_COLUMNS: Final[tuple[str, ...]] = (
