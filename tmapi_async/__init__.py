@@ -20,16 +20,19 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from ._client import Client
-    from ._diff import Change, Diff, DiffInputError, DiffSummary, diff
+    from ._diff import Change, Diff, DiffSummary, diff
     from ._errors import (
         AuthenticationError,
         BalanceError,
         DecodeError,
+        DiffInputError,
+        ExportError,
         FatalError,
         HarvestStopped,
         InvalidParameterError,
         MaxPagesReached,
         RateLimitError,
+        RedisUnavailableError,
         RequestBudgetExhausted,
         ShopTakenOver,
         TmapiError,
@@ -39,14 +42,13 @@ if TYPE_CHECKING:
     )
     from ._harvest import Harvest, PageEvent
     from ._journal import Journal
-    from ._listing import Listing
+    from ._listing import Listing, Sort
     from ._metrics import Metrics
-    from ._models import SaleInfo, ShopItem, ShopItemsPage, Sort, normalise_image_url
+    from ._models import SaleInfo, ShopItem, ShopItemsPage, normalise_image_url
     from ._new_listings import KnownItems
     from ._pool import TokenPool
     from ._progress import HarvestProgress
     from ._protocol import ShopQuery, normalise_shop_url
-    from ._redis.connection import RedisUnavailableError
     from ._retry import RetryPolicy
     from ._shop import ShopCheckpoint, ShopResult
     from ._throttle import Admission, Throttle
@@ -63,8 +65,9 @@ _SOURCES: dict[str, str] = {
     "Client": "._client",
     "DecodeError": "._errors",
     "Diff": "._diff",
-    "DiffInputError": "._diff",
+    "DiffInputError": "._errors",
     "DiffSummary": "._diff",
+    "ExportError": "._errors",
     "FatalError": "._errors",
     "Harvest": "._harvest",
     "HarvestProgress": "._progress",
@@ -78,7 +81,7 @@ _SOURCES: dict[str, str] = {
     "Listing": "._listing",
     "PageEvent": "._harvest",
     "RateLimitError": "._errors",
-    "RedisUnavailableError": "._redis.connection",
+    "RedisUnavailableError": "._errors",
     "RequestBudgetExhausted": "._errors",
     "RetryPolicy": "._retry",
     "SaleInfo": "._models",
@@ -87,7 +90,7 @@ _SOURCES: dict[str, str] = {
     "ShopItemsPage": "._models",
     "ShopQuery": "._protocol",
     "ShopResult": "._shop",
-    "Sort": "._models",
+    "Sort": "._listing",
     "Throttle": "._throttle",
     "TmapiError": "._errors",
     "TokenPool": "._pool",
@@ -109,6 +112,7 @@ __all__ = [
     "Diff",
     "DiffInputError",
     "DiffSummary",
+    "ExportError",
     "FatalError",
     "Harvest",
     "HarvestProgress",
