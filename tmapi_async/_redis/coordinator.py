@@ -187,7 +187,8 @@ class RedisHarvest:
                 "exported is fetched again"
             ) from None
         except RedisUnavailableError:
-            await forgotten_under(getattr(self, "queue", None))  # not an outage
+            if self._epoch:  # submitted: its keys gone is a forget, not an outage
+                await forgotten_under(self.queue)
             raise
         finally:
             conn.outage.listeners.remove(self._redis_news)
