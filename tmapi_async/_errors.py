@@ -248,37 +248,12 @@ class CorruptRecord(TmapiError, ValueError):
 
 # -- an error as a record -----------------------------------------------------------------
 
-#: The public classes by name: what a record may name, and all it can rebuild.
+#: The public classes by name (every class of this module): what a record may name,
+#: and all it can rebuild.
 _PUBLIC: dict[str, type[TmapiError]] = {
-    cls.__name__: cls
-    for cls in (
-        TmapiError,
-        InvalidParameterError,
-        MaxPagesReached,
-        ShopTakenOver,
-        ExportError,
-        SinkError,
-        JournalError,
-        ExportReadError,
-        ManifestError,
-        DiffInputError,
-        HarvestGone,
-        HarvestNotFound,
-        CorruptRecord,
-        FatalError,
-        AuthenticationError,
-        BalanceError,
-        RequestBudgetExhausted,
-        HarvestStopped,
-        RedisUnavailableError,
-        RedisHarvestError,
-        HarvestEnded,
-        TransientError,
-        RateLimitError,
-        UpstreamError,
-        TransportError,
-        DecodeError,
-    )
+    name: value
+    for name, value in list(globals().items())
+    if isinstance(value, type) and issubclass(value, TmapiError)
 }
 
 
