@@ -198,7 +198,9 @@ async def test_the_token_is_never_written_to_redis(redis_url: str) -> None:
         }
 
 
-async def test_limits_left_at_their_defaults_keep_those_set_in_redis(redis_url: str) -> None:
+async def test_limits_not_set_keep_those_set_in_redis(redis_url: str) -> None:
+    """A limit not set leaves the token's limit in Redis as it is; a limit set replaces
+    it, even one equal to its default (there is no "left at the default" guess)."""
     async with SimulatedTmapi() as sim:
         async with tm.Client(TOKEN, base_url=sim.url, redis_url=redis_url, rate=60, concurrency=4):
             pass
@@ -208,6 +210,12 @@ async def test_limits_left_at_their_defaults_keep_those_set_in_redis(redis_url: 
         async with tm.Client(TOKEN, base_url=sim.url, redis_url=redis_url, rate=30) as later:
             throttle = later.throttle
             assert (throttle.rate, throttle.burst, throttle.concurrency) == (30, 2, 4)
+        defaults = tm.Limits(rate=10.0, concurrency=8)
+        async with tm.Client(TOKEN, base_url=sim.url, redis_url=redis_url, limits=defaults):
+            pass
+        async with tm.Client(TOKEN, base_url=sim.url, redis_url=redis_url) as plain:
+            throttle = plain.throttle
+            assert (throttle.rate, throttle.burst, throttle.concurrency) == (10, 1, 8)
 
 
 def test_the_url_comes_from_the_environment(
