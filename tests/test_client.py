@@ -16,7 +16,7 @@ from urllib.parse import parse_qs
 import pytest
 
 import tmapi_async as tm
-from tmapi_async._transport import Answer, MockTransport
+from tmapi_async import Answer, MockTransport
 
 if TYPE_CHECKING:
     from conftest import Server  # the local failing server, a fixture there

@@ -14,7 +14,8 @@ import pytest
 import redis.asyncio as aioredis
 
 import tmapi_async as tm
-from tmapi_async._redis.connection import RedisUnavailableError, open_connection, redact_url
+from tmapi_async import RedisUnavailableError
+from tmapi_async._redis.connection import open_connection, redact_url
 from tmapi_async._redis.throttle import RedisThrottle
 from tmapi_async._redis.token import TOKENS_KEY, TokenKeys
 from tmapi_async._secret import fingerprint
