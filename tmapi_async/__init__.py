@@ -73,7 +73,8 @@ __version__: str
 """The version of tmapi-async (from the installed package's metadata)."""
 
 #: The public names, each by the module it is imported from on first use: the one list
-#: of them (``__all__`` is derived from it; a test keeps the imports above equal to it).
+#: of them. ``__all__`` is derived from it (and, for the reference, by
+#: docs/griffe_lazy_exports.py); a test keeps the imports above equal to it.
 _SOURCES: dict[str, str] = {
     "Admission": "._throttle",
     "Answer": "._transport",
