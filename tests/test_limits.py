@@ -75,14 +75,12 @@ def test_none_is_not_set_and_takes_the_default() -> None:
     10 requests/s, a burst of about rate/20 (of the rate in force), 8 in flight."""
     unset = tm.Limits()
     assert (unset.rate, unset.burst, unset.concurrency, unset.max_requests) == (None,) * 4
-    assert not unset.sets_speed
     throttle = tm.Throttle(unset)
     assert (throttle.rate, throttle.burst, throttle.concurrency) == (10.0, 1, 8)
     assert throttle.max_requests is None
     fast = tm.Throttle(tm.Limits(rate=400))
     assert (fast.rate, fast.burst, fast.concurrency) == (400, 20, 8)
-    assert tm.Limits(max_requests=3).sets_speed is False
-    assert tm.Limits(burst=3).sets_speed is True
+    assert tm.Limits(rate=5, max_requests=3).without_budget() == tm.Limits(rate=5)
 
 
 # -- the shorthand ------------------------------------------------------------------------

@@ -82,10 +82,10 @@ class Limits:
         """The in-flight limit, or ``DEFAULT_CONCURRENCY`` when it is not set."""
         return DEFAULT_CONCURRENCY if self.concurrency is None else self.concurrency
 
-    @property
-    def sets_speed(self) -> bool:
-        """Whether ``rate``, ``burst`` or ``concurrency`` is set (the budget aside)."""
-        return (self.rate, self.burst, self.concurrency) != (None, None, None)
+    def without_budget(self) -> Limits:
+        """These limits with ``max_requests`` not set: what one token of a pool, or a
+        token shared through Redis, is given (the budget is counted elsewhere)."""
+        return Limits(rate=self.rate, burst=self.burst, concurrency=self.concurrency)
 
 
 def choose_limits(

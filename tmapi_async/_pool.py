@@ -27,7 +27,7 @@ import os
 import re
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Self
 
 from ._budget import Budgeted, SharedBudget
@@ -159,11 +159,11 @@ class TokenPool(ShopReader):
         limits = choose_limits(
             limits, rate=rate, burst=burst, concurrency=concurrency, max_requests=max_requests
         )
-        if throttle is not None and (redis_url is not None or limits.sets_speed):
+        per_token = limits.without_budget()  # the budget counts across tokens
+        if throttle is not None and (redis_url is not None or per_token != Limits()):
             raise InvalidParameterError(
                 "rate, burst, concurrency and redis_url belong to the throttle given"
             )
-        per_token = replace(limits, max_requests=None)  # the budget counts across tokens
         admission = throttle or _throttle_factory(redis_url, per_token, redis_outage=redis_outage)
         self._fatal: FatalError | None = None
         self._waiters: deque[asyncio.Future[None]] = deque()

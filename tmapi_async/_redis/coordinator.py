@@ -126,12 +126,11 @@ class RedisHarvest:
     ) -> None:
         self._keep, self._max_backlog = keep, max_backlog
         self._url = url
-        if limits is not None and limits.sets_speed and not token:
-            raise InvalidParameterError("limits to share need the token they limit")
         # Only a limit set is shared: the others stay as Redis holds them.
-        self._limits = (
-            (token, limits) if token and limits is not None and limits.sets_speed else None
-        )
+        shared = Limits() if limits is None else limits.without_budget()
+        if shared != Limits() and not token:
+            raise InvalidParameterError("limits to share need the token they limit")
+        self._limits = None if shared == Limits() or not token else (token, shared)
         self._journal = journal
         self._output = output
         self._input = shops
@@ -507,9 +506,8 @@ class RedisHarvestError(FatalError):
 async def _set_limits(url: str, token: str, limits: Limits, *, redis_outage: float) -> None:
     """Set the shared limits of each token in ``token`` (several are separated by
     commas) in Redis (the last to set them wins)."""
-    shared = Limits(rate=limits.rate, burst=limits.burst, concurrency=limits.concurrency)
     for one in split_tokens(token):
-        throttle = RedisThrottle(url, one, shared, redis_outage=redis_outage)
+        throttle = RedisThrottle(url, one, limits, redis_outage=redis_outage)
         await throttle.start()
         await throttle.aclose()
 
