@@ -48,7 +48,7 @@ from .queue import PREFIX, HarvestQueue, _text, opened_key, pulse_key
 from .scripts import WORKER_BEAT
 
 if TYPE_CHECKING:
-    from .._client import Client
+    from .._reader import ShopReader
     from .._throttle import Admission
     from .connection import RedisConnection
 
@@ -262,7 +262,8 @@ class RedisWorker:
 
     Args:
         conn: the connection (its client also reads the streams).
-        client: the API client; its throttle must be the shared one, gated by ``gate``.
+        client: the API client (a Client or a TokenPool); its throttles must be the
+            shared ones, gated by ``gate``.
         gate: the worker's :class:`OwnershipGate`, which the client's admissions wait on
             (default: one of its own, which then gates nothing the client sends).
         worker_id: names this worker (consumer name, workers hash); default host-pid-random.
@@ -276,7 +277,7 @@ class RedisWorker:
     def __init__(
         self,
         conn: RedisConnection,
-        client: Client,
+        client: ShopReader,
         *,
         gate: OwnershipGate | None = None,
         worker_id: str | None = None,

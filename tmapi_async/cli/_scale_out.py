@@ -136,12 +136,7 @@ def scale_out_job(
     level += ["--redis-outage", repr(redis_outage)]
     local = LocalWorkers(workers, env=env, args=level, quiet=not verbose) if workers else None
     # Only the limits given on the command line are set: the others stay as an operator
-    # (or another process) set them in Redis, as with a Client's keywords left alone.
-    given = client.given
-    rate = client.rate if "rate" in given else None
-    burst = client.burst if "burst" in given else None
-    concurrency = client.concurrency if "concurrency" in given else None
-    limits = (rate, burst, concurrency)
+    # (or another process) set them in Redis, as with a Client's limits not set.
     return RedisHarvest(
         redis,
         journal,
@@ -150,7 +145,8 @@ def scale_out_job(
         listing=listing.listing(),
         max_pages=listing.max_pages,
         workers=local,
-        limits=None if limits == (None, None, None) else (client.token, *limits),
+        token=client.token,
+        limits=client.limits,
         keep=keep,
         max_backlog=max_backlog or None,
         redis_outage=redis_outage,
