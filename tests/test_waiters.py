@@ -15,8 +15,8 @@ async def _parked(waiters: Waiters, count: int, woke: list[int]) -> list[asyncio
         woke.append(i)
 
     tasks = [asyncio.create_task(one(i)) for i in range(count)]
-    while len(waiters) < count:  # each task parks in its first step
-        await asyncio.sleep(0)
+    await asyncio.sleep(0)  # one loop turn: each task parks in its first step
+    assert len(waiters) == count
     return tasks
 
 
