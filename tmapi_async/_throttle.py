@@ -19,6 +19,7 @@ once, so departures cannot bunch up behind a slot and exceed the window bound.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
@@ -204,6 +205,7 @@ class Throttle:
         "_resume_at",
         "_slot_waiters",
         "_slots",
+        "_slots_handed",
         "_waiting",
         "burst",
         "concurrency",
@@ -246,6 +248,8 @@ class Throttle:
         self._ceiling = float(concurrency)  # in flight when the server last refused
         self._in_flight = 0
         self._slot_waiters: deque[asyncio.Future[None]] = deque()
+        # Waiters woken for a free slot that have not run yet: the slot is theirs.
+        self._slots_handed = 0
         self._waiting: set[asyncio.Task[Any]] = set()
         self._cut_after = 0  # tickets up to this were sent before the last cut
         self._resume_at = 0.0
@@ -279,7 +283,7 @@ class Throttle:
         """
         if self._fatal is not None:
             raise self._fatal
-        if self._in_flight >= self._slots or self._slot_waiters:
+        if self._in_flight + self._slots_handed >= self._slots or self._slot_waiters:
             await self._wait_for_slot()
         self._in_flight += 1
         try:
@@ -319,28 +323,38 @@ class Throttle:
 
     async def _wait_for_slot(self) -> None:
         loop = self._loop or self._bind()
-        while self._in_flight >= self._slots:
+        while True:
             waiter: asyncio.Future[None] = loop.create_future()
             self._slot_waiters.append(waiter)
             try:
                 await waiter
             except BaseException:
                 if waiter.done() and not waiter.cancelled():
+                    self._slots_handed -= 1
                     self._wake_slot_waiter()  # we were woken but leave: pass it on
+                else:  # never woken: out of the queue, which newcomers wait behind
+                    waiter.cancel()
+                    with contextlib.suppress(ValueError):
+                        self._slot_waiters.remove(waiter)
                 raise
-            finally:
-                if waiter in self._slot_waiters:
-                    self._slot_waiters.remove(waiter)
+            self._slots_handed -= 1
             if self._fatal is not None:
                 raise self._fatal
+            if self._in_flight < self._slots:
+                return
+            # The limit was cut since the wake-up: wait for the next free slot.
 
     def _wake_slot_waiter(self) -> None:
-        free = self._slots - self._in_flight
-        for waiter in self._slot_waiters:
-            if free <= 0:
-                break
+        # Woken waiters leave the queue, and the slots handed to them count as taken:
+        # a release wakes one waiter and looks at no other (when tasks outnumber slots,
+        # scanning past the woken ones cost more than the request itself).
+        free = self._slots - self._in_flight - self._slots_handed
+        waiters = self._slot_waiters
+        while free > 0 and waiters:
+            waiter = waiters.popleft()
             if not waiter.done():
                 waiter.set_result(None)
+                self._slots_handed += 1
                 free -= 1
 
     async def interruptible(self, wait: Awaitable[object]) -> None:
@@ -383,9 +397,11 @@ class Throttle:
         if self._fatal is not None:
             return
         self._fatal = error
-        for waiter in self._slot_waiters:
+        while self._slot_waiters:
+            waiter = self._slot_waiters.popleft()
             if not waiter.done():
                 waiter.set_result(None)
+                self._slots_handed += 1
         for task in self._waiting:
             task.cancel()
 
