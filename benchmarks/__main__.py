@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 from benchmarks._common import ROOT, machine_info
+from benchmarks._profile import add_profile_option
 from benchmarks._report import plots, sections, table, update_page
 from benchmarks._scenarios import FULL, QUICK, SCENARIOS
 
@@ -51,15 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         help=f"run only these: {', '.join(SCENARIOS)}",
     )
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
-    parser.add_argument(
-        "--profile",
-        type=int,
-        nargs="?",
-        const=3,
-        default=0,
-        metavar="RUNS",
-        help="then profile the throughput contenders with py-spy (RUNS runs each, default 3)",
-    )
+    add_profile_option(parser, "the throughput contenders")
     parser.add_argument(
         "--update-docs",
         action="store_true",

@@ -12,6 +12,7 @@ over the modules they give the CPU per request the benchmark measures.
 
 from __future__ import annotations
 
+import argparse
 import json
 import shutil
 from collections import Counter
@@ -23,6 +24,20 @@ from benchmarks._common import Simulator, run_child
 
 RATE = 1000  # samples per second: enough for a run of half a second, light on 2 cores
 RUNS = 3  # profiled runs per contender, summed: one run is too few samples
+
+
+def add_profile_option(parser: argparse.ArgumentParser, what: str) -> None:
+    """``--profile [RUNS]``: then profile ``what`` with py-spy (``args.profile`` runs
+    each, 0 for no profile)."""
+    parser.add_argument(
+        "--profile",
+        type=int,
+        nargs="?",
+        const=RUNS,
+        default=0,
+        metavar="RUNS",
+        help=f"then profile {what} with py-spy (RUNS runs each, default {RUNS})",
+    )
 
 
 def have_py_spy() -> bool:

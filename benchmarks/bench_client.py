@@ -35,6 +35,7 @@ from benchmarks._common import (
     median,
     run_child,
 )
+from benchmarks._profile import add_profile_option
 from benchmarks._scenarios import ITEMS, WORKERS, rotations
 
 BIG_SHOP_ITEMS = 60_000  # 3,000 pages of 20
@@ -127,15 +128,7 @@ def main() -> int:
     parser.add_argument(
         "--uvloop", action="store_true", help="run every contender on uvloop too, paired"
     )
-    parser.add_argument(
-        "--profile",
-        type=int,
-        nargs="?",
-        const=3,
-        default=0,
-        metavar="RUNS",
-        help="then profile each contender (RUNS runs, default 3) with py-spy",
-    )
+    add_profile_option(parser, "each contender")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmark-results")
     args = parser.parse_args()
     if args.uvloop and not have("uvloop"):
