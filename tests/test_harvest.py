@@ -273,3 +273,31 @@ def test_max_pages_must_be_a_positive_integer(bad: object) -> None:
     """A max_pages that is no integer >= 1 is refused before anything is asked."""
     with pytest.raises(tm.InvalidParameterError, match="max_pages"):
         Harvest(FakeSource({}), [], max_pages=bad)  # type: ignore[arg-type]
+
+
+async def test_harvests_sharing_a_source_start_no_more_workers_than_it_admits() -> None:
+    """Many harvests of one source at once (many ``fetch_shop`` calls on one client)
+    keep about ``concurrency`` requests out together, not ``concurrency`` each: a
+    worker past that would only wait for a slot. Each still finishes every page."""
+    names = [f"s{i}" for i in range(6)]
+    source = FakeSource(dict.fromkeys(names, 10 * PAGE_SIZE), concurrency=4)
+    out = peak = 0
+    fetch = source.fetch_counted
+
+    async def counting(query: tm.ShopQuery, page: int) -> Fetched:
+        nonlocal out, peak
+        out += 1
+        peak = max(peak, out)
+        try:
+            return await fetch(query, page)
+        finally:
+            out -= 1
+
+    source.fetch_counted = counting  # type: ignore[method-assign]
+    harvests = [Harvest(source, [url(name)]) for name in names]
+    results = await asyncio.wait_for(asyncio.gather(*(run(h) for h in harvests)), 60)
+    assert [r.status for [r] in results] == ["complete"] * len(names)
+    assert [len(r.items) for [r] in results] == [10 * PAGE_SIZE] * len(names)
+    # At most one worker each beyond the source's own concurrency; alone, each
+    # harvest would run 4 workers: 24 at once.
+    assert peak <= source.concurrency + len(names)

@@ -82,6 +82,13 @@ class PageEvent:
 
 _Event = ShopResult | PageEvent | None  # None: every worker has finished
 
+# Live workers of every harvest running on one source, by id(source) (an entry goes at
+# zero, so an id is never reused while counted). A source serving many harvests at
+# once -- many fetch_shop calls on one client -- admits only `concurrency` requests in
+# flight: a worker past that would only wait in its throttle, a task per page for
+# nothing. So a harvest that has a worker starts no more beyond that count.
+_SOURCE_WORKERS: dict[int, int] = {}
+
 
 ShopSource = Iterable[str | ShopQuery] | AsyncIterable[str | ShopQuery]
 
@@ -308,6 +315,10 @@ class Harvest:
                     if self._page_events:
                         await self._emit(PageEvent(crawl.query.shop_url, page, fresh))
                     self._schedule(crawl)
+                    if len(self._heap) > 1 and self._live_workers < self._max_workers:
+                        # Pages queued beyond the one this worker takes next: grow if
+                        # other harvests of the source have let workers go since.
+                        self._start_workers(len(self._heap) - 1)
                     if crawl.finished:
                         await self._finish(crawl)
                 finally:
@@ -321,7 +332,7 @@ class Harvest:
         except Exception as error:  # a journal that cannot write: stop, do not lose pages
             self._fail(error)
         finally:
-            self._live_workers -= 1
+            self._worker_ended()
             self._wake_all()  # whatever ended this worker ends the others
             await self._task_ended()
 
@@ -344,11 +355,32 @@ class Harvest:
         costs three tasks, not ``concurrency`` of them.
         """
         unassigned = pages - self._wake(self._idle, pages) if self._idle else pages
-        while unassigned > 0 and self._live_workers < self._max_workers:
+        if unassigned > 0:
+            self._start_workers(unassigned)
+
+    def _start_workers(self, wanted: int) -> None:
+        """Start up to ``wanted`` workers, within ``concurrency`` for this harvest and,
+        beyond its first worker, for every harvest of the same source together."""
+        key = id(self._source)
+        shared = _SOURCE_WORKERS.get(key, 0)
+        while wanted > 0 and self._live_workers < self._max_workers:
+            if self._live_workers and shared >= self._max_workers:
+                break  # it could only wait for an in-flight slot: this one's workers go on
             self._live_workers += 1
             self._alive += 1
+            shared += 1
             self._tasks.append(asyncio.create_task(self._worker()))
-            unassigned -= 1
+            wanted -= 1
+        _SOURCE_WORKERS[key] = shared
+
+    def _worker_ended(self) -> None:
+        self._live_workers -= 1
+        key = id(self._source)
+        left = _SOURCE_WORKERS[key] - 1
+        if left:
+            _SOURCE_WORKERS[key] = left
+        else:
+            del _SOURCE_WORKERS[key]
 
     def _fail(self, error: BaseException) -> None:
         if self._error is None:
