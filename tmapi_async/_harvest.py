@@ -170,6 +170,7 @@ class Harvest:
         self._feeder: asyncio.Task[None] | None = None
         self._tasks: list[asyncio.Task[None]] = []  # the feeder and the workers started
         self._live_workers = 0
+        self._starved = False  # the last hiring stopped at the source's count of workers
         self._alive = 1  # tasks not yet ended: the feeder, then each worker started
         self._feeding = True  # until the feeder has read the whole input (or stopped)
         self._feeder_waiting: deque[asyncio.Future[None]] = deque()
@@ -315,10 +316,12 @@ class Harvest:
                     if self._page_events:
                         await self._emit(PageEvent(crawl.query.shop_url, page, fresh))
                     self._schedule(crawl)
-                    if len(self._heap) > 1 and self._live_workers < self._max_workers:
-                        # Pages queued beyond the one this worker takes next: grow if
-                        # other harvests of the source have let workers go since.
-                        self._start_workers(len(self._heap) - 1)
+                    if self._starved:
+                        # Hiring stopped at the source's count of workers: grow, if other
+                        # harvests of the source have let workers go since, for the
+                        # queued pages no worker will take (this one takes the next).
+                        waiting = self._live_workers - self._busy  # to take work soon
+                        self._start_workers(len(self._heap) - waiting - 1)
                     if crawl.finished:
                         await self._finish(crawl)
                 finally:
@@ -363,9 +366,11 @@ class Harvest:
         beyond its first worker, for every harvest of the same source together."""
         key = id(self._source)
         shared = _SOURCE_WORKERS.get(key, 0)
+        self._starved = False
         while wanted > 0 and self._live_workers < self._max_workers:
             if self._live_workers and shared >= self._max_workers:
-                break  # it could only wait for an in-flight slot: this one's workers go on
+                self._starved = True  # it could only wait for a slot: ours go on
+                break
             self._live_workers += 1
             self._alive += 1
             shared += 1
