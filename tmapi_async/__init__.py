@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from ._redis.connection import RedisUnavailableError
     from ._retry import RetryPolicy
     from ._shop import ShopCheckpoint, ShopResult
+    from ._shop_profile import Category, ShopCategories, ShopProfile, ShopRating
     from ._since import KnownItems
     from ._stats import HarvestProgress
     from ._throttle import Admission, Throttle
@@ -59,6 +60,7 @@ _SOURCES: dict[str, str] = {
     "Admission": "._throttle",
     "AuthenticationError": "._errors",
     "BalanceError": "._errors",
+    "Category": "._shop_profile",
     "Change": "._diff",
     "Client": "._client",
     "DecodeError": "._errors",
@@ -86,6 +88,9 @@ _SOURCES: dict[str, str] = {
     "ShopItem": "._models",
     "ShopItemsPage": "._models",
     "ShopQuery": "._protocol",
+    "ShopCategories": "._shop_profile",
+    "ShopProfile": "._shop_profile",
+    "ShopRating": "._shop_profile",
     "ShopResult": "._shop",
     "Sort": "._models",
     "Throttle": "._throttle",
@@ -103,6 +108,7 @@ __all__ = [
     "Admission",
     "AuthenticationError",
     "BalanceError",
+    "Category",
     "Change",
     "Client",
     "DecodeError",
@@ -125,10 +131,13 @@ __all__ = [
     "RequestBudgetExhausted",
     "RetryPolicy",
     "SaleInfo",
+    "ShopCategories",
     "ShopCheckpoint",
     "ShopItem",
     "ShopItemsPage",
+    "ShopProfile",
     "ShopQuery",
+    "ShopRating",
     "ShopResult",
     "ShopTakenOver",
     "Sort",

@@ -10,7 +10,7 @@ import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import aclosing
 from types import TracebackType
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING, Self, TypeVar
 from urllib.parse import urlsplit
 
 from ._auth import AuthScheme, Scheme, auth_mode
@@ -19,18 +19,22 @@ from ._harvest import Fetched, Harvest, ShopSource
 from ._journal import Journal
 from ._listing import Listing, choose_listing
 from ._models import ShopItem, ShopItemsPage, Sort
+from ._profiles import SHOP_CATEGORY, SHOP_INFO, shop_query
 from ._protocol import DEFAULT_BASE_URL, ShopQuery, validate_page
 from ._redis.connection import redis_url_from_env
 from ._redis.throttle import RedisThrottle
-from ._request import PageRequests
+from ._request import Endpoint, PageRequests
 from ._retry import RetryPolicy
 from ._secret import fingerprint
 from ._shop import ShopResult
+from ._shop_profile import ShopCategories, ShopProfile
 from ._throttle import Admission, Throttle
 from ._transport import AiohttpTransport, Transport
 
 if TYPE_CHECKING:
     from ._metrics import Metrics
+
+T = TypeVar("T")
 
 
 def _base_url(base_url: str | None) -> str:
@@ -282,6 +286,43 @@ class Client:
         if not self._entered:
             raise RuntimeError("the client is not open: use `async with Client(...)`")
         return await self._requests.fetch_counted(query, page)
+
+    # -- who sells: a shop's profile and categories ------------------------------------
+
+    async def fetch_shop_profile(self, shop_url: str) -> ShopProfile:
+        """Fetch who sells: the shop's profile (``/1688/shop/shop_info``), one request.
+
+        Sent like a page: through the same throttle, budget, retries and key's way.
+
+        Raises:
+            InvalidParameterError: not a shop URL (nothing is sent), or a 422.
+            FatalError: authentication, balance or budget: the client is stopped.
+            TransientError: the failure persisted through every retry.
+        """
+        home, query = shop_query(shop_url)
+        answer, _ = await self.fetch_endpoint(SHOP_INFO, query, home)
+        return answer
+
+    async def fetch_shop_categories(self, shop_url: str) -> ShopCategories:
+        """Fetch how the shop sorts its catalogue (``/1688/shop/category``), one request.
+
+        Raises: as :meth:`fetch_shop_profile`.
+        """
+        home, query = shop_query(shop_url)
+        answer, _ = await self.fetch_endpoint(SHOP_CATEGORY, query, home)
+        return answer
+
+    async def fetch_endpoint(
+        self, endpoint: Endpoint[T], query: str, shop_url: str
+    ) -> tuple[T, int]:
+        """Ask another endpoint of the API about ``shop_url`` (``query`` encoded, no
+        token): its data and the requests it took, retries included.
+
+        Raises: as :meth:`fetch_shop_profile`.
+        """
+        if not self._entered:
+            raise RuntimeError("the client is not open: use `async with Client(...)`")
+        return await self._requests.fetch_answer(endpoint, query, f"{endpoint.path} of {shop_url}")
 
     # -- one shop ----------------------------------------------------------------------
 
