@@ -191,7 +191,8 @@ def test_each_endpoint_is_asked_at_its_path_with_the_shop_home_page() -> None:
             return profile, await client.fetch_shop_categories(SHOP)
 
     profile, tree = asyncio.run(scenario())
-    assert profile.shop_name == "雅剪美发工具厂" and len(tree.categories) == 2
+    assert profile.shop_name == "雅剪美发工具厂"
+    assert len(tree.categories) == 2
     assert transport.paths == [SHOP_INFO_PATH, SHOP_CATEGORY_PATH]
     assert transport.queries == ["shop_url=https%3A%2F%2Fxldjjg.1688.com%2F"] * 2
     assert client.requests == 2
@@ -242,7 +243,8 @@ def test_the_token_never_reaches_an_error() -> None:
             return caught.value
 
     error = asyncio.run(scenario())
-    assert "SECRET-tok" not in str(error) and "SECRET-tok" not in repr(error)
+    assert "SECRET-tok" not in str(error)
+    assert "SECRET-tok" not in repr(error)
 
 
 @pytest.mark.parametrize("scheme", ["header", "query"])
@@ -277,7 +279,8 @@ def test_a_token_pool_offers_both_and_retires_a_refused_token() -> None:
                 profiles = [await pool.fetch_shop_profile(SHOP) for _ in range(2)]
                 tree = await pool.fetch_shop_categories(SHOP)
                 usage = {u.fingerprint: u for u in pool.tokens}
-            assert profiles[0] == profiles[1] and profiles[0].shop_ratings
+            assert profiles[0] == profiles[1]
+            assert profiles[0].shop_ratings
             assert tree.categories
             retired = [u for u in usage.values() if u.retired is not None]
             assert len(retired) == 1  # the first token asked is the refused one

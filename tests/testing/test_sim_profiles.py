@@ -45,7 +45,8 @@ def test_a_day_moves_favourites_and_ratings_only() -> None:
     moved = {k for k in before if before[k] != after[k]}
     assert moved <= {"favorite_count", "shop_ratings"}
     for old, new in zip(before["shop_ratings"], after["shop_ratings"], strict=True):
-        assert old["title"] == new["title"] and old["type"] == new["type"]
+        assert old["title"] == new["title"]
+        assert old["type"] == new["type"]
         assert abs(float(old["score"]) - float(new["score"])) <= 0.1 + 1e-9
 
 
