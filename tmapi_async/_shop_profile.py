@@ -156,25 +156,16 @@ class _WireRating(msgspec.Struct, gc=False):
     score: _Loose = None
 
 
-class _WireProfile(msgspec.Struct, gc=False):
-    member_id: _Loose = ""
-    seller_id: _Loose = ""
-    company_id: _Loose = ""
-    company_name: _Loose = ""
-    contact_phone: _Loose = ""
-    shop_url: _Loose = ""
-    shop_logo: _Loose = ""
-    shop_name: _Loose = ""
-    chat_url: _Loose = ""
-    location_str: _Loose = ""
-    is_industry_brand: _Loose = False
-    is_factory: _Loose = False
-    is_super_factory: _Loose = False
-    is_flagship_shop: _Loose = False
-    is_tp: _Loose = False
-    tp_year: _Loose = None
-    favorite_count: _Loose = None
-    shop_ratings: list[_WireRating] | None = None
+# Every scalar field of the profile, loose on the wire; built from ShopProfile's own
+# fields, so that a field added there is decoded too.
+_WireProfile: Any = msgspec.defstruct(
+    "_WireProfile",
+    [
+        *((name, _Loose, None) for name in ShopProfile.__struct_fields__ if name != "shop_ratings"),
+        ("shop_ratings", list[_WireRating] | None, None),
+    ],
+    gc=False,
+)
 
 
 class _WireCategory(msgspec.Struct, gc=False):
@@ -191,10 +182,11 @@ class _WireCategories(msgspec.Struct, gc=False):
     categories: list[_WireCategory] | None = msgspec.field(default=None, name="list")
 
 
-class _ProfileEnvelope(msgspec.Struct, gc=False):
-    code: int
-    msg: _Loose = ""
-    data: _WireProfile | None = None
+_ProfileEnvelope: Any = msgspec.defstruct(
+    "_ProfileEnvelope",
+    [("code", int), ("msg", _Loose, ""), ("data", _WireProfile | None, None)],
+    gc=False,
+)
 
 
 class _CategoriesEnvelope(msgspec.Struct, gc=False):
@@ -203,30 +195,25 @@ class _CategoriesEnvelope(msgspec.Struct, gc=False):
     data: _WireCategories | None = None
 
 
-def _profile(wire: _WireProfile) -> ShopProfile:
-    return ShopProfile(
-        member_id=_text(wire.member_id),
-        seller_id=_text(wire.seller_id),
-        company_id=_text(wire.company_id),
-        company_name=_text(wire.company_name),
-        contact_phone=_text(wire.contact_phone),
-        shop_url=_text(wire.shop_url),
-        shop_logo=normalise_image_url(_text(wire.shop_logo)),
-        shop_name=_text(wire.shop_name),
-        chat_url=normalise_image_url(_text(wire.chat_url)),
-        location_str=_text(wire.location_str),
-        is_industry_brand=_flag(wire.is_industry_brand),
-        is_factory=_flag(wire.is_factory),
-        is_super_factory=_flag(wire.is_super_factory),
-        is_flagship_shop=_flag(wire.is_flagship_shop),
-        is_tp=_flag(wire.is_tp),
-        tp_year=_count(wire.tp_year),
-        favorite_count=_count(wire.favorite_count),
-        shop_ratings=[
-            ShopRating(_text(r.title), _text(r.type), _score(r.score))
-            for r in wire.shop_ratings or ()
-        ],
-    )
+_TEXTS = frozenset(n for n, t in ShopProfile.__annotations__.items() if t == "str")
+_FLAGS = frozenset(n for n, t in ShopProfile.__annotations__.items() if t == "bool")
+_COUNTS = frozenset(n for n, t in ShopProfile.__annotations__.items() if t == "int | None")
+_URLS = frozenset({"shop_logo", "chat_url"})  # may come protocol-relative: //host/x
+
+
+def _profile(wire: Any) -> ShopProfile:
+    fields: dict[str, Any] = {}
+    for name in _TEXTS:
+        text = _text(getattr(wire, name))
+        fields[name] = normalise_image_url(text) if name in _URLS else text
+    for name in _FLAGS:
+        fields[name] = _flag(getattr(wire, name))
+    for name in _COUNTS:
+        fields[name] = _count(getattr(wire, name))
+    ratings = [
+        ShopRating(_text(r.title), _text(r.type), _score(r.score)) for r in wire.shop_ratings or ()
+    ]
+    return ShopProfile(**fields, shop_ratings=ratings)
 
 
 def _category(wire: _WireCategory, depth: int = 0) -> Category:

@@ -32,6 +32,14 @@ from ._options import (
     add_output_level,
 )
 from ._output import UsageError, err, fatal_message, library_logs, say, secrets
+from ._profiles import (
+    PROFILES_HELP,
+    add_profiles_option,
+    open_shops_journal,
+    profiles_running,
+    report_profiles,
+    with_profiles,
+)
 from ._scale_out import add_scale_out_options, redis_option, scale_out_job
 from ._signals import Stop
 
@@ -78,7 +86,7 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
         help="harvest the shops of a list into an export (resumable)",
         description="Harvest every product of the shops listed in SHOPS into OUTPUT, one "
         "row per item. Progress on stderr, a summary at the end.",
-        epilog=f"{EPILOG}\n{SINCE_HELP}",
+        epilog=f"{EPILOG}\n{PROFILES_HELP}\n{SINCE_HELP}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("shops", metavar="SHOPS", help="file of shop URLs, one a line; - = stdin")
@@ -103,6 +111,7 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
         help="CSV: write text cells as sent, without the apostrophe that stops a "
         "spreadsheet from running =, +, -, @ cells as formulas",
     )
+    add_profiles_option(out)
     add_listing_options(parser)
     add_since_option(parser)
     add_client_options(parser, budget=True)
@@ -134,6 +143,7 @@ class HarvestOptions:
     max_backlog: int = 2000  #: with ``redis``: unexported pages that hold workers back
     metrics: MetricsOptions | None = None  #: serve ``/metrics`` while running
     log_format: Literal["text", "json"] = "text"  #: what stderr says: lines, or JSON lines
+    with_profiles: bool = False  #: each shop's profile and categories into OUTPUT.shops.EXT
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> HarvestOptions:
@@ -161,6 +171,7 @@ class HarvestOptions:
             max_backlog=args.max_backlog,
             metrics=metrics_option(args),
             log_format=getattr(args, "log_format", "text"),
+            with_profiles=with_profiles(args),
         )
 
 
@@ -194,6 +205,9 @@ class _Run:
     export_items: int = 0
     manifest: Any = None  #: the run's ManifestRecorder (OUTPUT.manifest.json)
     metrics: Any = None  #: the run's Metrics, with --metrics-port
+    shops_journal: Any = None  #: with --with-profiles: the ShopsJournal of OUTPUT.shops.EXT
+    shop_rows: int = 0  #: with --with-profiles: shops in OUTPUT.shops.EXT, every run
+    profiles: Any = None  #: with --with-profiles: the run's ProfileHarvest
 
 
 async def harvest(options: HarvestOptions) -> int:
@@ -210,11 +224,17 @@ async def harvest(options: HarvestOptions) -> int:
     known = known_items(options.since)
     session = _open(options)
     session.manifest = start_manifest(options)
+    shops = _shop_texts(session)
+    if session.shops_journal is not None:
+        from .._profile_harvest import ProfileHarvest
+
+        session.profiles = ProfileHarvest(session.client, session.shops_journal)
+        shops = session.profiles.tee(shops)
     job = (
-        scale_out_job(options, session.journal, _shop_texts(session))
+        scale_out_job(options, session.journal, shops)
         if options.redis is not None
         else session.client.harvest(
-            _shop_texts(session),
+            shops,
             listing=options.listing.listing(),
             max_pages=options.listing.max_pages,
             journal=session.journal,
@@ -287,6 +307,12 @@ def _open(options: HarvestOptions) -> _Run:
     except (OSError, sqlite3.Error) as exc:
         close_shops(stream)
         raise UsageError(f"cannot open the state file {options.state}: {exc}") from None
+    try:
+        shops_journal = open_shops_journal(options) if options.with_profiles else None
+    except UsageError:
+        close_shops(stream)
+        journal.close()
+        raise
     return _Run(
         options,
         client,
@@ -296,6 +322,7 @@ def _open(options: HarvestOptions) -> _Run:
         Failures(options.output),
         Stop(),
         metrics=metrics,
+        shops_journal=shops_journal,
     )
 
 
@@ -342,7 +369,7 @@ async def _drive(session: _Run, job: Any, display: ProgressDisplay) -> None:
 
     undo = install_signals(session.stop, first, second)
     try:
-        async with session.client:
+        async with session.client, profiles_running(session.profiles):
             results = cast(AsyncGenerator["ShopResult", None], aiter(job))
             with display, library_logs(display.log, verbose=session.options.verbose):
                 async with contextlib.aclosing(results):
@@ -440,6 +467,15 @@ def _close(session: _Run, display: ProgressDisplay) -> None:
     from ._shoplist import close_shops
 
     close_shops(session.stream)
+    shops_file = session.shops_journal
+    if shops_file is not None:  # the shops file first: it shares the export's state file
+        try:
+            session.shop_rows = shops_file.rows
+            report_profiles(session, display)
+            shops_file.close()
+        except (OSError, SinkError, sqlite3.Error) as exc:
+            display.error(f"error: cannot finish {shops_file.path}: {exc}")
+            session.fatal = session.fatal or exc
     session.failures.close()
     try:
         session.export_items = session.journal.summary().items
@@ -465,6 +501,8 @@ def _print_summary(session: _Run, progress: Any) -> None:
         f"export:   {session.options.output}"
         + (f" (failures: {failures.path})" if failures.count else "")
     )
+    if session.shops_journal is not None:
+        say(f"shops:    {session.shops_journal.path} ({session.shop_rows} shops)")
 
 
 def _exit_code(session: _Run) -> int:

@@ -28,6 +28,7 @@ from ._journal import (
     default_state_path,
     public_base_url,
 )
+from ._shops import ShopRow, ShopsJournal, shops_path
 from ._sinks import (
     FORMATS,
     CsvSink,
@@ -50,11 +51,14 @@ __all__ = [
     "JournalSummary",
     "JsonlSink",
     "ParquetSink",
+    "ShopRow",
+    "ShopsJournal",
     "Sink",
     "SinkError",
     "default_state_path",
     "neutralise",
     "open_sink",
     "public_base_url",
+    "shops_path",
     "spool_path",
 ]

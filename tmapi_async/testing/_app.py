@@ -311,21 +311,12 @@ class Simulator:
             rec.shop, rec.page, rec.page_size, rec.sort = name, page, page_size, sort
             rec.cat, rec.cat_type = cat, cat_type
             key = (name, page, page_size, sort, cat, cat_type)
-            self._attempts[key] += 1
-            rec.attempt = self._attempts[key]
-            if cfg.latency_ms[1] > 0:
-                await self._sleep(latency_seconds(cfg.seed, key, rec.attempt, *cfg.latency_ms))
-        if cfg.on_request is not None:
-            await cfg.on_request(rec)
+        await self._arrive(rec, key)
         if params is None:
-            rec.outcome, rec.status, rec.code = "bad_parameter", 422, 422
-            return self._error(422)
+            return self._bad_parameter(rec)
         name, page, page_size = params
-        failing_from = cfg.failing_shops.get(name)
-        if failing_from is not None and page >= failing_from:
-            rec.outcome = "failing_shop"
-            rec.status = rec.code = cfg.failing_code
-            return self._error(cfg.failing_code)
+        if (failed := self._failing(rec, name, page)) is not None:
+            return failed
 
         if cfg.drift_every:
             n = self._shop_requests[name] = self._shop_requests[name] + 1
@@ -347,27 +338,43 @@ class Simulator:
     async def _serve_shop(self, request: web.Request, rec: RequestRecord) -> web.StreamResponse:
         """A shop's profile or categories: the same parameters check, latency, failing
         shops and faults as a page (a failing shop fails here when its page 1 does)."""
-        cfg = self.config
         name = self._shop_name(request.query.get("shop_url") or "")
         key: tuple[object, ...] = ()
         if name:
             rec.shop = name
             key = (request.path, name)
+        await self._arrive(rec, key)
+        if not name:
+            return self._bad_parameter(rec)
+        if (failed := self._failing(rec, name, 1)) is not None:
+            return failed
+        return await self._answer(request, rec, key, self._shop_body(request.path, name))
+
+    async def _arrive(self, rec: RequestRecord, key: tuple[object, ...]) -> None:
+        """Number the attempt at ``key`` (if the parameters were read), wait its latency,
+        then the ``on_request`` hook."""
+        cfg = self.config
+        if key:
             self._attempts[key] += 1
             rec.attempt = self._attempts[key]
             if cfg.latency_ms[1] > 0:
                 await self._sleep(latency_seconds(cfg.seed, key, rec.attempt, *cfg.latency_ms))
         if cfg.on_request is not None:
             await cfg.on_request(rec)
-        if not name:
-            rec.outcome, rec.status, rec.code = "bad_parameter", 422, 422
-            return self._error(422)
-        failing_from = cfg.failing_shops.get(name)
-        if failing_from is not None and failing_from <= 1:
-            rec.outcome = "failing_shop"
-            rec.status = rec.code = cfg.failing_code
-            return self._error(cfg.failing_code)
-        return await self._answer(request, rec, key, self._shop_body(request.path, name))
+
+    def _bad_parameter(self, rec: RequestRecord) -> web.Response:
+        """422: the parameters name no shop or page."""
+        rec.outcome, rec.status, rec.code = "bad_parameter", 422, 422
+        return self._error(422)
+
+    def _failing(self, rec: RequestRecord, name: str, page: int) -> web.Response | None:
+        """The failing code for a page of a failing shop (``None``: not failing)."""
+        failing_from = self.config.failing_shops.get(name)
+        if failing_from is None or page < failing_from:
+            return None
+        rec.outcome = "failing_shop"
+        rec.status = rec.code = self.config.failing_code
+        return self._error(self.config.failing_code)
 
     async def _answer(
         self, request: web.Request, rec: RequestRecord, key: tuple[object, ...], body: bytes

@@ -69,12 +69,14 @@ def shop_profile(name: str, day: int = 0) -> dict[str, Any]:
         favorites += sum(_rng(name, "favorites", d).randint(1, 200) for d in range(1, day + 1))
         scores = [min(5.0, max(1.0, round(s + moved.choice((-0.1, 0.0, 0.1)), 1))) for s in scores]
     trade = rng.choice(_TRADES)
+    area = rng.randint(570, 599)
     return {
         "member_id": _member_id(name),
         "seller_id": str(rng.randrange(10**9, 10**10)),
         "company_id": str(company_id) if loose else company_id,
         "company_name": f"{rng.choice(_PROVINCES).split()[1]}{name}{trade}有限公司",
-        "contact_phone": f"0{rng.randint(570, 599)}-{rng.randrange(10**7, 10**8)}",
+        # "+86…", as many sellers write it: a cell a spreadsheet would read as a formula.
+        "contact_phone": f"{'+86-' if loose else '0'}{area}-{rng.randrange(10**7, 10**8)}",
         "shop_url": f"https://{name}.1688.com",
         "shop_logo": f"//cbu01.alicdn.com/img/logo/{name}.jpg",
         "shop_name": f"{name}{trade}厂",
