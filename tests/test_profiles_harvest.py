@@ -21,6 +21,7 @@ import pytest
 from clirun import cli_env, harvest_args, run_cli, start_cli
 
 import tmapi_async as tm
+from tmapi_async._shop_diff import PROFILE_CHANGE_FIELDS
 from tmapi_async._shop_profile import profile_decoder
 from tmapi_async.testing import (
     SHOP_CATEGORY_ENDPOINT,
@@ -44,9 +45,9 @@ def shops_file(tmp_path: Path, names: list[str] = NAMES) -> Path:
     return path
 
 
-def expected_profile(name: str) -> tm.ShopProfile:
-    """The simulator's profile of shop ``name``, decoded as the client decodes it."""
-    body = json.dumps({"code": 200, "data": shop_profile(name)}).encode()
+def expected_profile(name: str, day: int = 0) -> tm.ShopProfile:
+    """The simulator's profile of shop ``name`` on ``day``, decoded as the client does."""
+    body = json.dumps({"code": 200, "data": shop_profile(name, day)}).encode()
     _, profile = profile_decoder(body)
     assert profile is not None
     return profile
@@ -253,3 +254,48 @@ async def test_with_the_apikey_header_profiles_work_as_items_do(tmp_path: Path) 
     for row in rows:
         check_row(row, row["shop_url"].split("//")[1].split(".")[0])
     assert len(rows) == len(names)
+
+
+async def _harvest_on_day(tmp_path: Path, day: int, output: str, *extra: str) -> Path:
+    """A --with-profiles harvest of six shops from a simulator on ``day``."""
+    out = tmp_path / output
+    async with SimulatedTmapi(shop_sizes=SIZES, default_shop_size=0, day=day) as sim:
+        args = harvest_args(sim, shops_file(tmp_path, NAMES[:6]), out, "--with-profiles", *extra)
+        run = await run_cli(*args)
+        assert run.code == 0, run.err
+    return out
+
+
+def _expected_shop_changes(day_before: int, day_after: int) -> set[tuple[str, str]]:
+    """(shop URL, field) the simulator's profiles changed between two days."""
+    changed = set()
+    for name in NAMES[:6]:
+        before, after = shop_profile(name, day_before), shop_profile(name, day_after)
+        for field in PROFILE_CHANGE_FIELDS:
+            key = "shop_ratings" if field == "ratings" else field
+            if before[key] != after[key]:
+                changed.add((f"https://{name}.1688.com/", field))
+    return changed
+
+
+async def test_diff_reports_a_shop_changed_row_per_changed_profile_field(tmp_path: Path) -> None:
+    """Day 0 in JSON Lines, day 2 in CSV: one ``shop_changed`` row per shop and field
+    the simulator moved (the ratings), with both values; the same day twice: none."""
+    old = await _harvest_on_day(tmp_path, 0, "monday.jsonl")
+    new = await _harvest_on_day(tmp_path, 2, "wednesday.csv")
+    same = await _harvest_on_day(tmp_path, 0, "again.csv")
+    with tm.diff(old, new) as changes:
+        rows = [c for c in changes if c.change == "shop_changed"]
+    expected = _expected_shop_changes(0, 2)
+    assert expected  # the days moved some rating
+    assert {(c.shop_url, next(iter(c.before))) for c in rows} == expected
+    assert len(rows) == len(expected)
+    for change in rows:
+        name = change.shop_url.split("//")[1].split(".")[0]
+        after = [(r.title, r.type, r.score) for r in expected_profile(name, 2).shop_ratings]
+        assert [(r["title"], r["type"], r["score"]) for r in change.after["ratings"]] == after
+    with tm.diff(old, same) as changes:
+        assert not [c for c in changes if c.change == "shop_changed"]
+    (tmp_path / "again.csv.shops.csv").unlink()  # one side without profiles: no such row
+    with tm.diff(new, same) as changes:
+        assert not [c for c in changes if c.change == "shop_changed"]
