@@ -202,9 +202,10 @@ class ClientOptions:
             given=frozenset(getattr(args, "given", ())),
         )
 
-    def client(self, metrics: Any = None) -> Any:
+    def client(self, metrics: Any = None, redis_url: str | None = None) -> Any:
         """A :class:`~tmapi_async.Client` with these options (imported only now),
-        keeping ``metrics`` (a :class:`~tmapi_async.Metrics`) if given.
+        keeping ``metrics`` (a :class:`~tmapi_async.Metrics`) if given, sharing the
+        token's limits through ``redis_url`` if given.
 
         Raises:
             UsageError: the library refuses an option.
@@ -223,6 +224,7 @@ class ClientOptions:
                 timeout=self.timeout,
                 max_requests=self.max_requests,
                 metrics=metrics,
+                **({} if redis_url is None else {"redis_url": redis_url}),
             )
         except InvalidParameterError as exc:
             raise UsageError(str(exc)) from None

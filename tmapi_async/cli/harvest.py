@@ -287,7 +287,10 @@ def _open(options: HarvestOptions) -> _Run:
     from ._shoplist import ShopList, ShopListError, close_shops, open_shops
 
     metrics = None if options.metrics is None else options.metrics.metrics()
-    client = options.client.client(metrics=metrics)
+    # With --redis and --with-profiles, this process asks the profiles itself: within
+    # the limits the token's workers share through that Redis.
+    shared = options.redis if options.with_profiles else None
+    client = options.client.client(metrics=metrics, redis_url=shared)
     try:
         stream = open_shops(options.shops)
     except ShopListError as exc:
