@@ -299,3 +299,24 @@ async def test_diff_reports_a_shop_changed_row_per_changed_profile_field(tmp_pat
     (tmp_path / "again.csv.shops.csv").unlink()  # one side without profiles: no such row
     with tm.diff(new, same) as changes:
         assert not [c for c in changes if c.change == "shop_changed"]
+
+
+async def test_max_requests_counts_the_two_profile_requests_of_each_shop(tmp_path: Path) -> None:
+    """Shops of one page each cost 3 requests with profiles: a budget one short of that
+    stops the run (exit 3, resumable) with exactly the budget spent; the exact budget on
+    a rerun finishes it, without asking anything twice."""
+    names = NAMES[:5]
+    sizes = dict.fromkeys(names, 5)
+    async with SimulatedTmapi(shop_sizes=sizes, default_shop_size=0) as sim:
+        out = tmp_path / "items.jsonl"
+        args = harvest_args(sim, shops_file(tmp_path, names), out, "--with-profiles")
+        short = await run_cli(*args, "--max-requests", str(3 * len(names) - 1))
+        assert short.code == 3, short.err
+        assert len(sim.log) == 3 * len(names) - 1
+        spent = {(r.endpoint, r.shop, r.page) for r in sim.log}
+        sim.log.reset()
+        rest = await run_cli(*args, "--max-requests", "1")
+        assert rest.code == 0, rest.err
+        assert len(sim.log) == 1
+        assert {(r.endpoint, r.shop, r.page) for r in sim.log}.isdisjoint(spent)
+    assert len(jsonl(tmp_path / "items.jsonl.shops.jsonl")) == len(names)

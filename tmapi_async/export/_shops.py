@@ -14,8 +14,6 @@ with the file's position, and a run killed between the two cuts the file back on
 
 from __future__ import annotations
 
-import csv
-import io
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,7 +22,16 @@ from typing import Any, Final, Literal
 import msgspec
 
 from .._shop_profile import Category, ShopCategories, ShopProfile, ShopRating
-from ._sinks import ExportFormat, SinkError, _AppendFile, _import_pyarrow, neutralise, spool_path
+from ._sinks import (
+    ExportFormat,
+    SinkError,
+    _AppendFile,
+    _as_is,
+    _CsvFile,
+    _import_pyarrow,
+    neutralise,
+    spool_path,
+)
 
 __all__ = ["PROFILE_PARTS", "ShopRow", "ShopsJournal", "shop_row", "shops_path"]
 
@@ -123,22 +130,12 @@ class _CsvShops:
 
     def __init__(self, path: Path, resume_at: int, raw: bool) -> None:
         self.path = path
-        self._safe = (lambda text: text) if raw else neutralise
-        self._out = _AppendFile(path, resume_at)
-        self._text = io.StringIO()
-        self._writer = csv.writer(self._text, lineterminator="\r\n")  # as the items' CSV
-        if resume_at == 0:
-            self._writer.writerow(SHOP_COLUMNS)
-            self._drain()
+        self._safe = _as_is if raw else neutralise
+        self._out = _CsvFile(path, resume_at, SHOP_COLUMNS)
 
     @property
     def position(self) -> int:
         return self._out.position
-
-    def _drain(self) -> None:
-        self._out.append(self._text.getvalue().encode())
-        self._text.seek(0)
-        self._text.truncate()
 
     def write(self, row: Any) -> None:
         cells: list[object] = []
@@ -150,8 +147,7 @@ class _CsvShops:
                 cells.append(_encode(value).decode())
             else:
                 cells.append("" if value is None else value)
-        self._writer.writerow(cells)
-        self._drain()
+        self._out.write_rows([cells])
 
     def close(self) -> None:
         self._out.close()
