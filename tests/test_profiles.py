@@ -13,7 +13,6 @@ import pytest
 
 import tmapi_async as tm
 from tmapi_async._profiles import SHOP_CATEGORY, SHOP_CATEGORY_PATH, SHOP_INFO, SHOP_INFO_PATH
-from tmapi_async._transport import Answer, MockTransport
 from tmapi_async.testing import SimulatedTmapi, shop_profile
 
 DATA = Path(__file__).parent / "data"
@@ -41,9 +40,9 @@ async def no_sleep(_seconds: float) -> None:
     """A retry sleep that does not wait."""
 
 
-def mock_client(handler: Any, **kw: Any) -> tuple[tm.Client, MockTransport]:
+def mock_client(handler: Any, **kw: Any) -> tuple[tm.Client, tm.MockTransport]:
     """A client answered by ``handler(query)`` without a socket; quick retries."""
-    transport = MockTransport(handler)
+    transport = tm.MockTransport(handler)
     options: dict[str, Any] = {"rate": 1000, "retry": tm.RetryPolicy(attempts=3, sleep=no_sleep)}
     return tm.Client(TOKEN, transport=transport, **(options | kw)), transport
 
@@ -178,7 +177,7 @@ def test_a_bad_shop_url_is_refused_before_anything_is_sent() -> None:
 def test_each_endpoint_is_asked_at_its_path_with_the_shop_home_page() -> None:
     """One request each, at its own path, with the shop's normalised home page."""
 
-    def answer(_query: str) -> Answer:
+    def answer(_query: str) -> tm.Answer:
         path = transport.paths[-1]
         name = "shop_info_example.json" if path == SHOP_INFO_PATH else "shop_category_example.json"
         return 200, {}, body(name)

@@ -90,8 +90,8 @@ class PageRequests:
         self._retry = replace(policy, sleep=lambda s: throttle.interruptible(policy.sleep(s)))
 
     async def fetch_counted(self, query: ShopQuery, page: int) -> Fetched:
-        """Fetch a page: ``(answer, None, requests)`` or, once retries are spent or the
-        error is not transient, ``(None, error, requests)``.
+        """Fetch a page: its answer, or, once retries are spent or the error is not
+        transient, its error; with the requests it took.
 
         Raises:
             FatalError: the client is stopped (the page was not answered).
@@ -99,13 +99,14 @@ class PageRequests:
         encoded = f"{query.query}&page={page}"
         sends = _Sends()
         try:
-            return await self._attempt(ITEMS, encoded, sends), None, sends.count
+            answer = await self._attempt(ITEMS, encoded, sends)
+            return Fetched(answer, None, sends.count)
         except TransientError as error:
             first = error
         except FatalError:
             raise
         except TmapiError as error:
-            return None, error, sends.count
+            return Fetched(None, error, sends.count)
         return await self._retry_page(first, encoded, query.shop_url, page, sends)
 
     async def _retry_page(
@@ -121,11 +122,12 @@ class PageRequests:
             return await self._attempt(ITEMS, encoded, sends, retry=True)
 
         try:
-            return await retry_transient(first, again, self._retry, log_retry), None, sends.count
+            page_answer = await retry_transient(first, again, self._retry, log_retry)
         except FatalError:
             raise
         except TmapiError as error:
-            return None, error, sends.count
+            return Fetched(None, error, sends.count)
+        return Fetched(page_answer, None, sends.count)
 
     async def fetch_answer(self, endpoint: Endpoint[T], encoded: str, what: str) -> tuple[T, int]:
         """Ask ``endpoint`` with the query ``encoded`` (no token) as a page is asked:
