@@ -83,7 +83,7 @@ class ProfileHarvest:
         self._workers = max(1, workers if workers is not None else client.concurrency)
         self._queue: asyncio.Queue[str | None] = asyncio.Queue(maxsize=self._workers)
         self._seen: set[str] = set()
-        self._fatal: FatalError | None = None
+        self._error: BaseException | None = None  # what stopped it: fatal, or the journal
         self._finished = False
         self.progress = ProfileProgress()
 
@@ -120,15 +120,23 @@ class ProfileHarvest:
 
         Raises:
             FatalError: the client stopped (a bad key, the balance, the budget, a stop).
+            Exception: the journal could not record an answer (the state or the shops
+                file cannot be written): nothing more is asked; a rerun resumes.
         """
         await asyncio.gather(*(self._worker() for _ in range(self._workers)))
-        if self._fatal is not None:
-            raise self._fatal
+        if self._error is not None:
+            raise self._error
 
     async def _worker(self) -> None:
         while (shop_url := await self._queue.get()) is not None:
-            if self._fatal is None:  # after a fatal error, only drain the queue
+            if self._error is not None:
+                continue  # stopped: only drain the queue, so that no put() waits forever
+            try:
                 await self._shop(shop_url)
+            except FatalError as error:
+                self._error = self._error or error
+            except Exception as error:  # the journal failed: stop asking, lose nothing
+                self._error = self._error or error
 
     async def _shop(self, shop_url: str) -> None:
         held = await self._journal.open_profile(shop_url)
@@ -141,9 +149,8 @@ class ProfileHarvest:
                 continue
             try:
                 answer, _sent = await self._client.fetch_endpoint(endpoint, query, shop_url)
-            except FatalError as error:
-                self._fatal = self._fatal or error
-                return
+            except FatalError:
+                raise
             except TmapiError as error:
                 self.progress.failed[shop_url] = error
                 return

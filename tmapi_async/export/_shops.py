@@ -274,6 +274,8 @@ class ShopsJournal:
         """
         path = shops_path(output)
         db = sqlite3.connect(state_path, isolation_level=None)
+        # As the items' journal: a commit reaches the OS before it returns (kill -9 safe).
+        db.execute("PRAGMA synchronous=NORMAL")
         db.executescript(_SCHEMA)
         last = db.execute("SELECT MAX(end_pos) FROM profile_rows").fetchone()[0] or 0
         started = db.execute("SELECT value FROM profile_meta WHERE key = 'position'").fetchone()
