@@ -8,7 +8,6 @@ way to the items harvest, and its shops file shares the state file.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
@@ -82,6 +81,8 @@ async def profiles_running(profiles: ProfileHarvest | None) -> AsyncIterator[Non
     if profiles is None:
         yield
         return
+    import asyncio  # here: --help does not need it
+
     task = asyncio.create_task(profiles.run())
     try:
         yield
