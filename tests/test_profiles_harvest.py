@@ -102,7 +102,7 @@ async def test_twenty_shops_with_profiles_once_each_and_a_rerun_sends_nothing(
             assert sum(leaf["count"] for leaf in leaves) == SIZES[name]
         asked = profile_requests(sim)
         assert asked == Counter({(e, n): 1 for e in PROFILE_ENDPOINTS for n in NAMES})
-        assert "shops:" in run.out
+        assert f"profiles: {tmp_path / 'items.jsonl.shops.jsonl'} (20 shops)" in run.out
 
         sim.log.reset()
         again = await run_cli(*args)
@@ -320,3 +320,27 @@ async def test_max_requests_counts_the_two_profile_requests_of_each_shop(tmp_pat
         assert len(sim.log) == 1
         assert {(r.endpoint, r.shop, r.page) for r in sim.log}.isdisjoint(spent)
     assert len(jsonl(tmp_path / "items.jsonl.shops.jsonl")) == len(names)
+
+
+def test_with_profiles_and_since_are_refused_together(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--since reads new listings only: with --with-profiles it is a usage error (exit 2),
+    before anything is opened or sent."""
+    from tmapi_async.cli import main
+
+    monkeypatch.setenv("TMAPI_TOKEN", "tok-usage")
+    previous = tmp_path / "old.jsonl"
+    previous.write_text("")
+    out = tmp_path / "items.jsonl"
+    args = [
+        "harvest",
+        str(shops_file(tmp_path)),
+        "-o",
+        str(out),
+        "--base-url",
+        "http://127.0.0.1:9",
+    ]
+    assert main([*args, "--with-profiles", "--since", str(previous)]) == 2
+    assert "--with-profiles cannot be used with --since" in capsys.readouterr().err
+    assert not out.exists()

@@ -461,6 +461,7 @@ def _finished_event(session: _Run, progress: Any) -> None:
         retries=progress.retries,
         elapsed_s=round(progress.elapsed, 3),
         output=str(session.options.output),
+        **({} if session.shops_journal is None else {"profiles": session.shop_rows}),
     )
 
 
@@ -507,7 +508,7 @@ def _print_summary(session: _Run, progress: Any) -> None:
         + (f" (failures: {failures.path})" if failures.count else "")
     )
     if session.shops_journal is not None:
-        say(f"shops:    {session.shops_journal.path} ({session.shop_rows} shops)")
+        say(f"profiles: {session.shops_journal.path} ({session.shop_rows} shops)")
 
 
 def _exit_code(session: _Run) -> int:
