@@ -461,8 +461,13 @@ def _finished_event(session: _Run, progress: Any) -> None:
         retries=progress.retries,
         elapsed_s=round(progress.elapsed, 3),
         output=str(session.options.output),
-        **({} if session.shops_journal is None else {"profiles": session.shop_rows}),
+        **_profile_fields(session),
     )
+
+
+def _profile_fields(session: _Run) -> dict[str, Any]:
+    """With --with-profiles: the shops in OUTPUT.shops.EXT, for harvest_finished."""
+    return {} if session.shops_journal is None else {"profiles": session.shop_rows}
 
 
 def _close(session: _Run, display: ProgressDisplay) -> None:
