@@ -102,7 +102,11 @@ async def test_twenty_shops_with_profiles_once_each_and_a_rerun_sends_nothing(
             assert sum(leaf["count"] for leaf in leaves) == SIZES[name]
         asked = profile_requests(sim)
         assert asked == Counter({(e, n): 1 for e in PROFILE_ENDPOINTS for n in NAMES})
-        assert f"profiles: {tmp_path / 'items.jsonl.shops.jsonl'} (20 shops)" in run.out
+        shops_line = f"profiles: {tmp_path / 'items.jsonl.shops.jsonl'} (20 shops; 40 answers"
+        assert shops_line in run.out
+        pages = sum(-(-size // 20) for size in SIZES.values())
+        assert f"billed for {pages} pages read and 40 profile answers" in run.out
+        assert "0 extra: 0 retries" in run.out
 
         sim.log.reset()
         again = await run_cli(*args)

@@ -63,6 +63,7 @@ class ProfileProgress:
     """Counters of a profile harvest."""
 
     written: int = 0  #: shops whose row this run wrote
+    answers: int = 0  #: answers received and recorded this run (profiles and trees)
     resumed: int = 0  #: shops written by an earlier run: nothing asked
     failed: dict[str, TmapiError] = field(default_factory=dict)  #: shop → why it has no row
 
@@ -154,5 +155,6 @@ class ProfileHarvest:
             except TmapiError as error:
                 self.progress.failed[shop_url] = error
                 return
+            self.progress.answers += 1
             if await self._journal.record_part(shop_url, part, answer):
                 self.progress.written += 1

@@ -500,8 +500,13 @@ def _print_summary(session: _Run, progress: Any) -> None:
     from ._display import HarvestSummary
     from ._tokens import token_lines
 
+    answers = 0 if session.profiles is None else session.profiles.progress.answers
     summary = HarvestSummary.from_progress(
-        progress, export_items=session.export_items, pages_needed=progress.pages_planned
+        progress,
+        export_items=session.export_items,
+        pages_needed=progress.pages_planned,
+        # Through Redis the workers' requests are counted, not this process's profiles.
+        profile_answers=answers if session.options.redis is None else 0,
     )
     # With --redis the workers send the requests, not this process's client.
     pool = session.client if session.options.redis is None else None
@@ -513,7 +518,10 @@ def _print_summary(session: _Run, progress: Any) -> None:
         + (f" (failures: {failures.path})" if failures.count else "")
     )
     if session.shops_journal is not None:
-        say(f"profiles: {session.shops_journal.path} ({session.shop_rows} shops)")
+        say(
+            f"profiles: {session.shops_journal.path} ({session.shop_rows} shops; "
+            f"{answers:,} answers this run)"
+        )
 
 
 def _exit_code(session: _Run) -> int:
