@@ -17,8 +17,10 @@ from typing import Any, Final
 
 import msgspec
 
+from ._formats import ExportFormat
+from .export._parquet import read_batches
 from .export._shops import shops_path
-from .export._sinks import FORMULA_STARTS, ExportFormat
+from .export._sinks import FORMULA_STARTS
 
 __all__ = ["PROFILE_CHANGE_FIELDS", "ShopProfiles", "changed_fields", "read_shop_profiles"]
 
@@ -74,10 +76,12 @@ def _from_csv(path: Path) -> Iterator[dict[str, Any]]:
 
 
 def _from_parquet(path: Path) -> Iterator[dict[str, Any]]:
-    import pyarrow.parquet as pq
+    for batch in read_batches(path, 5000, missing=_unreadable, unreadable=_unreadable):
+        yield from batch
 
-    for batch in pq.ParquetFile(path).iter_batches(batch_size=5000):
-        yield from batch.to_pylist()
+
+def _unreadable(reason: str) -> ValueError:
+    return ValueError(f"cannot read the shops file: {reason}")
 
 
 def read_shop_profiles(export: Path, fmt: ExportFormat) -> ShopProfiles | None:

@@ -21,14 +21,15 @@ from typing import Any, Final, Literal
 
 import msgspec
 
+from .._formats import ExportFormat
 from .._shop_profile import Category, ShopCategories, ShopProfile, ShopRating
+from ._parquet import ColumnKind, load_pyarrow, write_parquet
 from ._sinks import (
-    ExportFormat,
     SinkError,
     _AppendFile,
     _as_is,
     _CsvFile,
-    _import_pyarrow,
+    _no_pyarrow,
     neutralise,
     spool_path,
 )
@@ -157,7 +158,7 @@ class _ParquetShops:
     """Parquet, written at close from a JSON Lines spool (as the items' Parquet)."""
 
     def __init__(self, path: Path, resume_at: int) -> None:
-        self._pa, self._pq = _import_pyarrow()
+        load_pyarrow(_no_pyarrow)  # fail before any request is sent
         self.path = path
         self._spool = _JsonlShops(spool_path(path), resume_at)
 
@@ -171,10 +172,7 @@ class _ParquetShops:
     def close(self) -> None:
         self._spool.close()
         tmp = self.path.with_name(self.path.name + ".tmp")
-        schema = _parquet_schema(self._pa)
-        with self._pq.ParquetWriter(tmp, schema) as writer:
-            for rows in _batches(self._spool.path):
-                writer.write_table(self._pa.Table.from_pylist(rows, schema=schema))
+        write_parquet(tmp, _PARQUET_COLUMNS, _batches(self._spool.path), missing=_no_pyarrow)
         tmp.replace(self.path)  # readers see the old file or the new, never half
 
 
@@ -209,29 +207,17 @@ def _parquet_row(row: Any) -> dict[str, Any]:
     return data
 
 
-def _parquet_schema(pa: Any) -> Any:
-    category = [
-        ("id", pa.string()),
-        ("name", pa.string()),
-        ("full_name", pa.string()),
-        ("count", pa.int64()),
-    ]
-    fields: list[tuple[str, Any]] = []
-    for name in SHOP_COLUMNS:
-        kind = _KINDS.get(name, "")
-        if name == "ratings":
-            rating = [("title", pa.string()), ("type", pa.string()), ("score", pa.float64())]
-            fields.append((name, pa.list_(pa.struct(rating))))
-        elif name == "categories":
-            child = pa.struct([*category, ("children", pa.string())])
-            fields.append((name, pa.list_(pa.struct([*category, ("children", pa.list_(child))]))))
-        elif kind == "bool":
-            fields.append((name, pa.bool_()))
-        elif kind.startswith("int"):
-            fields.append((name, pa.int64()))
-        else:
-            fields.append((name, pa.string()))
-    return pa.schema(fields)
+def _column_kind(name: str) -> ColumnKind:
+    if name in ("ratings", "categories"):
+        return name  # type: ignore[return-value]
+    kind = _KINDS.get(name, "str")
+    return "bool" if kind == "bool" else "int" if kind.startswith("int") else "text"
+
+
+#: The shops file's Parquet columns.
+_PARQUET_COLUMNS: Final[tuple[tuple[str, ColumnKind], ...]] = tuple(
+    (name, _column_kind(name)) for name in SHOP_COLUMNS
+)
 
 
 _Sink = _JsonlShops | _CsvShops | _ParquetShops
