@@ -64,6 +64,17 @@ def jsonl(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
 
 
+def check_rows(rows: list[dict[str, Any]], names: list[str]) -> None:
+    """One row per shop of ``names``, each with the simulator's profile and a category
+    tree whose leaves count the shop's items."""
+    assert sorted(row["shop_url"] for row in rows) == [f"https://{n}.1688.com/" for n in names]
+    for row in rows:
+        name = row["shop_url"].split("//")[1].split(".")[0]
+        check_row(row, name)
+        leaves = [leaf for group in row["categories"] for leaf in group["children"]]
+        assert sum(leaf["count"] for leaf in leaves) == SIZES[name]
+
+
 def check_row(row: dict[str, Any], name: str) -> None:
     """A shops-file row holds the simulator's profile of ``name``."""
     profile = expected_profile(name)
@@ -93,13 +104,7 @@ async def test_twenty_shops_with_profiles_once_each_and_a_rerun_sends_nothing(
             (f"https://{n}.1688.com/", i.item_id) for n in NAMES for i in sim.expected_items(n)
         }
         assert set(items) == expected
-        rows = jsonl(tmp_path / "items.jsonl.shops.jsonl")
-        assert sorted(row["shop_url"] for row in rows) == [f"https://{n}.1688.com/" for n in NAMES]
-        for row in rows:
-            name = row["shop_url"].split("//")[1].split(".")[0]
-            check_row(row, name)
-            leaves = [leaf for group in row["categories"] for leaf in group["children"]]
-            assert sum(leaf["count"] for leaf in leaves) == SIZES[name]
+        check_rows(jsonl(tmp_path / "items.jsonl.shops.jsonl"), NAMES)
         asked = profile_requests(sim)
         assert asked == Counter({(e, n): 1 for e in PROFILE_ENDPOINTS for n in NAMES})
         shops_line = f"profiles: {tmp_path / 'items.jsonl.shops.jsonl'} (20 shops; 40 answers"
@@ -216,13 +221,7 @@ async def test_parquet_shops_file_is_readable_with_nested_fields(tmp_path: Path)
         run = await run_cli(*harvest_args(sim, shops_file(tmp_path, names), out, "--with-profiles"))
         assert run.code == 0, run.err
     table = pq.read_table(tmp_path / "items.parquet.shops.parquet")
-    rows = table.to_pylist()
-    assert sorted(r["shop_url"] for r in rows) == [f"https://{n}.1688.com/" for n in names]
-    for row in rows:
-        name = row["shop_url"].split("//")[1].split(".")[0]
-        check_row(row, name)
-        leaves = [leaf for group in row["categories"] for leaf in group["children"]]
-        assert sum(leaf["count"] for leaf in leaves) == SIZES[name]
+    check_rows(table.to_pylist(), names)
 
 
 async def test_estimate_with_profiles_adds_two_requests_per_shop(tmp_path: Path) -> None:
