@@ -13,6 +13,7 @@ import pytest
 
 import tmapi_async as tm
 from tmapi_async._profiles import SHOP_CATEGORY, SHOP_CATEGORY_PATH, SHOP_INFO, SHOP_INFO_PATH
+from tmapi_async._protocol import decipher
 from tmapi_async.testing import SimulatedTmapi, shop_profile
 
 DATA = Path(__file__).parent / "data"
@@ -153,6 +154,21 @@ def test_both_endpoints_read_errors_as_the_items_endpoint(
     for endpoint in (SHOP_INFO, SHOP_CATEGORY):
         with pytest.raises(error):
             endpoint.decipher(200, {}, body(name), TOKEN)
+
+
+def test_an_answer_nested_thousands_deep_is_a_decode_error_on_every_endpoint() -> None:
+    """A hostile body nesting past the decoder's depth limit (a category tree, an item's
+    category_path) is a DecodeError, retried like any nonsense, not a RecursionError."""
+    n = 3000
+    tree = '{"id":1,"children":[' * n + "{}" + "]}" * n
+    deep_tree = f'{{"code":200,"data":{{"list":[{tree}]}}}}'.encode()
+    with pytest.raises(tm.DecodeError):
+        SHOP_CATEGORY.decipher(200, {}, deep_tree, TOKEN)
+    arrays = "[" * n + "]" * n
+    item = f'{{"item_id":"1","category_path":[{arrays}]}}'
+    deep_page = f'{{"code":200,"data":{{"page":1,"page_size":20,"items":[{item}]}}}}'.encode()
+    with pytest.raises(tm.DecodeError):
+        decipher(200, {}, deep_page)
 
 
 # -- requests --------------------------------------------------------------------------

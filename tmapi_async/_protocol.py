@@ -237,7 +237,7 @@ _MESSAGE_LIMIT = 200  # the server's msg, in an error: a sentence, not a page of
 def _error_message(body: bytes, secret: str) -> tuple[int | None, str]:
     try:
         head = error_decoder.decode(body)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):  # nested past msgspec's depth limit
         return None, ""
     message = redact((head.msg or "").strip(), secret)  # scrub whole, then cut
     if len(message) > _MESSAGE_LIMIT:
@@ -286,6 +286,8 @@ def decipher_as(
             shape_error = str(exc)[:_MESSAGE_LIMIT]  # names the field, never its value
         except msgspec.DecodeError as exc:
             raise DecodeError(f"answer is not valid JSON: {exc}", status=status) from exc
+        except RecursionError:  # arrays or objects nested thousands deep: no answer
+            raise DecodeError("answer nests too deep to be read", status=status) from None
         if code == 200:
             if data is None:
                 raise DecodeError("answer has code 200 but no data", code=200, status=status)
