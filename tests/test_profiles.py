@@ -102,6 +102,23 @@ def test_a_drifting_profile_is_normalised() -> None:
     ]
 
 
+def test_a_field_that_turns_into_an_object_costs_only_that_field() -> None:
+    """An object where a text, a flag or a count was expected: the text keeps its JSON,
+    the flag is False, the count None; the rest of the profile decodes as usual."""
+    data = {
+        "shop_name": "雅剪",
+        "location_str": {"province": "浙江省", "city": "金华市"},
+        "is_factory": {"value": True},
+        "favorite_count": [1873],
+        "shop_ratings": [{"title": "综合服务", "score": {"value": 4.5}}],
+    }
+    profile = profile_of(json.dumps({"code": 200, "data": data}, ensure_ascii=False).encode())
+    assert profile.shop_name == "雅剪"
+    assert json.loads(profile.location_str) == data["location_str"]
+    assert (profile.is_factory, profile.favorite_count) == (False, None)
+    assert profile.shop_ratings == [tm.ShopRating("综合服务", "", None)]
+
+
 def test_the_example_categories_decode_as_a_tree() -> None:
     """The category answer's list becomes a tree of Category with their counts."""
     tree = categories_of(body("shop_category_example.json"))

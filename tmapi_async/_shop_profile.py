@@ -58,11 +58,14 @@ def _count(value: object) -> int | None:
 
 
 def _text(value: object) -> str:
-    """An id or a text as a string: ints are converted, ``null`` is ``""``."""
+    """An id or a text as a string: ints are converted, ``null`` is ``""``, an object or
+    a list where a text was expected is kept as its JSON text."""
     if value is None or isinstance(value, bool):
         return ""
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
+    if isinstance(value, dict | list):
+        return msgspec.json.encode(value).decode()
     return value if isinstance(value, str) else str(value)
 
 
@@ -81,7 +84,9 @@ def _score(value: object) -> float | None:
     return None
 
 
-_Loose = str | int | float | bool | None  # what a scalar field may be on the wire
+# What a scalar field may be on the wire: anything. A field that turns into an object
+# (a place as {province, city}) must not cost the whole answer and its retries.
+_Loose = str | int | float | bool | None | dict[str, Any] | list[Any]
 
 
 class ShopRating(msgspec.Struct, gc=False):
