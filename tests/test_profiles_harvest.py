@@ -170,7 +170,7 @@ async def test_kill_9_then_rerun_asks_no_profile_answer_twice(tmp_path: Path, se
         state = tmp_path / "items.jsonl.state.db"
         args = harvest_args(sim, shops_file(tmp_path), out, "--with-profiles")
         proc = await start_cli(*args)
-        killer.proc, killer.at = proc, random.Random(seed).randint(10, 60)
+        killer.proc, killer.at = proc, random.Random(seed).randint(15, 60)
         await proc.communicate()
         assert proc.returncode == -signal.SIGKILL
         held = _profile_answers_held(state)
