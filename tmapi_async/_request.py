@@ -1,8 +1,10 @@
 """``PageRequests``: how one page is asked for with one key, retries included.
 
-Each send claims the key's scheme (:class:`~._auth.AuthScheme`), passes the throttle,
-goes through the transport and is deciphered; the answer is fed back to the throttle
-(congestion, pauses, a fatal stop) and to the key's scheme (accepted or refused).
+Another :class:`Endpoint` of the API (a shop's profile, its categories) is asked the
+same way: the endpoint says its path and how its answer is deciphered. Each send claims
+the key's scheme (:class:`~._auth.AuthScheme`), passes the throttle, goes through the
+transport and is deciphered; the answer is fed back to the throttle (congestion,
+pauses, a fatal stop) and to the key's scheme (accepted or refused).
 """
 
 from __future__ import annotations
@@ -67,7 +69,8 @@ class _Sends:
 
 
 class PageRequests:
-    """Pages asked for with one key, through one throttle and one transport."""
+    """Pages (and other endpoints' answers) asked for with one key, through one throttle
+    and one transport."""
 
     __slots__ = ("_retry", "_throttle", "_token", "_transport", "auth", "instruments", "retries")
 
