@@ -179,7 +179,7 @@ def test_public_names_load_on_first_use() -> None:
     for name in tm.__all__:
         assert getattr(tm, name) is not None
     with pytest.raises(AttributeError):
-        _ = tm.NoSuchName  # type: ignore[attr-defined]
+        _ = tm.NoSuchName
 
 
 def test_type_checkers_see_every_lazy_name() -> None:
