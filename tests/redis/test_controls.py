@@ -173,6 +173,8 @@ async def test_forget_refuses_while_a_coordinator_is_attached_unless_forced(
 async def test_pause_resume_cancel_and_a_rerun_that_finishes_once(
     sim: tuple[SimulatedTmapi, RequestCount], cluster: Cluster, redis_url: str, tmp_path: Path
 ) -> None:
+    """pause holds a harvest (nothing sent), resume lets it go on, cancel ends it (exit 3), a rerun
+    finishes it once."""
     server, requests = sim
     shops, names = _shops(tmp_path, 12)  # 5 pages a shop: 60 requests, 2 at a time
     output = tmp_path / "items.jsonl"

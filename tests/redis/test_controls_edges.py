@@ -77,6 +77,8 @@ def test_a_harvest_is_named_by_its_id_or_a_unique_prefix(
 def test_harvest_redis_alone_needs_the_variable(
     tmp_path: object, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """harvest --redis without a URL and without TMAPI_REDIS_URL is a usage error saying where the
+    URL comes from."""
     monkeypatch.setenv("TMAPI_TOKEN", TOKEN)
     monkeypatch.delenv("TMAPI_REDIS_URL", raising=False)
     output = f"{tmp_path}/items.jsonl"
@@ -87,6 +89,8 @@ def test_harvest_redis_alone_needs_the_variable(
 async def test_a_corrupt_record_fails_its_harvest_not_the_worker(
     redis_url: str, redis: Redis
 ) -> None:
+    """A harvest whose parameters are not JSON fails alone (status says why); the worker serves the
+    others."""
     async with SimulatedTmapi(tokens={TOKEN}, default_shop_size=30) as sim:
         cluster = Cluster({"TMAPI_TOKEN": TOKEN, "TMAPI_BASE_URL": sim.url})
         try:
@@ -146,6 +150,8 @@ async def test_workers_stop_at_the_backlog_bound_and_go_on_when_it_drains(
 async def test_prune_drops_silent_workers_consumers_and_expired_harvests(
     redis_url: str, redis: Redis
 ) -> None:
+    """prune drops silent workers, idle consumers holding nothing, and expired harvests; it keeps
+    the rest."""
     await asyncio.to_thread(_create, redis_url, "p1", shops=1)
     queue = HarvestQueue(redis, "p1")
     await queue.read_shops("quiet")  # holds a shop: never pruned while it does
@@ -166,6 +172,7 @@ async def test_prune_drops_silent_workers_consumers_and_expired_harvests(
 
 
 def test_the_workers_connection_pool_is_its_concurrency(redis_url: str) -> None:
+    """A worker's connection pool is sized to its concurrency cap, or the default without one."""
     from tmapi_async.cli._tokens import worker_client
 
     capped = worker_client(TOKEN, redis_url, cap=16)
