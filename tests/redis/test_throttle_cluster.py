@@ -318,10 +318,20 @@ async def test_an_acquire_given_up_leaves_no_slot_taken(redis_url: str) -> None:
     keys = TokenKeys(fingerprint(TOKEN))
     throttle = RedisThrottle(redis_url, TOKEN, rate=100, concurrency=1)
     await throttle.start()
+    told_full = asyncio.Event()
+    admit = throttle._admit
+
+    async def admit_and_note(wanted: int) -> tuple[str, int, int]:
+        verdict = await admit(wanted)
+        if verdict[0] == "full":
+            told_full.set()
+        return verdict
+
+    throttle._admit = admit_and_note  # type: ignore[method-assign]
     try:
         held = await throttle.acquire()
-        waiting = asyncio.create_task(throttle.acquire())  # full: waits for the slot
-        await asyncio.sleep(0)  # let it queue
+        waiting = asyncio.create_task(throttle.acquire())
+        await asyncio.wait_for(told_full.wait(), WAIT)  # Redis said full: it waits for the slot
         waiting.cancel()
         with pytest.raises(asyncio.CancelledError):
             await waiting
@@ -387,17 +397,22 @@ async def test_a_refusal_in_one_process_cuts_the_limit_of_all(redis_url: str) ->
 
 
 async def test_a_retry_after_in_one_process_holds_the_others(redis_url: str) -> None:
-    """A Retry-After pause set by one process holds the admission of another for its length."""
+    """A Retry-After pause set by one process holds another's admission until it ends, by
+    Redis's clock."""
     a = RedisThrottle(redis_url, TOKEN, rate=1000, burst=50)
     b = RedisThrottle(redis_url, TOKEN)
     await a.start()
     await b.start()
     try:
-        a.pause(1.0)
+        a.pause(3.0)
         await _settled(a)
-        start = asyncio.get_running_loop().time()
+        async with aioredis.Redis.from_url(redis_url) as r:
+            raw = await r.hget(TokenKeys(fingerprint(TOKEN)).state, "pause_until")
+        assert raw is not None
+        pause_until = float(raw)  # on the token's clock: Redis's, in µs
+        assert await redis_now(redis_url) < pause_until  # b asks while the pause is on
         b.release(await asyncio.wait_for(b.acquire(), WAIT))
-        assert asyncio.get_running_loop().time() - start >= 0.8  # held by a's pause
+        assert await redis_now(redis_url) >= pause_until  # admitted only once it ended
     finally:
         await a.aclose()
         await b.aclose()
