@@ -119,26 +119,6 @@ def shop4_ids(export: Path) -> list[str]:
         return [r["item_id"] for r in csv.DictReader(f) if r["shop_url"] == url("shop4")]
 
 
-async def test_diff_exit_codes_on_bad_input(tmp_path: Path) -> None:
-    """diff of a missing file or an unknown format exits 2 and writes nothing."""
-    missing = await cli(
-        "diff",
-        str(tmp_path / "a.jsonl"),
-        str(tmp_path / "b.jsonl"),
-        "-o",
-        str(tmp_path / "c.jsonl"),
-    )
-    assert missing.code == 2
-    assert "a.jsonl: no such file" in missing.err
-    (tmp_path / "a.txt").write_text("x")
-    unknown = await cli(
-        "diff", str(tmp_path / "a.txt"), str(tmp_path / "a.txt"), "-o", str(tmp_path / "c.jsonl")
-    )
-    assert unknown.code == 2
-    assert "cannot tell the format" in unknown.err
-    assert not (tmp_path / "c.jsonl").exists()
-
-
 def new_listings(name: str) -> set[tuple[str, str]]:
     before = {i.item_id for i in shop_catalogue(name, SIZES[name])}
     after = {i.item_id for i in shop_catalogue(name, SIZES[name], day=1)}
