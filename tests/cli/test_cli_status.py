@@ -1,4 +1,5 @@
-"""The scale-out commands' edges: what they say and return before any work starts."""
+"""``tmapi-async status``: what it prints of an empty Redis, and what it says of a Redis
+it cannot reach (as ``worker`` does)."""
 
 from __future__ import annotations
 
@@ -13,25 +14,6 @@ def _closed_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])  # closed again when this returns
-
-
-def test_worker_needs_a_token(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """worker without a token is a usage error (exit 2) saying so."""
-    monkeypatch.delenv("TMAPI_TOKEN", raising=False)
-    assert main(["worker", "--redis", "redis://127.0.0.1:1/0"]) == 2
-    assert "no API token" in capsys.readouterr().err
-
-
-def test_worker_needs_a_redis(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """worker without --redis or TMAPI_REDIS_URL is a usage error naming both."""
-    monkeypatch.setenv("TMAPI_TOKEN", "tok-cli")
-    monkeypatch.delenv("TMAPI_REDIS_URL", raising=False)
-    assert main(["worker"]) == 2
-    assert "--redis URL or set TMAPI_REDIS_URL" in capsys.readouterr().err
 
 
 def test_unreachable_redis_is_fatal_and_named_without_its_password(

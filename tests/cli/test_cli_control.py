@@ -1,5 +1,5 @@
-"""Operator controls of a harvest through Redis, with real processes: pause, resume and
-cancel; retention of a finished harvest and ``forget``; backpressure; a corrupt record.
+"""The operator's controls of a harvest through Redis, with real processes: ``pause``,
+``resume`` and ``cancel``; retention of a finished harvest and ``forget``.
 
 Each test synchronises on events (the simulator's request count, lines a process
 prints, exits, a worker's heartbeats in Redis), never on sleeps.
