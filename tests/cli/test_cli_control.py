@@ -23,7 +23,11 @@ from _cluster import (
     harvest_id_of,
     only_harvest,
 )
+from redis.asyncio import Redis
 
+from tmapi_async._redis.control import configure
+from tmapi_async._redis.queue import HarvestQueue
+from tmapi_async.cli import main
 from tmapi_async.testing import SimulatedTmapi
 
 TOKEN = "tok-" + secrets.token_hex(16)
@@ -218,3 +222,48 @@ async def test_pause_resume_cancel_and_a_rerun_that_finishes_once(
     assert set(exported) == expected_items(server, names)
     worker.terminate()
     assert await worker.exit_code() == 0, worker.output()
+
+
+def _create(url: str, *hids: str, shops: int = 0, max_backlog: int | None = None) -> None:
+    async def create() -> None:
+        async with Redis.from_url(url) as client:
+            for hid in hids:
+                queue = HarvestQueue(client, hid)
+                await queue.create(output=f"/tmp/{hid}.jsonl", params={"page_size": 20})
+                await configure(queue, keep=3600, max_backlog=max_backlog)
+                await queue.submit([f"https://{hid}{i}.1688.com/" for i in range(shops)])
+
+    asyncio.run(create())
+
+
+def test_a_harvest_is_named_by_its_id_or_a_unique_prefix(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Every control takes TMAPI_REDIS_URL without --redis; ambiguous or unknown: exit 2."""
+    _create(redis_url, "abc1", "abc2", "fed9")
+    monkeypatch.setenv("TMAPI_REDIS_URL", redis_url)
+    assert main(["pause", "ab"]) == 2
+    assert "'ab' is ambiguous: abc1, abc2" in capsys.readouterr().err
+    assert main(["resume", "zz"]) == 2
+    assert "no harvest 'zz'" in capsys.readouterr().err
+    assert main(["pause", "abc1"]) == 0
+    assert "abc1: open -> paused" in capsys.readouterr().out
+    assert main(["pause", "abc1"]) == 0
+    assert "already" in capsys.readouterr().out
+    assert main(["status"]) == 0
+    out = capsys.readouterr().out
+    assert "abc1  paused" in out
+    assert "abc2  open" in out
+    assert main(["resume", "abc1"]) == 0
+    assert "paused -> open" in capsys.readouterr().out
+    assert main(["cancel", "f"]) == 0
+    assert "fed9: open -> cancelled" in capsys.readouterr().out
+    assert main(["resume", "fed9"]) == 1  # a cancelled harvest is rerun, not resumed
+    assert "fed9 is cancelled: nothing to resume" in capsys.readouterr().err
+    assert main(["forget", "fed"]) == 0
+    assert "fed9 forgotten" in capsys.readouterr().out
+    assert main(["forget", "fed9"]) == 2
+    monkeypatch.delenv("TMAPI_REDIS_URL")
+    for command in ("pause", "resume", "cancel", "forget"):
+        assert main([command, "abc1"]) == 2
+        assert "--redis URL or set TMAPI_REDIS_URL" in capsys.readouterr().err

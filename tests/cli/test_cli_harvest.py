@@ -24,7 +24,7 @@ from clishops import (
     write_shops,
 )
 
-from tmapi_async.cli import ExitCode
+from tmapi_async.cli import ExitCode, main
 from tmapi_async.testing import RequestRecord, SimulatedTmapi
 
 # -- exit 0 -------------------------------------------------------------------------------
@@ -400,3 +400,15 @@ async def test_max_pages_bounds_each_shop(sim: SimulatedTmapi, tmp_path: Path) -
     run = await run_cli("estimate", str(shops), "--base-url", sim.url, "--max-pages", "3")
     assert run.code == ExitCode.OK
     assert "needs 6 requests" in run.out
+
+
+def test_harvest_redis_alone_needs_the_variable(
+    tmp_path: object, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """harvest --redis without a URL and without TMAPI_REDIS_URL is a usage error saying where the
+    URL comes from."""
+    monkeypatch.setenv("TMAPI_TOKEN", TOKEN)
+    monkeypatch.delenv("TMAPI_REDIS_URL", raising=False)
+    output = f"{tmp_path}/items.jsonl"
+    assert main(["harvest", "-", "--output", output, "--redis"]) == 2
+    assert "--redis without a URL takes $TMAPI_REDIS_URL" in capsys.readouterr().err

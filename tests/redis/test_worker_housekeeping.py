@@ -1,6 +1,6 @@
-"""The controls' edges: naming a harvest, the Redis from the environment, a corrupt
-record, backpressure against a coordinator that does not drain, pruning, the worker's
-connection pool."""
+"""A fleet of workers kept in order: a corrupt harvest record fails that harvest alone,
+backpressure against a coordinator that does not drain, pruning of silent workers and
+expired harvests, the worker's connection pool."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ from redis.asyncio import Redis
 
 from tmapi_async._redis.control import configure, prune
 from tmapi_async._redis.queue import HarvestQueue
-from tmapi_async.cli import main
 from tmapi_async.testing import SimulatedTmapi
 
 TOKEN = "tok-edges-0123456789"
@@ -39,51 +38,6 @@ def _create(url: str, *hids: str, shops: int = 0, max_backlog: int | None = None
                 await queue.submit([f"https://{hid}{i}.1688.com/" for i in range(shops)])
 
     asyncio.run(create())
-
-
-def test_a_harvest_is_named_by_its_id_or_a_unique_prefix(
-    redis_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """Every control takes TMAPI_REDIS_URL without --redis; ambiguous or unknown: exit 2."""
-    _create(redis_url, "abc1", "abc2", "fed9")
-    monkeypatch.setenv("TMAPI_REDIS_URL", redis_url)
-    assert main(["pause", "ab"]) == 2
-    assert "'ab' is ambiguous: abc1, abc2" in capsys.readouterr().err
-    assert main(["resume", "zz"]) == 2
-    assert "no harvest 'zz'" in capsys.readouterr().err
-    assert main(["pause", "abc1"]) == 0
-    assert "abc1: open -> paused" in capsys.readouterr().out
-    assert main(["pause", "abc1"]) == 0
-    assert "already" in capsys.readouterr().out
-    assert main(["status"]) == 0
-    out = capsys.readouterr().out
-    assert "abc1  paused" in out
-    assert "abc2  open" in out
-    assert main(["resume", "abc1"]) == 0
-    assert "paused -> open" in capsys.readouterr().out
-    assert main(["cancel", "f"]) == 0
-    assert "fed9: open -> cancelled" in capsys.readouterr().out
-    assert main(["resume", "fed9"]) == 1  # a cancelled harvest is rerun, not resumed
-    assert "fed9 is cancelled: nothing to resume" in capsys.readouterr().err
-    assert main(["forget", "fed"]) == 0
-    assert "fed9 forgotten" in capsys.readouterr().out
-    assert main(["forget", "fed9"]) == 2
-    monkeypatch.delenv("TMAPI_REDIS_URL")
-    for command in ("pause", "resume", "cancel", "forget"):
-        assert main([command, "abc1"]) == 2
-        assert "--redis URL or set TMAPI_REDIS_URL" in capsys.readouterr().err
-
-
-def test_harvest_redis_alone_needs_the_variable(
-    tmp_path: object, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """harvest --redis without a URL and without TMAPI_REDIS_URL is a usage error saying where the
-    URL comes from."""
-    monkeypatch.setenv("TMAPI_TOKEN", TOKEN)
-    monkeypatch.delenv("TMAPI_REDIS_URL", raising=False)
-    output = f"{tmp_path}/items.jsonl"
-    assert main(["harvest", "-", "--output", output, "--redis"]) == 2
-    assert "--redis without a URL takes $TMAPI_REDIS_URL" in capsys.readouterr().err
 
 
 async def test_a_corrupt_record_fails_its_harvest_not_the_worker(
