@@ -18,15 +18,13 @@ from _cluster import (
     TIMEOUT,
     Cluster,
     RequestCount,
+    create_harvests,
     expected_items,
     exported_items,
     harvest_id_of,
     only_harvest,
 )
-from redis.asyncio import Redis
 
-from tmapi_async._redis.control import configure
-from tmapi_async._redis.queue import HarvestQueue
 from tmapi_async.cli import main
 from tmapi_async.testing import SimulatedTmapi
 
@@ -224,23 +222,11 @@ async def test_pause_resume_cancel_and_a_rerun_that_finishes_once(
     assert await worker.exit_code() == 0, worker.output()
 
 
-def _create(url: str, *hids: str, shops: int = 0, max_backlog: int | None = None) -> None:
-    async def create() -> None:
-        async with Redis.from_url(url) as client:
-            for hid in hids:
-                queue = HarvestQueue(client, hid)
-                await queue.create(output=f"/tmp/{hid}.jsonl", params={"page_size": 20})
-                await configure(queue, keep=3600, max_backlog=max_backlog)
-                await queue.submit([f"https://{hid}{i}.1688.com/" for i in range(shops)])
-
-    asyncio.run(create())
-
-
 def test_a_harvest_is_named_by_its_id_or_a_unique_prefix(
     redis_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Every control takes TMAPI_REDIS_URL without --redis; ambiguous or unknown: exit 2."""
-    _create(redis_url, "abc1", "abc2", "fed9")
+    create_harvests(redis_url, "abc1", "abc2", "fed9")
     monkeypatch.setenv("TMAPI_REDIS_URL", redis_url)
     assert main(["pause", "ab"]) == 2
     assert "'ab' is ambiguous: abc1, abc2" in capsys.readouterr().err

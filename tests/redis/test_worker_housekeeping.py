@@ -9,10 +9,10 @@ import json
 from collections.abc import AsyncIterator
 
 import pytest
-from _cluster import Cluster
+from _cluster import Cluster, create_harvests
 from redis.asyncio import Redis
 
-from tmapi_async._redis.control import configure, prune
+from tmapi_async._redis.control import prune
 from tmapi_async._redis.queue import HarvestQueue
 from tmapi_async.testing import SimulatedTmapi
 
@@ -28,18 +28,6 @@ async def redis(redis_url: str) -> AsyncIterator[Redis]:
         await client.aclose()
 
 
-def _create(url: str, *hids: str, shops: int = 0, max_backlog: int | None = None) -> None:
-    async def create() -> None:
-        async with Redis.from_url(url) as client:
-            for hid in hids:
-                queue = HarvestQueue(client, hid)
-                await queue.create(output=f"/tmp/{hid}.jsonl", params={"page_size": 20})
-                await configure(queue, keep=3600, max_backlog=max_backlog)
-                await queue.submit([f"https://{hid}{i}.1688.com/" for i in range(shops)])
-
-    asyncio.run(create())
-
-
 async def test_a_corrupt_record_fails_its_harvest_not_the_worker(
     redis_url: str, redis: Redis
 ) -> None:
@@ -48,7 +36,7 @@ async def test_a_corrupt_record_fails_its_harvest_not_the_worker(
     async with SimulatedTmapi(tokens={TOKEN}, default_shop_size=30) as sim:
         cluster = Cluster({"TMAPI_TOKEN": TOKEN, "TMAPI_BASE_URL": sim.url})
         try:
-            await asyncio.to_thread(_create, redis_url, "bad1", "good", shops=2)
+            await asyncio.to_thread(create_harvests, redis_url, "bad1", "good", shops=2)
             await redis.hset("tmapi:h:bad1", "params", "{not json")
             worker = await cluster.start("worker", "--redis", redis_url, "-v")
             line = await worker.line("harvest bad1 failed")
@@ -75,7 +63,7 @@ async def test_workers_stop_at_the_backlog_bound_and_go_on_when_it_drains(
     async with SimulatedTmapi(tokens={TOKEN}, default_shop_size=100) as sim:
         cluster = Cluster({"TMAPI_TOKEN": TOKEN, "TMAPI_BASE_URL": sim.url})
         try:
-            await asyncio.to_thread(_create, redis_url, "bp", shops=6, max_backlog=bound)
+            await asyncio.to_thread(create_harvests, redis_url, "bp", shops=6, max_backlog=bound)
             worker = await cluster.start(
                 "worker", "--redis", redis_url, "-v", "--concurrency", str(cap)
             )
@@ -106,7 +94,7 @@ async def test_prune_drops_silent_workers_consumers_and_expired_harvests(
 ) -> None:
     """prune drops silent workers, idle consumers holding nothing, and expired harvests; it keeps
     the rest."""
-    await asyncio.to_thread(_create, redis_url, "p1", shops=1)
+    await asyncio.to_thread(create_harvests, redis_url, "p1", shops=1)
     queue = HarvestQueue(redis, "p1")
     await queue.read_shops("quiet")  # holds a shop: never pruned while it does
     await redis.xgroup_createconsumer(queue.shops_key, "workers", "idle")
