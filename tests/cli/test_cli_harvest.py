@@ -402,6 +402,9 @@ async def test_max_pages_bounds_each_shop(sim: SimulatedTmapi, tmp_path: Path) -
     assert "needs 6 requests" in run.out
 
 
+# -- through Redis -------------------------------------------------------------------
+
+
 def test_harvest_redis_alone_needs_the_variable(
     tmp_path: object, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -156,7 +156,7 @@ async def test_an_invalid_auth_is_a_usage_error_naming_the_values(
         assert len(sim.log) == 0
 
 
-# -- the token stays secret ---------------------------------------------------------------
+# -- no token; the token stays secret -----------------------------------------------------
 
 
 async def test_exit_2_no_token(tmp_path: Path) -> None:
