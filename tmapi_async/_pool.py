@@ -3,7 +3,8 @@
 Each token gets a member :class:`~tmapi_async.Client` of its own: its own connections
 and its own throttle (``rate``, ``burst`` and ``concurrency`` apply to each token, as
 TMAPI limits each account), so N healthy tokens carry N times the work. The pool is a
-client too: a harvest, a shop or a page through it works as through one token.
+sibling of the client on :class:`~._reader.ShopReader`: a harvest, a shop or a page
+through it works as through one token.
 
 - A page goes to the token with the most free slots (its in-flight limit minus the
   pages it holds); when every slot is taken it waits for the first that frees, so a
@@ -33,7 +34,9 @@ from ._budget import Budgeted, SharedBudget
 from ._client import Client
 from ._errors import AuthenticationError, BalanceError, FatalError, InvalidParameterError
 from ._harvest import Fetched
+from ._limits import Limits, choose_limits
 from ._protocol import ShopQuery
+from ._reader import ShopReader
 from ._redis.connection import redis_url_from_env
 from ._redis.throttle import RedisThrottle
 from ._retry import RetryPolicy
@@ -93,8 +96,9 @@ class _Member:
         self.retired: FatalError | None = None
 
 
-class TokenPool(Client):
-    """A :class:`~tmapi_async.Client` of several tokens (see the module docstring).
+class TokenPool(ShopReader):
+    """A client of several tokens (see the module docstring): the methods of a
+    :class:`~tmapi_async.Client` to read pages, shops and harvests, over every token.
 
     Args:
         tokens: the apiTokens, as a list or one string separated by commas or
@@ -102,19 +106,21 @@ class TokenPool(Client):
         auth: how each key is sent, as for :class:`~tmapi_async.Client`; with
             ``"auto"`` each key finds out its own way.
         base_url: as for :class:`~tmapi_async.Client`.
-        rate: requests per second of EACH token, sustained (with ``redis_url``, a
-            limit left at its default keeps the token's limit set in Redis).
-        burst: requests each token may send at once after idle; default about rate/20.
-        concurrency: the most requests of EACH token in flight.
+        limits: a :class:`~tmapi_async.Limits`: ``rate``, ``burst`` and
+            ``concurrency`` of EACH token (with ``redis_url``, a limit not set keeps the
+            token's limit set in Redis), and ``max_requests``, a budget of requests
+            across every token.
+        rate, burst, concurrency, max_requests: a shorthand for ``limits`` (give one
+            or the other).
         timeout: seconds for one request, as for :class:`~tmapi_async.Client`.
-        max_requests: a budget of requests across every token.
         retry: how transient failures are retried (on the token that met them).
         redis_url: share each token's limits through this Redis with every process
             that uses the token, one ``RedisThrottle`` per token (default
             ``TMAPI_REDIS_URL``).
         redis_outage: with ``redis_url``, as for :class:`~tmapi_async.Client`.
         throttle: ``throttle(token) -> Admission`` builds each token's admission, in
-            place of ``rate``, ``burst``, ``concurrency`` and ``redis_url``.
+            place of ``rate``, ``burst``, ``concurrency`` and ``redis_url`` (a
+            ``max_requests`` still counts across the tokens).
         transport: ``transport(token) -> Transport`` builds each token's transport
             (default aiohttp); tests answer with a ``MockTransport``.
         metrics: as for :class:`~tmapi_async.Client`; each token is labelled by its
@@ -134,9 +140,9 @@ class TokenPool(Client):
         *,
         auth: str | None = None,
         base_url: str | None = None,
-        rate: float = 10.0,
+        rate: float | None = None,
         burst: int | None = None,
-        concurrency: int = 8,
+        concurrency: int | None = None,
         timeout: float = 60.0,
         max_requests: int | None = None,
         retry: RetryPolicy | None = None,
@@ -145,26 +151,32 @@ class TokenPool(Client):
         throttle: Callable[[str], Admission] | None = None,
         transport: Callable[[str], Transport] | None = None,
         metrics: Metrics | None = None,
+        limits: Limits | None = None,
     ) -> None:
         found = split_tokens(tokens if tokens is not None else os.environ.get("TMAPI_TOKEN"))
         if not found:
             raise AuthenticationError("no API token: pass tokens=... or set TMAPI_TOKEN")
-        if max_requests is not None and max_requests < 0:
-            raise InvalidParameterError(f"max_requests must be >= 0, got {max_requests!r}")
-        limits = (rate, burst, concurrency)
-        if throttle is not None and (redis_url is not None or limits != (10.0, None, 8)):
+        limits = choose_limits(
+            limits, rate=rate, burst=burst, concurrency=concurrency, max_requests=max_requests
+        )
+        per_token = limits.without_budget()  # the budget counts across tokens
+        if throttle is not None and (redis_url is not None or per_token != Limits()):
             raise InvalidParameterError(
                 "rate, burst, concurrency and redis_url belong to the throttle given"
             )
-        admission = throttle or _throttle_factory(
-            redis_url, rate, burst, concurrency, redis_outage=redis_outage
-        )
-        self._budget = None if max_requests is None else SharedBudget(max_requests, self.stop)
+        admission = throttle or _throttle_factory(redis_url, per_token, redis_outage=redis_outage)
+        self._fatal: FatalError | None = None
+        self._waiters: deque[asyncio.Future[None]] = deque()
+        self._next = 0  # where the search for a free slot starts: ties take turns
+        self._closed = False
         self._members: list[_Member] = []
+        budget = (
+            None if limits.max_requests is None else SharedBudget(limits.max_requests, self.stop)
+        )
         for token in found:
-            gate = _admission(admission, token)
-            if self._budget is not None:
-                gate = Budgeted(gate, self._budget)
+            gate = admission(token)
+            if budget is not None:
+                gate = Budgeted(gate, budget)
             client = Client(
                 token,
                 auth=auth,
@@ -176,12 +188,7 @@ class TokenPool(Client):
                 metrics=metrics,
             )
             self._members.append(_Member(client, short_fingerprint(token)))
-        self._base_url = self._members[0].client.base_url
-        self._metrics = metrics
-        self._fatal: FatalError | None = None
-        self._waiters: deque[asyncio.Future[None]] = deque()
-        self._next = 0  # where the search for a free slot starts: ties take turns
-        self._closed = False
+        super().__init__(base_url=self._members[0].client.base_url, metrics=metrics)
 
     def __repr__(self) -> str:
         first = self._members[0].client.throttle
@@ -353,27 +360,17 @@ class TokenPool(Client):
 
 
 def _throttle_factory(
-    redis_url: str | None, rate: float, burst: int | None, concurrency: int, *, redis_outage: float
+    redis_url: str | None, limits: Limits, *, redis_outage: float
 ) -> Callable[[str], Admission]:
     url = redis_url_from_env(redis_url)
     if url is not None:
 
         def shared(token: str) -> Admission:
-            return RedisThrottle.for_client(
-                url, token, rate=rate, burst=burst, concurrency=concurrency, max_requests=None,
-                redis_outage=redis_outage,
-            )  # fmt: skip
+            return RedisThrottle(url, token, limits, redis_outage=redis_outage)
 
         return shared
 
     def local(token: str) -> Admission:
-        return Throttle(rate=rate, burst=burst, concurrency=concurrency)
+        return Throttle(limits)
 
     return local
-
-
-def _admission(factory: Callable[[str], Admission], token: str) -> Admission:
-    try:
-        return factory(token)
-    except ValueError as exc:
-        raise InvalidParameterError(str(exc)) from None

@@ -12,14 +12,13 @@ import msgspec
 import pytest
 from redis.asyncio import Redis
 
-from tmapi_async._client import Client
+from tmapi_async import Client, Limits, ShopResult
 from tmapi_async._redis.connection import open_connection
 from tmapi_async._redis.coordinator import RedisHarvest, RedisHarvestError
 from tmapi_async._redis.queue import HarvestQueue
 from tmapi_async._redis.throttle import RedisThrottle
 from tmapi_async._redis.worker import CappedAdmission, OwnershipGate, RedisWorker
 from tmapi_async._secret import fingerprint
-from tmapi_async._shop import ShopResult
 from tmapi_async.cli.status import status_lines
 from tmapi_async.export import ExportJournal
 from tmapi_async.testing import SimulatedTmapi
@@ -51,7 +50,8 @@ async def _harvest(
         _lines(shops),
         output=output,
         params=PARAMS,
-        limits=(TOKEN, 200.0, 20, 8),
+        token=TOKEN,
+        limits=Limits(rate=200.0, burst=20, concurrency=8),
         poll=0.05,
     )
     conn = await open_connection(redis_url)

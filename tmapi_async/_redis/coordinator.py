@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Final
 import msgspec
 
 from .._errors import FatalError, HarvestStopped, InvalidParameterError, TmapiError
+from .._limits import Limits
 from .._models import ShopItem, ShopItemsPage
 from .._pool import split_tokens
 from .._protocol import normalise_shop_url
@@ -93,9 +94,10 @@ class RedisHarvest:
         shops: the SHOPS lines, read lazily.
         params: the listing (as the journal records it); ``max_pages`` apart.
         workers: local worker processes to start (None: none).
-        limits: the token and its ``(rate, burst, concurrency)`` to set in Redis for
-            every process of the token (None: leave the limits in force; a None limit
-            leaves that one).
+        token: the tokens (separated by commas) whose shared limits to set.
+        limits: the ``rate``, ``burst`` and ``concurrency`` to set in Redis for every
+            process of each token in ``token`` (a limit not set stays as Redis holds
+            it; ``max_requests`` is each worker's own and is not shared).
         on_event: receives a line for things worth telling (workers alive changed,
             waiting for Redis, a harvest record made again).
         keep: seconds a finished harvest's keys are kept (then they expire).
@@ -114,7 +116,8 @@ class RedisHarvest:
         params: Mapping[str, object],
         max_pages: int | None = None,
         workers: LocalWorkers | None = None,
-        limits: tuple[str, float | None, int | None, int | None] | None = None,
+        token: str | None = None,
+        limits: Limits | None = None,
         on_event: Callable[[str], None] | None = None,
         poll: float = 0.5,
         keep: float = DEFAULT_KEEP,
@@ -123,7 +126,11 @@ class RedisHarvest:
     ) -> None:
         self._keep, self._max_backlog = keep, max_backlog
         self._url = url
-        self._limits = limits
+        # Only a limit set is shared: the others stay as Redis holds them.
+        shared = Limits() if limits is None else limits.without_budget()
+        if shared != Limits() and not token:
+            raise InvalidParameterError("limits to share need the token they limit")
+        self._limits = None if shared == Limits() or not token else (token, shared)
         self._journal = journal
         self._output = output
         self._input = shops
@@ -496,21 +503,11 @@ class RedisHarvestError(FatalError):
     """The harvest cannot go on through Redis as asked (say, other listing options)."""
 
 
-async def _set_limits(
-    url: str,
-    token: str,
-    rate: float | None,
-    burst: int | None,
-    concurrency: int | None,
-    *,
-    redis_outage: float,
-) -> None:
+async def _set_limits(url: str, token: str, limits: Limits, *, redis_outage: float) -> None:
     """Set the shared limits of each token in ``token`` (several are separated by
     commas) in Redis (the last to set them wins)."""
     for one in split_tokens(token):
-        throttle = RedisThrottle(
-            url, one, rate=rate, burst=burst, concurrency=concurrency, redis_outage=redis_outage
-        )
+        throttle = RedisThrottle(url, one, limits, redis_outage=redis_outage)
         await throttle.start()
         await throttle.aclose()
 

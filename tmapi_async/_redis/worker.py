@@ -39,7 +39,7 @@ from .queue import PREFIX, HarvestGone, HarvestQueue, _text, opened_key, pulse_k
 from .scripts import WORKER_BEAT
 
 if TYPE_CHECKING:
-    from .._client import Client
+    from .._reader import ShopReader
     from .._throttle import Admission
     from .connection import RedisConnection
 
@@ -253,7 +253,8 @@ class RedisWorker:
 
     Args:
         conn: the connection (its client also reads the streams).
-        client: the API client; its throttle must be the shared one, gated by ``gate``.
+        client: the API client (a Client or a TokenPool); its throttles must be the
+            shared ones, gated by ``gate``.
         gate: the worker's :class:`OwnershipGate`, which the client's admissions wait on
             (default: one of its own, which then gates nothing the client sends).
         worker_id: names this worker (consumer name, workers hash); default host-pid-random.
@@ -267,7 +268,7 @@ class RedisWorker:
     def __init__(
         self,
         conn: RedisConnection,
-        client: Client,
+        client: ShopReader,
         *,
         gate: OwnershipGate | None = None,
         worker_id: str | None = None,

@@ -127,12 +127,7 @@ def scale_out_job(
         else None
     )
     # Only the limits given on the command line are set: the others stay as an operator
-    # (or another process) set them in Redis, as with a Client's keywords left alone.
-    given = client.given
-    rate = client.rate if "rate" in given else None
-    burst = client.burst if "burst" in given else None
-    concurrency = client.concurrency if "concurrency" in given else None
-    limits = (rate, burst, concurrency)
+    # (or another process) set them in Redis, as with a Client's limits not set.
     return RedisHarvest(
         options.redis,
         journal,
@@ -141,7 +136,8 @@ def scale_out_job(
         params=options.listing.params,
         max_pages=options.listing.max_pages,
         workers=workers,
-        limits=None if limits == (None, None, None) else (client.token, *limits),
+        token=client.token,
+        limits=client.limits,
         keep=options.keep,
         max_backlog=options.max_backlog or None,
         redis_outage=options.redis_outage,

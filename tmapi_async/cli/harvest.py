@@ -312,10 +312,12 @@ def _announce(session: _Run, display: ProgressDisplay) -> None:
     if session.journal.resumed_position:
         display.log(f"resuming from {options.state}")
     if options.verbose:
+        limits = options.client.limits
         display.log(
             f"harvest to {options.output} ({options.format}), state {options.state}, "
-            f"API {public_base_url(session.client.base_url)}, rate {options.client.rate:g}/s, "
-            f"concurrency {options.client.concurrency}"
+            f"API {public_base_url(session.client.base_url)}, "
+            f"rate {limits.rate_or_default:g}/s, "
+            f"concurrency {limits.concurrency_or_default}"
         )
 
 
