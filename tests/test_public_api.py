@@ -23,13 +23,14 @@ REPO = Path(tm.__file__).resolve().parent.parent
 
 PUBLIC_NAMES: dict[str, tuple[str, ...]] = {
     "tmapi_async": (
-        "Admission", "AuthenticationError", "BalanceError", "Change", "Client", "DecodeError",
-        "Diff", "DiffInputError", "DiffSummary", "FatalError", "Harvest", "HarvestProgress",
-        "HarvestStopped", "InvalidParameterError", "Journal", "KnownItems", "Listing",
-        "MaxPagesReached", "Metrics", "PageEvent", "RateLimitError", "RedisUnavailableError",
-        "RequestBudgetExhausted", "RetryPolicy", "SaleInfo", "ShopCheckpoint", "ShopItem",
-        "ShopItemsPage", "ShopQuery", "ShopResult", "ShopTakenOver", "Sort", "Throttle",
-        "TmapiError", "TokenPool", "TransientError", "TransportError", "UpstreamError",
+        "Admission", "Answer", "AuthenticationError", "BalanceError", "Change", "Client",
+        "DecodeError", "Diff", "DiffInputError", "DiffSummary", "FatalError", "Fetched", "Harvest",
+        "HarvestProgress", "HarvestStopped", "InvalidParameterError", "Journal", "KnownItems",
+        "Limits", "Listing", "MaxPagesReached", "Metrics", "MockTransport", "PageEvent",
+        "PageSource", "RateLimitError", "RedisUnavailableError", "RequestBudgetExhausted",
+        "RetryPolicy", "SaleInfo", "ShopCheckpoint", "ShopItem", "ShopItemsPage", "ShopQuery",
+        "ShopReader", "ShopResult", "ShopTakenOver", "Sort", "Throttle", "TmapiError", "TokenPool",
+        "TokenUsage", "TransientError", "Transport", "TransportError", "UpstreamError",
         "__version__", "diff", "normalise_image_url", "normalise_shop_url",
     ),
     "tmapi_async.export": (
