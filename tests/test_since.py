@@ -17,7 +17,7 @@ from tmapi_async import (
     UpstreamError,
 )
 from tmapi_async._export_reader import ExportReadError
-from tmapi_async._newest import NewListingsCrawl
+from tmapi_async._new_listings import NewListingsCrawl
 from tmapi_async.export import open_sink
 
 SHOP = "https://newest.1688.com/"

@@ -22,17 +22,19 @@ if TYPE_CHECKING:
     from ._client import Client as Client
     from ._diff import Change as Change
     from ._diff import Diff as Diff
-    from ._diff import DiffInputError as DiffInputError
     from ._diff import DiffSummary as DiffSummary
     from ._diff import diff as diff
     from ._errors import AuthenticationError as AuthenticationError
     from ._errors import BalanceError as BalanceError
     from ._errors import DecodeError as DecodeError
+    from ._errors import DiffInputError as DiffInputError
+    from ._errors import ExportError as ExportError
     from ._errors import FatalError as FatalError
     from ._errors import HarvestStopped as HarvestStopped
     from ._errors import InvalidParameterError as InvalidParameterError
     from ._errors import MaxPagesReached as MaxPagesReached
     from ._errors import RateLimitError as RateLimitError
+    from ._errors import RedisUnavailableError as RedisUnavailableError
     from ._errors import RequestBudgetExhausted as RequestBudgetExhausted
     from ._errors import ShopTakenOver as ShopTakenOver
     from ._errors import TmapiError as TmapiError
@@ -46,23 +48,22 @@ if TYPE_CHECKING:
     from ._journal import Journal as Journal
     from ._limits import Limits as Limits
     from ._listing import Listing as Listing
+    from ._listing import Sort as Sort
     from ._metrics import Metrics as Metrics
     from ._models import SaleInfo as SaleInfo
     from ._models import ShopItem as ShopItem
     from ._models import ShopItemsPage as ShopItemsPage
-    from ._models import Sort as Sort
     from ._models import normalise_image_url as normalise_image_url
+    from ._new_listings import KnownItems as KnownItems
     from ._pool import TokenPool as TokenPool
     from ._pool import TokenUsage as TokenUsage
+    from ._progress import HarvestProgress as HarvestProgress
     from ._protocol import ShopQuery as ShopQuery
     from ._protocol import normalise_shop_url as normalise_shop_url
     from ._reader import ShopReader as ShopReader
-    from ._redis.connection import RedisUnavailableError as RedisUnavailableError
     from ._retry import RetryPolicy as RetryPolicy
     from ._shop import ShopCheckpoint as ShopCheckpoint
     from ._shop import ShopResult as ShopResult
-    from ._since import KnownItems as KnownItems
-    from ._stats import HarvestProgress as HarvestProgress
     from ._throttle import Admission as Admission
     from ._throttle import Throttle as Throttle
     from ._transport import Answer as Answer
@@ -84,16 +85,17 @@ _SOURCES: dict[str, str] = {
     "Client": "._client",
     "DecodeError": "._errors",
     "Diff": "._diff",
-    "DiffInputError": "._diff",
+    "DiffInputError": "._errors",
     "DiffSummary": "._diff",
+    "ExportError": "._errors",
     "FatalError": "._errors",
     "Fetched": "._harvest",
     "Harvest": "._harvest",
-    "HarvestProgress": "._stats",
+    "HarvestProgress": "._progress",
     "HarvestStopped": "._errors",
     "InvalidParameterError": "._errors",
     "Journal": "._journal",
-    "KnownItems": "._since",
+    "KnownItems": "._new_listings",
     "Limits": "._limits",
     "Listing": "._listing",
     "MaxPagesReached": "._errors",
@@ -102,7 +104,7 @@ _SOURCES: dict[str, str] = {
     "PageEvent": "._harvest",
     "PageSource": "._harvest",
     "RateLimitError": "._errors",
-    "RedisUnavailableError": "._redis.connection",
+    "RedisUnavailableError": "._errors",
     "RequestBudgetExhausted": "._errors",
     "RetryPolicy": "._retry",
     "SaleInfo": "._models",
@@ -113,7 +115,7 @@ _SOURCES: dict[str, str] = {
     "ShopReader": "._reader",
     "ShopResult": "._shop",
     "ShopTakenOver": "._errors",
-    "Sort": "._models",
+    "Sort": "._listing",
     "Throttle": "._throttle",
     "TmapiError": "._errors",
     "TokenPool": "._pool",

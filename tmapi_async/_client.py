@@ -21,7 +21,7 @@ from ._redis.connection import redis_url_from_env
 from ._redis.throttle import RedisThrottle
 from ._request import PageRequests
 from ._retry import RetryPolicy
-from ._secret import fingerprint
+from ._secret import short_fingerprint
 from ._throttle import Admission, Throttle
 from ._transport import AiohttpTransport, Transport
 
@@ -141,7 +141,7 @@ class Client(ShopReader):
         )
         if metrics is not None:  # the token by its short fingerprint, never itself
             self._requests.instruments = metrics.instruments(
-                fingerprint(self._token)[:8], throttle, self._requests
+                short_fingerprint(self._token), throttle, self._requests
             )
         self._entered = False
         self._closed = False

@@ -25,10 +25,10 @@ from ._errors import FatalError, HarvestStopped, InvalidParameterError, ShopTake
 from ._journal import Journal
 from ._listing import Listing, choose_listing
 from ._models import ShopItem, ShopItemsPage, Sort
-from ._newest import NewListingsCrawl
+from ._new_listings import NewListingsCrawl
+from ._progress import HarvestProgress
 from ._protocol import ShopQuery, normalise_shop_url
 from ._shop import ShopCheckpoint, ShopCrawl, ShopResult
-from ._stats import HarvestProgress
 
 
 class Fetched(NamedTuple):
@@ -441,14 +441,7 @@ class Harvest:
     async def _emit(self, event: ShopResult | PageEvent) -> None:
         assert self._events is not None
         if isinstance(event, ShopResult):
-            progress = self.progress
-            progress.shops_done += 1
-            if event.status == "complete":
-                progress.shops_complete += 1
-            elif event.status == "partial":
-                progress.shops_partial += 1
-            else:
-                progress.shops_failed += 1
+            self.progress.shop_finished(event.status)
         await self._events.put(event)
 
     # -- opening shops -----------------------------------------------------------------

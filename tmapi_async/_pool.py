@@ -20,12 +20,10 @@ through it works as through one token.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import os
 import re
-from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Self
@@ -40,9 +38,10 @@ from ._reader import ShopReader
 from ._redis.connection import redis_url_from_env
 from ._redis.throttle import RedisThrottle
 from ._retry import RetryPolicy
-from ._secret import fingerprint
+from ._secret import short_fingerprint
 from ._throttle import Admission, Throttle
 from ._transport import Transport
+from ._waiters import Waiters
 
 if TYPE_CHECKING:
     from ._metrics import Metrics
@@ -62,11 +61,6 @@ def split_tokens(value: str | Iterable[str] | None) -> list[str]:
     (as ``TMAPI_TOKEN`` may hold), or several such strings; each token once, in order."""
     parts = [value] if isinstance(value, str) else list(value or ())
     return list(dict.fromkeys(t for part in parts for t in _SEPARATORS.split(part) if t))
-
-
-def short_fingerprint(token: str) -> str:
-    """8 hex digits of the token's keyed hash: names it in summaries and logs."""
-    return fingerprint(token)[:8]
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,7 +160,7 @@ class TokenPool(ShopReader):
             )
         admission = throttle or _throttle_factory(redis_url, per_token, redis_outage=redis_outage)
         self._fatal: FatalError | None = None
-        self._waiters: deque[asyncio.Future[None]] = deque()
+        self._waiters = Waiters()
         self._next = 0  # where the search for a free slot starts: ties take turns
         self._closed = False
         self._members: list[_Member] = []
@@ -261,7 +255,7 @@ class TokenPool(ShopReader):
             self._fatal = error
         for member in self._members:
             member.client.stop(error)
-        self._wake(len(self._waiters))
+        self._waiters.wake_all()
 
     # -- one page ----------------------------------------------------------------------
 
@@ -284,12 +278,11 @@ class TokenPool(ShopReader):
                 continue  # the token retired: the page goes to another
             finally:
                 member.held -= 1
-                self._wake(1)
+                self._waiters.wake(1)
             return fetched
 
     async def _take(self) -> _Member:
         """The token with the most free slots, once one has a free slot."""
-        loop = asyncio.get_running_loop()
         while True:
             if self._fatal is not None:
                 raise self._fatal
@@ -297,17 +290,7 @@ class TokenPool(ShopReader):
             if member is not None:
                 member.held += 1
                 return member
-            waiter: asyncio.Future[None] = loop.create_future()
-            self._waiters.append(waiter)
-            try:
-                await waiter
-            except BaseException:
-                if waiter.done() and not waiter.cancelled():
-                    self._wake(1)  # woken, but leaving: pass the slot on
-                raise
-            finally:
-                if waiter in self._waiters:
-                    self._waiters.remove(waiter)
+            await self._waiters.wait()
 
     def _freest(self) -> _Member | None:
         count = len(self._members)
@@ -348,15 +331,7 @@ class TokenPool(ShopReader):
         )
         if live == 0:
             self.stop(error)
-        self._wake(len(self._waiters))  # waiters choose again, or raise
-
-    def _wake(self, count: int) -> None:
-        for waiter in self._waiters:
-            if count <= 0:
-                break
-            if not waiter.done():
-                waiter.set_result(None)
-                count -= 1
+        self._waiters.wake_all()  # waiters choose again, or raise
 
 
 def _throttle_factory(

@@ -9,13 +9,12 @@ import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from .._errors import InvalidParameterError
 from .._limits import DEFAULT_CONCURRENCY, DEFAULT_RATE, Limits
+from .._listing import SORTS, Listing
 from ._output import UsageError, secrets
-
-if TYPE_CHECKING:
-    from .._listing import Listing
 
 __all__ = [
     "AUTH_MODES",
@@ -44,10 +43,6 @@ def int_at_least(minimum: int) -> Callable[[str], int]:
 
     return parse
 
-
-#: The values of :class:`tmapi_async.Sort`, written out so that ``--help`` need not import
-#: the models (and msgspec); a test keeps the two equal.
-SORTS = ("default", "sales", "price_up", "price_down", "time_up", "time_down")
 
 #: The values of ``--auth`` (the library's ``AUTH_MODES``, written out for the same reason).
 AUTH_MODES = ("auto", "header", "query")
@@ -278,23 +273,10 @@ class ListingOptions:
         Raises:
             UsageError: the library refuses them.
         """
-        from .._errors import InvalidParameterError
-        from .._listing import Listing
-
         try:
             return Listing(self.page_size, self.sort, self.cat, self.cat_type)
         except InvalidParameterError as exc:
             raise UsageError(str(exc)) from None
-
-    @property
-    def params(self) -> dict[str, object]:
-        """The listing as the journal records it (a resumed run must repeat it)."""
-        return {
-            "page_size": self.page_size,
-            "sort": self.sort,
-            "cat": self.cat,
-            "cat_type": self.cat_type,
-        }
 
 
 def add_output_level(parser: argparse.ArgumentParser) -> None:
