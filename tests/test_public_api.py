@@ -24,14 +24,15 @@ REPO = Path(tm.__file__).resolve().parent.parent
 PUBLIC_NAMES: dict[str, tuple[str, ...]] = {
     "tmapi_async": (
         "Admission", "Answer", "AuthenticationError", "BalanceError", "Change", "Client",
-        "DecodeError", "Diff", "DiffInputError", "DiffSummary", "FatalError", "Fetched", "Harvest",
-        "HarvestProgress", "HarvestStopped", "InvalidParameterError", "Journal", "KnownItems",
-        "Limits", "Listing", "MaxPagesReached", "Metrics", "MockTransport", "PageEvent",
-        "PageSource", "RateLimitError", "RedisUnavailableError", "RequestBudgetExhausted",
-        "RetryPolicy", "SaleInfo", "ShopCheckpoint", "ShopItem", "ShopItemsPage", "ShopQuery",
-        "ShopReader", "ShopResult", "ShopTakenOver", "Sort", "Throttle", "TmapiError", "TokenPool",
-        "TokenUsage", "TransientError", "Transport", "TransportError", "UpstreamError",
-        "__version__", "diff", "normalise_image_url", "normalise_shop_url",
+        "DecodeError", "Diff", "DiffInputError", "DiffSummary", "ExportError", "FatalError",
+        "Fetched", "Harvest", "HarvestProgress", "HarvestStopped", "InvalidParameterError",
+        "Journal", "KnownItems", "Limits", "Listing", "MaxPagesReached", "Metrics", "MockTransport",
+        "PageEvent", "PageSource", "RateLimitError", "RedisUnavailableError",
+        "RequestBudgetExhausted", "RetryPolicy", "SaleInfo", "ShopCheckpoint", "ShopItem",
+        "ShopItemsPage", "ShopQuery", "ShopReader", "ShopResult", "ShopTakenOver", "Sort",
+        "Throttle", "TmapiError", "TokenPool", "TokenUsage", "TransientError", "Transport",
+        "TransportError", "UpstreamError", "__version__", "diff", "normalise_image_url",
+        "normalise_shop_url",
     ),
     "tmapi_async.export": (
         "CsvSink", "ExportFormat", "ExportJournal", "FORMATS", "JournalError", "JournalSummary",
