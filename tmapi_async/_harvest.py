@@ -90,6 +90,14 @@ _Event = ShopResult | PageEvent | None  # None: every worker has finished
 _SOURCE_WORKERS: dict[int, int] = {}
 
 
+def _worker_done(key: int, _task: asyncio.Task[None]) -> None:
+    left = _SOURCE_WORKERS[key] - 1
+    if left:
+        _SOURCE_WORKERS[key] = left
+    else:
+        del _SOURCE_WORKERS[key]
+
+
 ShopSource = Iterable[str | ShopQuery] | AsyncIterable[str | ShopQuery]
 
 
@@ -335,7 +343,7 @@ class Harvest:
         except Exception as error:  # a journal that cannot write: stop, do not lose pages
             self._fail(error)
         finally:
-            self._worker_ended()
+            self._live_workers -= 1
             self._wake_all()  # whatever ended this worker ends the others
             await self._task_ended()
 
@@ -374,18 +382,12 @@ class Harvest:
             self._live_workers += 1
             self._alive += 1
             shared += 1
-            self._tasks.append(asyncio.create_task(self._worker()))
+            task = asyncio.create_task(self._worker())
+            # Counted off when the task is done, even cancelled before it ever ran.
+            task.add_done_callback(partial(_worker_done, key))
+            self._tasks.append(task)
             wanted -= 1
         _SOURCE_WORKERS[key] = shared
-
-    def _worker_ended(self) -> None:
-        self._live_workers -= 1
-        key = id(self._source)
-        left = _SOURCE_WORKERS[key] - 1
-        if left:
-            _SOURCE_WORKERS[key] = left
-        else:
-            del _SOURCE_WORKERS[key]
 
     def _fail(self, error: BaseException) -> None:
         if self._error is None:
