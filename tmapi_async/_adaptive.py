@@ -27,11 +27,12 @@ The same rules run in Lua for a token shared through Redis
 
 from __future__ import annotations
 
-__all__ = ["PROBE_FIRST", "PROBE_LAST", "START", "InFlightLimit"]
+__all__ = ["PROBE_FIRST", "PROBE_LAST", "START", "InFlightLimit", "SentRequests"]
 
 START = 6  #: the limit before the first refusal, if the concurrency is above it
 PROBE_FIRST = 128  #: successes at the ceiling before the first probe above it
 PROBE_LAST = 4096  #: the most successes between two probes
+_FORGET_AFTER = 64  # requests released without their ticket whose depth is kept, at most
 
 
 class InFlightLimit:
@@ -95,3 +96,45 @@ class InFlightLimit:
             if self._since_probe >= self.probe_gap:
                 self.limit = self.ceiling + 1
                 self._since_probe = 0
+
+
+class SentRequests:
+    """The depth and epoch each request in flight was sent at, by ticket, until its
+    answer is told: the bookkeeping both throttles feed an :class:`InFlightLimit` from.
+
+    A refusal names its ticket; a success does not (``Admission.succeeded`` takes
+    none) but is told right after its request's release, so the last released one
+    is kept aside for it.
+
+    Args:
+        keep: requests in flight at most (older entries, of requests released without
+            their ticket, are forgotten past it).
+    """
+
+    __slots__ = ("_keep", "_last", "_sent")
+
+    def __init__(self, keep: int) -> None:
+        self._keep = keep + _FORGET_AFTER
+        self._sent: dict[int, tuple[int, int]] = {}
+        self._last: tuple[int, int, int] | None = None
+
+    def sent(self, ticket: int, depth: int, epoch: int) -> None:
+        """``ticket`` left with ``depth`` requests in flight (itself included)."""
+        sent = self._sent
+        if len(sent) >= self._keep:
+            del sent[next(iter(sent))]
+        sent[ticket] = (depth, epoch)
+
+    def released(self, ticket: int) -> None:
+        """``ticket`` is off the wire; its answer is told next."""
+        sent_at = self._sent.pop(ticket, None)
+        if sent_at is not None:
+            self._last = (ticket, *sent_at)
+
+    def of(self, ticket: int | None) -> tuple[int, int] | None:
+        """The depth and epoch of ``ticket`` (None: the one released last), once."""
+        last = self._last
+        if last is not None and (ticket is None or last[0] == ticket):
+            self._last = None
+            return last[1], last[2]
+        return None if ticket is None else self._sent.pop(ticket, None)

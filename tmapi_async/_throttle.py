@@ -26,11 +26,10 @@ from typing import Any, Protocol
 
 from aiolimiter import AsyncLimiter
 
-from ._adaptive import InFlightLimit
+from ._adaptive import InFlightLimit, SentRequests
 from ._errors import FatalError, RequestBudgetExhausted
 
 _SEND_JITTER = 0.02  # seconds: how late an admitted request may leave the event loop
-_FORGET_AFTER = 64  # depths kept of requests released without their ticket, at most
 
 
 def default_burst(rate: float) -> int:
@@ -197,10 +196,9 @@ class Throttle:
         "_bucket",
         "_fatal",
         "_in_flight",
-        "_last_released",
         "_loop",
         "_resume_at",
-        "_sent_at",
+        "_sent",
         "_slot_waiters",
         "_slots",
         "_waiting",
@@ -246,11 +244,7 @@ class Throttle:
         self._adaptive = InFlightLimit(concurrency)
         self._slots = self._adaptive.limit  # kept with it: read on every request
         self._in_flight = 0
-        # ticket -> (depth, epoch) it was sent at, until its answer is known; the answer
-        # of the last released ticket is told just after its release (succeeded() takes
-        # no ticket), so that one is kept aside.
-        self._sent_at: dict[int, tuple[int, int]] = {}
-        self._last_released: tuple[int, int, int] | None = None
+        self._sent = SentRequests(concurrency)  # the depth each request left at
         self._slot_waiters: deque[asyncio.Future[None]] = deque()
         self._waiting: set[asyncio.Task[Any]] = set()
         self._resume_at = 0.0
@@ -305,10 +299,7 @@ class Throttle:
             self.release()
             raise
         self.sent += 1
-        sent_at = self._sent_at
-        if len(sent_at) > self.concurrency + _FORGET_AFTER:  # released without a ticket
-            del sent_at[next(iter(sent_at))]
-        sent_at[self.sent] = (self._in_flight, self._adaptive.epoch)
+        self._sent.sent(self.sent, self._in_flight, self._adaptive.epoch)
         return self.sent
 
     async def start(self) -> None:
@@ -320,9 +311,7 @@ class Throttle:
     def release(self, ticket: int = 0) -> None:
         """Give back the in-flight slot taken by :meth:`acquire` (any ticket frees one)."""
         self._in_flight -= 1
-        sent_at = self._sent_at.pop(ticket, None)
-        if sent_at is not None:
-            self._last_released = (ticket, *sent_at)
+        self._sent.released(ticket)
         self._wake_slot_waiter()
 
     def _bind(self) -> asyncio.AbstractEventLoop:
@@ -364,9 +353,10 @@ class Throttle:
     def congested(self, ticket: int) -> None:
         """A request refused for concurrency or rate: the limit drops to just below the
         depth it was sent at (the account admits fewer at once than that)."""
-        depth, epoch = self._sent_with(ticket)
-        self._adaptive.refused(depth, epoch)
-        self._slots = self._adaptive.limit
+        adaptive = self._adaptive
+        depth, epoch = self._sent.of(ticket) or (self._in_flight + 1, adaptive.epoch)
+        adaptive.refused(depth, epoch)
+        self._slots = adaptive.limit
 
     def succeeded(self) -> None:
         """A request succeeded (the one released last): the limit grows while it is
@@ -374,23 +364,11 @@ class Throttle:
         adaptive = self._adaptive
         if adaptive.limit >= self.concurrency and adaptive.ceiling is None:
             return  # the common case of a guess within the account's limit: nothing to do
-        last, self._last_released = self._last_released, None
-        depth, epoch = (last[1], last[2]) if last else (self._in_flight + 1, adaptive.epoch)
+        depth, epoch = self._sent.of(None) or (self._in_flight + 1, adaptive.epoch)
         adaptive.succeeded(depth, epoch)
         if adaptive.limit != self._slots:
             self._slots = adaptive.limit
             self._wake_slot_waiter()
-
-    def _sent_with(self, ticket: int) -> tuple[int, int]:
-        """The depth and epoch ``ticket`` was sent at (a guess if it is not known)."""
-        sent_at = self._sent_at.pop(ticket, None)
-        if sent_at is not None:
-            return sent_at
-        last = self._last_released
-        if last is not None and last[0] == ticket:
-            self._last_released = None
-            return last[1], last[2]
-        return self._in_flight + 1, self._adaptive.epoch
 
     def pause(self, seconds: float) -> None:
         """Hold every request that has not left yet for ``seconds`` (Retry-After)."""

@@ -283,7 +283,7 @@ class RedisThrottle:
                     self.fail(RequestBudgetExhausted(f"max_requests={self.max_requests} spent"))
                     return
                 wanted = min(wanted, self.max_requests - self.sent)
-            self._leases.freed.clear()  # a release from here on wakes a full wait
+            self._leases.returned.clear()  # a release from here on wakes a full wait
             asked = self._leases.clock()
             try:
                 verdict, first, count = await self._admit(wanted)
@@ -295,8 +295,10 @@ class RedisThrottle:
                     self._hand_out(ticket)
             elif verdict == "wait":
                 await asyncio.sleep(first / 1e6)
-            else:  # full: a slot frees here (an event) or in another process (polled)
-                await self._leases.until_freed(_FULL_POLL)
+            elif not self._leases.pending:
+                # Full: a slot frees here (asked again at once, carrying the release: one
+                # round trip, not a ZREM and then an ask) or in another process (polled).
+                await self._leases.until_returned(_FULL_POLL)
 
     def _hand_out(self, ticket: int) -> None:
         while self._waiters:
