@@ -143,7 +143,8 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 f"{report['account']:>7}  {report['pages']:>5}  {run['guess']:>5}  "
                 f"{run['seconds']:>7.1f}  {run['vs_known']:>14.3f}  {run['vs_floor']:>8.3f}  "
-                f"{run['refused']:>3} ({100 * run['refused_share']:.2f} %)  {run['limit_at_end']:>6}"
+                f"{run['refused']:>3} ({100 * run['refused_share']:.2f} %)  "
+                f"{run['limit_at_end']:>12}"
             )
     if args.json:
         print(json.dumps(reports))

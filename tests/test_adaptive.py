@@ -70,9 +70,11 @@ def test_a_probe_above_the_ceiling_comes_after_probe_first_successes() -> None:
     limit.refused(9, 0)
     for _ in range(PROBE_FIRST - 1):
         limit.succeeded(8, 1)
-    assert limit.limit == 8 and not limit.probing
+    assert limit.limit == 8
+    assert not limit.probing
     limit.succeeded(8, 1)
-    assert limit.limit == 9 and limit.probing
+    assert limit.limit == 9
+    assert limit.probing
 
 
 def test_failed_probes_come_ever_more_rarely() -> None:
@@ -127,7 +129,8 @@ def test_a_refused_request_of_an_older_probe_does_not_double_the_gap() -> None:
     limit.succeeded(8, 1)
     assert limit.probing
     limit.refused(9, 0)
-    assert limit.probe_gap == 1 and limit.limit == 8
+    assert limit.probe_gap == 1
+    assert limit.limit == 8
 
 
 # -- against a simulated account, on a fake clock ----------------------------------------

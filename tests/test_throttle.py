@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import itertools
 
 import pytest
 
@@ -157,8 +158,9 @@ def test_the_limit_starts_low_and_grows_while_in_use(run_virtual):
     limits = run_virtual(scenario())
     assert limits[0] == START
     grown = limits[: limits.index(40) + 1]
-    assert all(old < new <= 2 * old for old, new in zip(grown, grown[1:], strict=False))
-    assert len(grown) <= 6 and limits[-1] == 40  # five round trips at most, then held
+    assert all(old < new <= 2 * old for old, new in itertools.pairwise(grown))
+    assert len(grown) <= 6
+    assert limits[-1] == 40
 
 
 def test_limit_probes_above_the_refusal_level_rarely(run_virtual):

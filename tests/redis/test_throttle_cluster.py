@@ -14,6 +14,7 @@ import pytest
 import redis.asyncio as aioredis
 
 import tmapi_async as tm
+from tmapi_async._adaptive import PROBE_FIRST
 from tmapi_async._redis.connection import RedisUnavailableError, open_connection, redact_url
 from tmapi_async._redis.throttle import RedisThrottle
 from tmapi_async._redis.token import TOKENS_KEY, TokenKeys
@@ -335,24 +336,27 @@ async def _settled(throttle: RedisThrottle) -> None:
 
 
 async def test_a_refusal_in_one_process_cuts_the_limit_of_all(redis_url: str) -> None:
+    """The fifth request in flight refused in one process: the token's limit is 4 in
+    every process; successes of any process count towards the next probe above it."""
     a = RedisThrottle(redis_url, TOKEN, rate=1000, burst=50, concurrency=8)
     b = RedisThrottle(redis_url, TOKEN)
     await a.start()
     await b.start()
     try:
-        ticket = await a.acquire()
-        a.release(ticket)
-        a.congested(ticket)  # a 503 "concurrency limit exceeded"
+        tickets = [await a.acquire() for _ in range(5)]
+        a.release(tickets[4])
+        a.congested(tickets[4])  # a 503 "concurrency limit exceeded", 4 others in flight
+        for ticket in tickets[:4]:
+            a.release(ticket)
         await _settled(a)
         b.release(await b.acquire())
         assert (a.limit, b.limit) == (4, 4)  # b learnt it from its own admission
-        # Refused with nothing else in flight, so the server's limit looked like 1: the
-        # limit probes back up slowly (0.1 per round trip), from successes of any process.
-        for _ in range(300):
+        for _ in range(PROBE_FIRST):
+            b.release(await b.acquire())
             b.succeeded()
         await _settled(b)
         a.release(await a.acquire())
-        assert a.limit == b.limit == 8
+        assert a.limit == b.limit == 5  # one probe above where refusals began
     finally:
         await a.aclose()
         await b.aclose()
