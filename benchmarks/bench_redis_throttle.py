@@ -61,9 +61,9 @@ async def _child(base_url: str, redis_url: str, rate: float, shops: list[str]) -
     from tmapi_async._redis.throttle import RedisThrottle
 
     if redis_url == "local":  # the control: a local throttle of a quarter of the rate each
-        inner: Any = tm.Throttle(rate=rate / PROCESSES, concurrency=16)
+        inner: Any = tm.Throttle(rate=rate / PROCESSES, concurrency=64)
     else:
-        inner = RedisThrottle(redis_url, TOKEN, rate=rate, concurrency=64)
+        inner = RedisThrottle(redis_url, TOKEN, rate=rate, concurrency=PROCESSES * 64)
     throttle = _Stamped(inner)
     client = tm.Client(TOKEN, base_url=base_url, throttle=throttle)
     async with client:

@@ -26,6 +26,7 @@ __all__ = ["Leases"]
 
 _log = logging.getLogger("tmapi_async")
 _CARRIED = 256  # releases an admission carries at most
+_GATHER = 0.002  # seconds of releases sent together
 
 
 class Leases:
@@ -151,8 +152,12 @@ class Leases:
     async def _releaser(self) -> None:
         while not self._closing.is_set():
             await self._release_wanted.wait()
+            # Gather the releases of a few ms in one ZREM (or let an admission carry them):
+            # a command per release was most of what the shared throttle cost a process.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(_GATHER):
+                    await self._closing.wait()
             self._release_wanted.clear()
-            await asyncio.sleep(0)  # an admission about to leave may carry them instead
             await self._flush()
 
     async def _flush(self) -> None:
