@@ -133,6 +133,26 @@ def test_a_refused_request_of_an_older_probe_does_not_double_the_gap() -> None:
     assert limit.limit == 8
 
 
+def test_a_success_said_not_to_count_changes_nothing() -> None:
+    """success_counts() is False only for successes that leave every field as it was:
+    checked over slow starts, ceilings and probes reached by random answers."""
+    rnd = random.Random(7)
+    for _ in range(300):
+        limit = InFlightLimit(rnd.randint(1, 20))
+        for _ in range(rnd.randint(0, 40)):
+            depth = rnd.randint(1, limit.limit)
+            if rnd.random() < 0.1:
+                limit.refused(depth, limit.epoch)
+            else:
+                limit.succeeded(depth, limit.epoch)
+        depth = rnd.randint(1, limit.limit)
+        before = (limit.limit, limit.ceiling, limit.epoch, limit.probe_gap, limit._since_probe)
+        counts = InFlightLimit.success_counts(depth, limit.limit, limit.ceiling, limit.concurrency)
+        limit.succeeded(depth, limit.epoch)
+        after = (limit.limit, limit.ceiling, limit.epoch, limit.probe_gap, limit._since_probe)
+        assert counts or before == after
+
+
 # -- against a simulated account, on a fake clock ----------------------------------------
 
 

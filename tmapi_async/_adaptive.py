@@ -81,6 +81,14 @@ class InFlightLimit:
         self.limit = self.ceiling  # from now on the limit is the ceiling, or one above
         self._since_probe = 0
 
+    @staticmethod
+    def success_counts(depth: int, limit: int, ceiling: int | None, concurrency: int) -> bool:
+        """Whether a success at ``depth`` can change anything: a caller that pays for
+        telling one (a round trip to Redis) may skip the others."""
+        if ceiling is None:
+            return limit < concurrency and depth * 2 >= limit
+        return depth > ceiling or limit < min(concurrency, ceiling + 1)  # counts to a probe
+
     def succeeded(self, depth: int, epoch: int) -> None:
         """A request sent at ``depth`` in ``epoch`` succeeded."""
         if self.ceiling is None:

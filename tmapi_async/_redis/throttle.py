@@ -30,7 +30,7 @@ from collections import deque
 from collections.abc import Awaitable, Coroutine
 from typing import TYPE_CHECKING, Any
 
-from .._adaptive import PROBE_FIRST, PROBE_LAST, START, SentRequests
+from .._adaptive import PROBE_FIRST, PROBE_LAST, START, InFlightLimit, SentRequests
 from .._errors import FatalError, InvalidParameterError, RequestBudgetExhausted
 from .._secret import fingerprint
 from .._throttle import default_burst, wait_interruptibly
@@ -420,12 +420,13 @@ class RedisThrottle:
         self._spawn(self._adapt("refused", [str(depth), str(epoch)]))
 
     def succeeded(self) -> None:
-        """A request succeeded (the one released last): told to Redis, in batches, while
-        the token's limit is being found or probed. (No round trip for a token that
-        never saw a refusal and is at its concurrency.)"""
-        if self._limit >= self._concurrency and self._ceiling < 0:
-            return
+        """A request succeeded (the one released last): told to Redis, in batches, if it
+        can change the token's limit (no round trip for one that cannot: a token at its
+        concurrency that never saw a refusal, a slow start whose limit is not in use)."""
         depth, epoch = self._sent_at.of(None) or (len(self._leases.live) + 1, self._epoch)
+        ceiling = None if self._ceiling < 0 else self._ceiling
+        if not InFlightLimit.success_counts(depth, self._limit, ceiling, self._concurrency):
+            return
         self._answers += (str(depth), str(epoch))
         if len(self._answers) == 2:
             self._spawn(self._tell_successes())
