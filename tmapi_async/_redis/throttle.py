@@ -313,6 +313,10 @@ class RedisThrottle:
             verdict = text(reply[0])
             if verdict == "ok":
                 self._hand_out_run(reply, asked)
+                if self._booked and len(self._waiters) < _BATCH:
+                    # The rate is booked ahead: ask again when the last booked request is
+                    # due, for all who came meanwhile (one round trip, not one each).
+                    await asyncio.sleep(self._booked[-1][0] - loop.time())
             elif verdict == "wait":
                 await asyncio.sleep(int(reply[1]) / 1e6)
             elif not self._leases.pending:
