@@ -38,9 +38,9 @@ class Scripts:
     async def acquire(
         self, owner: str = "p1", *, lease: float = 5.0, rate: float = 1.0, burst: int = 3,
         concurrency: int = 2, jitter: float = 0.0, wanted: int = 1, horizon: float = 0.0,
-        released: tuple[str, ...] = (),
+        reach: float = 0.0, released: tuple[str, ...] = (),
     ) -> list[Any]:  # fmt: skip
-        args = [owner, lease, rate, burst, concurrency, jitter, wanted, START, horizon]
+        args = [owner, lease, rate, burst, concurrency, jitter, wanted, START, horizon, reach]
         reply = await self.run("acquire", TRIPLE, [*args, *released])
         return [r.decode() if isinstance(r, bytes) else r for r in reply]
 
@@ -223,6 +223,18 @@ async def test_the_rate_is_booked_ahead_within_the_horizon(scripts: Scripts) -> 
     second = await scripts.acquire(rate=10.0, burst=1, concurrency=99, wanted=5, horizon=0.25)
     assert second[0] == "wait"
     assert 0 < second[1] <= 0.05e6
+
+
+async def test_past_the_horizon_one_request_is_booked_within_the_reach(scripts: Scripts) -> None:
+    """At 1/s, burst one, a 1.5 s reach: the second call of three waiting books one, due in
+    about a second (its place in line); the third is told to wait until the next is within
+    the reach, about half a second."""
+    replies = [await scripts.acquire(concurrency=9, burst=1, wanted=3, reach=1.5) for _ in range(3)]
+    assert [(r[0], r[7]) for r in replies[:2]] == [("ok", 1), ("ok", 1)]
+    assert replies[0][10] <= 0
+    assert 0.9e6 < replies[1][10] <= 1e6
+    assert replies[2][0] == "wait"
+    assert 0.4e6 < replies[2][1] <= 0.5e6
 
 
 async def test_an_admission_carries_the_releases_of_its_process(scripts: Scripts) -> None:

@@ -67,6 +67,7 @@ _SEND_JITTER = 0.03  # seconds of send jitter the burst keeps back: 10 ms more t
 _FULL_POLL = 0.01  # seconds between asks while every slot is taken by other processes
 _BATCH = 32  # requests admitted in one round trip at most
 _HORIZON = 0.02  # seconds ahead the rate may be booked (each request waits until its time)
+_REACH = 1.0  # seconds ahead one request may be booked when the rate is taken further
 
 
 class RedisThrottle:
@@ -313,10 +314,14 @@ class RedisThrottle:
             verdict = text(reply[0])
             if verdict == "ok":
                 self._hand_out_run(reply, asked)
-                if self._booked and len(self._waiters) < _BATCH:
-                    # The rate is booked ahead: ask again when the last booked request is
-                    # due, for all who came meanwhile (one round trip, not one each).
-                    await asyncio.sleep(self._booked[-1][0] - loop.time())
+                if self._booked:
+                    # Booked ahead: ask again when the last booked request is due, for all
+                    # who came meanwhile (one round trip, not one each); with many waiting,
+                    # once more can be booked. Never a second place in line far ahead.
+                    until = self._booked[-1][0]
+                    if len(self._waiters) >= _BATCH:
+                        until -= _HORIZON
+                    await asyncio.sleep(until - loop.time())
             elif verdict == "wait":
                 await asyncio.sleep(int(reply[1]) / 1e6)
             elif not self._leases.pending:
@@ -379,6 +384,7 @@ class RedisThrottle:
             str(wanted),
             str(START),
             repr(_HORIZON),
+            repr(_REACH),
             *self._leases.take_releases(),
         ]
         # Shielded: if we are cancelled after Redis admitted us, the leases are freed.
