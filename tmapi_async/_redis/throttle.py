@@ -17,9 +17,10 @@ Lua script per admission, on Redis's clock:
 
 In a process, one task asks Redis for every request waiting there (up to ``_BATCH``
 in one round trip) and hands the tickets out in order, each at the time the rate
-gives it (booked up to ``_HORIZON`` ahead, so that one ask admits a run of requests
-instead of processes racing for each token). Releases leave the request path: the
-next admission carries them, or a background task sends them in one ``ZREM``.
+gives it (booked up to ``_HORIZON`` ahead, or one place in line up to ``_REACH``
+ahead, so that one ask admits a run of requests instead of processes racing for each
+token). Releases leave the request path: the next admission carries them, or a
+background task sends them in one ``ZREM``.
 """
 
 from __future__ import annotations
