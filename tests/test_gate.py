@@ -6,10 +6,7 @@ import asyncio
 
 import pytest
 
-from tmapi_async._errors import FatalError, HarvestStopped
-from tmapi_async._harvest import Fetched
-from tmapi_async._listing import Listing
-from tmapi_async._protocol import ShopQuery
+from tmapi_async import FatalError, Fetched, HarvestStopped, Listing, ShopQuery
 from tmapi_async._redis.gate import GatedSource, HarvestGate, decide
 
 
@@ -50,10 +47,12 @@ class _Client:
     async def fetch_counted(self, query: ShopQuery, page: int) -> Fetched:
         self.sent += 1
         await self.answer.wait()
-        return None, None, 1
+        return Fetched(answer=None, error=None, requests=1)
 
 
 async def test_a_shut_gate_holds_new_requests_and_lets_those_sent_finish() -> None:
+    """A shut gate holds new requests and lets those in flight finish; it opens only when every
+    reason is gone."""
     client = _Client()
     gate = HarvestGate()
     source = GatedSource(client, gate)
@@ -79,6 +78,8 @@ async def test_a_shut_gate_holds_new_requests_and_lets_those_sent_finish() -> No
 
 
 async def test_closing_one_harvest_spares_the_shared_client_once_detached() -> None:
+    """Stopping a detached harvest ends its waiters but not the worker's shared client; an attached
+    one stops it."""
     client = _Client()
     gate = HarvestGate()
     source = GatedSource(client, gate)

@@ -12,14 +12,14 @@ import msgspec
 import pytest
 from redis.asyncio import Redis
 
-from tmapi_async._client import Client
+from tmapi_async import Client, Limits, ShopResult
+from tmapi_async._errors import InvalidParameterError
 from tmapi_async._redis.connection import open_connection
 from tmapi_async._redis.coordinator import RedisHarvest, RedisHarvestError
 from tmapi_async._redis.queue import HarvestQueue
 from tmapi_async._redis.throttle import RedisThrottle
 from tmapi_async._redis.worker import CappedAdmission, OwnershipGate, RedisWorker
 from tmapi_async._secret import fingerprint
-from tmapi_async._shop import ShopResult
 from tmapi_async.cli.status import status_lines
 from tmapi_async.export import ExportJournal
 from tmapi_async.testing import SimulatedTmapi
@@ -51,7 +51,8 @@ async def _harvest(
         _lines(shops),
         output=output,
         params=PARAMS,
-        limits=(TOKEN, 200.0, 20, 8),
+        token=TOKEN,
+        limits=Limits(rate=200.0, burst=20, concurrency=8),
         poll=0.05,
     )
     conn = await open_connection(redis_url)
@@ -96,6 +97,8 @@ def _expected(sim: SimulatedTmapi, shops: list[str]) -> set[tuple[str, str]]:
 async def test_drift_through_redis_misses_nothing_and_duplicates_nothing(
     redis_url: str, tmp_path: Path
 ) -> None:
+    """Shops whose listing drifts while read through Redis workers are exported whole, each item
+    once."""
     shops = [f"https://drift{i}.1688.com/" for i in range(4)]
     async with SimulatedTmapi(
         default_shop_size=300, drift_every=3, drift_items=4, drift_max=12, seed=9
@@ -112,6 +115,8 @@ async def test_drift_through_redis_misses_nothing_and_duplicates_nothing(
 async def test_a_rerun_submits_nothing_twice_and_tries_failed_shops_again(
     redis_url: str, tmp_path: Path
 ) -> None:
+    """A rerun through Redis asks again only for the pages that failed; queues end empty and status
+    names no token."""
     shops = [f"https://shop{i}.1688.com/" for i in range(1, 7)]
     output = tmp_path / "items.jsonl"
     async with SimulatedTmapi(
@@ -146,10 +151,35 @@ async def test_a_rerun_submits_nothing_twice_and_tries_failed_shops_again(
     assert TOKEN not in lines
 
 
+async def test_a_workers_failed_shop_reaches_the_coordinator_with_its_class(
+    redis_url: str, tmp_path: Path
+) -> None:
+    """A shop a worker failed (422 on page 1) comes out of the coordinator as the same
+    public error class, with its code and status, and the shop's Redis record holds the
+    error's class by name, never the token."""
+    shops = ["https://good.1688.com/", "https://refused.1688.com/"]
+    output = tmp_path / "items.jsonl"
+    async with SimulatedTmapi(
+        default_shop_size=30, failing_shops={"refused": 1}, failing_code=422
+    ) as sim:
+        results = {r.shop_url: r for r in await _harvest(redis_url, sim, output, shops)}
+    refused = results["https://refused.1688.com/"]
+    assert refused.status == "failed"
+    assert type(refused.error) is InvalidParameterError
+    assert (refused.error.code, refused.error.status) == (422, 422)
+    assert results["https://good.1688.com/"].error is None
+    async with Redis.from_url(redis_url) as redis:
+        queue = HarvestQueue(redis, _harvest_id(output))
+        record = (await redis.hgetall(queue.shop_key("https://refused.1688.com/")))[b"error"]
+    assert b'"kind": "InvalidParameterError"' in record
+    assert TOKEN.encode() not in record
+
+
 @pytest.mark.parametrize("cap", [2])
 async def test_worker_concurrency_caps_its_own_requests_not_the_token(
     redis_url: str, tmp_path: Path, cap: int
 ) -> None:
+    """A worker's concurrency caps its own requests in flight, below the token's limit."""
     shops = [f"https://shop{i}.1688.com/" for i in range(1, 9)]
     async with SimulatedTmapi(default_shop_size=60, latency_ms=(5.0, 15.0)) as sim:
         output = tmp_path / "items.jsonl"
@@ -192,6 +222,8 @@ async def test_a_coordinator_dying_between_commit_and_ack_loses_and_duplicates_n
 async def test_a_shop_delivered_too_often_is_given_up_then_tried_again_by_a_rerun(
     redis_url: str, tmp_path: Path
 ) -> None:
+    """A shop past max_deliveries is given up unfetched, exported as failed, and harvested whole by
+    a rerun."""
     shops = ["https://shop1.1688.com/", "https://shop2.1688.com/"]
     output = tmp_path / "items.jsonl"
     async with SimulatedTmapi(default_shop_size=30) as sim, Redis.from_url(redis_url) as redis:

@@ -71,6 +71,8 @@ async def scripts(request: pytest.FixtureRequest) -> AsyncIterator[Scripts]:
 
 
 async def test_admits_the_burst_then_asks_to_wait_about_one_interval(scripts: Scripts) -> None:
+    """The acquire script admits the burst with tickets in sequence, then asks to wait one
+    interval."""
     replies = [await scripts.acquire(concurrency=10) for _ in range(4)]
     assert [r[0] for r in replies] == ["ok", "ok", "ok", "wait"]
     assert [r[1] for r in replies[:3]] == [1, 2, 3]  # tickets: the token's sequence
@@ -80,6 +82,7 @@ async def test_admits_the_burst_then_asks_to_wait_about_one_interval(scripts: Sc
 
 
 async def test_one_call_admits_the_waiting_requests_the_gates_allow(scripts: Scripts) -> None:
+    """One acquire call admits as many waiting requests as the burst and the free slots allow."""
     reply = await scripts.acquire(burst=3, concurrency=10, wanted=5)  # the burst allows 3
     assert (reply[0], reply[1], reply[7]) == ("ok", 1, 3)
     assert reply[3] == 3  # in flight
@@ -91,12 +94,14 @@ async def test_one_call_admits_the_waiting_requests_the_gates_allow(scripts: Scr
 
 
 async def test_the_burst_keeps_back_what_send_jitter_could_bunch(scripts: Scripts) -> None:
+    """The burst keeps back the requests that send jitter could bunch together."""
     # 1/s, burst 5, 2 s of send jitter: 2 requests' worth are kept back, capacity 3.
     verdicts = [(await scripts.acquire(burst=5, concurrency=99, jitter=2.0))[0] for _ in range(4)]
     assert verdicts == ["ok", "ok", "ok", "wait"]
 
 
 async def test_full_when_every_slot_is_leased_and_free_after_a_release(scripts: Scripts) -> None:
+    """With every slot leased the answer is full (no ticket taken); a released lease frees one."""
     first = await scripts.acquire()
     second = await scripts.acquire("p2")
     full = await scripts.acquire()
@@ -108,6 +113,7 @@ async def test_full_when_every_slot_is_leased_and_free_after_a_release(scripts: 
 
 
 async def test_the_leases_of_a_dead_process_expire(scripts: Scripts) -> None:
+    """Leases whose expiry has passed are dropped by the next acquire and free their slots."""
     # A process killed with -9 stops renewing: its leases' expiries pass.
     await scripts.redis.zadd(KEYS.leases, {"dead:1": 1.0, "dead:2": 2.0})
     reply = await scripts.acquire()
@@ -116,6 +122,7 @@ async def test_the_leases_of_a_dead_process_expire(scripts: Scripts) -> None:
 
 
 async def test_a_pause_holds_every_request(scripts: Scripts) -> None:
+    """A pause makes every acquire wait until it ends; a shorter pause does not shorten it."""
     await scripts.run("pause", [KEYS.state], [30])
     reply = await scripts.acquire()
     assert reply[0] == "wait"
@@ -125,6 +132,7 @@ async def test_a_pause_holds_every_request(scripts: Scripts) -> None:
 
 
 async def test_a_fatal_answer_stops_the_token_and_the_first_is_kept(scripts: Scripts) -> None:
+    """The first fatal answer is kept, for a while, and every acquire returns it without a lease."""
     await scripts.run("fail", [KEYS.fatal], ["BalanceError", 439, 439, "balance spent", 60000])
     await scripts.run("fail", [KEYS.fatal], ["AuthenticationError", 401, 401, "later", 60000])
     reply = await scripts.acquire()
@@ -134,6 +142,7 @@ async def test_a_fatal_answer_stops_the_token_and_the_first_is_kept(scripts: Scr
 
 
 async def test_limits_set_last_win_and_an_empty_one_is_kept(scripts: Scripts) -> None:
+    """The limits set last win over a caller's defaults; a limit left empty keeps its value."""
     await scripts.set_limits("60", "3", "4")
     await scripts.set_limits(rate="30")
     state = await scripts.state()
@@ -167,6 +176,7 @@ async def test_a_new_concurrency_restarts_the_adaptive_limit(scripts: Scripts) -
 
 
 async def test_renewal_extends_live_leases_and_reports_the_token(scripts: Scripts) -> None:
+    """Renewal pushes a live lease's expiry on, returns the token's limits, and its fatal answer."""
     await scripts.set_limits("5", "2", "3")
     await scripts.redis.zadd(KEYS.leases, {"p1:7": 1.0})  # about to expire
     reply = await scripts.run("renew", TRIPLE, [5.0, "p1:7"])
@@ -238,6 +248,7 @@ async def test_past_the_horizon_one_request_is_booked_within_the_reach(scripts: 
 
 
 async def test_an_admission_carries_the_releases_of_its_process(scripts: Scripts) -> None:
+    """An acquire call carries the leases its process released since, and frees them first."""
     await scripts.acquire()
     await scripts.acquire()
     assert (await scripts.acquire())[0] == "full"

@@ -29,17 +29,26 @@ from typing import TYPE_CHECKING, Any, Final
 
 import msgspec
 
-from .._errors import FatalError, HarvestStopped, InvalidParameterError, ShopTakenOver
+from .._errors import (
+    CorruptRecord,
+    FatalError,
+    HarvestGone,
+    HarvestStopped,
+    InvalidParameterError,
+    RedisUnavailableError,
+    ShopTakenOver,
+    error_record,
+)
 from .._harvest import Harvest
 from .._models import ShopItem, ShopItemsPage
 from .._shop import ShopCheckpoint, ShopResult
 from .._throttle import AdmissionWrapper
-from .control import CorruptRecord, WorkerControls
-from .queue import PREFIX, HarvestGone, HarvestQueue, _text, opened_key, pulse_key
+from .control import WorkerControls
+from .queue import PREFIX, HarvestQueue, _text, opened_key, pulse_key
 from .scripts import WORKER_BEAT
 
 if TYPE_CHECKING:
-    from .._client import Client
+    from .._reader import ShopReader
     from .._throttle import Admission
     from .connection import RedisConnection
 
@@ -223,7 +232,7 @@ class RedisJournal:
             result.shop_url,
             (self.consumer, message_id),
             status=result.status,
-            error="" if result.error is None else str(result.error),
+            error="" if result.error is None else error_record(result.error),
             total_count=result.total_count,
             pages=result.pages,
             requests=result.requests,
@@ -253,7 +262,8 @@ class RedisWorker:
 
     Args:
         conn: the connection (its client also reads the streams).
-        client: the API client; its throttle must be the shared one, gated by ``gate``.
+        client: the API client (a Client or a TokenPool); its throttles must be the
+            shared ones, gated by ``gate``.
         gate: the worker's :class:`OwnershipGate`, which the client's admissions wait on
             (default: one of its own, which then gates nothing the client sends).
         worker_id: names this worker (consumer name, workers hash); default host-pid-random.
@@ -267,7 +277,7 @@ class RedisWorker:
     def __init__(
         self,
         conn: RedisConnection,
-        client: Client,
+        client: ShopReader,
         *,
         gate: OwnershipGate | None = None,
         worker_id: str | None = None,
@@ -309,16 +319,15 @@ class RedisWorker:
         beat = asyncio.create_task(self._beat_forever(), name="tmapi-worker-heartbeat")
         try:
             try:
-                await self._beat_once()
-                self._opened = await self._last_opened()
-                self._tell(f"worker {self.worker_id} ready")
-                while not self._stopping.is_set() and self.fatal is None:
-                    await self._start_engines()
-                    await self._until_opened()
-            except Exception as error:  # Redis away for longer than we wait for it
-                if not self._conn.is_redis_error(error):
-                    raise
-                self.fatal = self.fatal or self._conn.unavailable(error)
+                with self._conn.boundary():
+                    await self._beat_once()
+                    self._opened = await self._last_opened()
+                    self._tell(f"worker {self.worker_id} ready")
+                    while not self._stopping.is_set() and self.fatal is None:
+                        await self._start_engines()
+                        await self._until_opened()
+            except RedisUnavailableError as error:  # away for longer than we wait for it
+                self.fatal = self.fatal or error
             await self._wind_down()
         finally:
             beat.cancel()
@@ -368,8 +377,8 @@ class RedisWorker:
             if await queue.state() != "open" or (await queue.counts()).finished:
                 continue
             try:  # a corrupt record fails its harvest, not the worker
-                page_size, params, max_pages = await self._control.listing(queue)
-                journal = RedisJournal(queue, page_size, self.worker_id)
+                listing, max_pages = await self._control.listing(queue)
+                journal = RedisJournal(queue, listing.page_size, self.worker_id)
                 harvest = Harvest(
                     self._control.source(hid, self._client),
                     self._shops(journal),
@@ -377,7 +386,8 @@ class RedisWorker:
                     keep_items=False,
                     # Only the shops it works on: another worker takes the rest at once.
                     max_open_shops=self._client.concurrency,
-                    **_listing_keywords(params, max_pages),
+                    listing=listing,
+                    max_pages=max_pages,
                 )
             except (CorruptRecord, InvalidParameterError) as error:
                 self._control.ended(hid)
@@ -530,16 +540,6 @@ class RedisWorker:
                 harvest.abandon(url)
                 self._tell(f"dropped {url}: no longer held here (taken over, or gone)")
         self.gate.confirmed()
-
-
-def _listing_keywords(params: dict[str, Any], max_pages: int | None) -> dict[str, Any]:
-    """The harvest's listing, as :class:`Harvest` keywords."""
-    keywords: dict[str, Any] = {
-        key: params[key] for key in ("page_size", "sort", "cat", "cat_type") if key in params
-    }
-    if max_pages is not None:
-        keywords["max_pages"] = max_pages
-    return keywords
 
 
 async def read_workers(
