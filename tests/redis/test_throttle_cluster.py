@@ -426,3 +426,34 @@ async def test_a_retry_after_in_one_process_holds_the_others(redis_url: str) -> 
     finally:
         await a.aclose()
         await b.aclose()
+
+
+async def test_processes_waiting_for_the_rate_ask_about_once_a_request(redis_url: str) -> None:
+    """Two throttles of one token at 20/s with six requests waiting in each: each hands its
+    tickets out in order, and Redis is asked about once a request (a place in line each),
+    not by every waiting process for every token."""
+    a = RedisThrottle(redis_url, TOKEN, rate=20, burst=1, concurrency=8)
+    b = RedisThrottle(redis_url, TOKEN)
+    await a.start()
+    await b.start()
+    try:
+        async with aioredis.Redis.from_url(redis_url) as redis:
+            await redis.config_resetstat()
+            admitted: list[tuple[RedisThrottle, int]] = []
+
+            async def one(throttle: RedisThrottle) -> None:
+                ticket = await throttle.acquire()
+                admitted.append((throttle, ticket))
+                throttle.release(ticket)
+
+            tasks = [one(t) for t in (a, b) for _ in range(6)]
+            await asyncio.wait_for(asyncio.gather(*tasks), WAIT)
+            stats = await redis.info("commandstats")
+        asks = sum(stats.get(f"cmdstat_{c}", {}).get("calls", 0) for c in ("evalsha", "eval"))
+        assert asks <= 12 + 6  # 12 admissions; heartbeats and a stray wait at most
+        for throttle in (a, b):
+            tickets = [t for who, t in admitted if who is throttle]
+            assert tickets == sorted(tickets)  # handed out in order
+    finally:
+        await a.aclose()
+        await b.aclose()
