@@ -278,7 +278,7 @@ class RedisThrottle:
             if self._resume_at > loop.time():
                 await asyncio.sleep(self._resume_at - loop.time())
                 continue
-            wanted = min(sum(not w.done() for w in self._waiters), _BATCH)
+            wanted = min(len(self._waiters), _BATCH)  # a waiter given up meanwhile is rare
             if self.max_requests is not None:
                 admitted = self.sent + len(self._booked)
                 if admitted >= self.max_requests:
