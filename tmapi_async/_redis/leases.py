@@ -26,6 +26,7 @@ __all__ = ["Leases"]
 
 _log = logging.getLogger("tmapi_async")
 _CARRIED = 256  # releases an admission carries at most
+_GATHER = 0.002  # seconds of releases sent together
 
 
 class Leases:
@@ -60,6 +61,7 @@ class Leases:
         self._asked: dict[int, float] = {}  # ticket → when its admission was asked for
         self._outages_seen = 0  # outages of Redis this process's leases were renewed after
         self.freed = asyncio.Event()  #: set when a batch of releases reached Redis
+        self.returned = asyncio.Event()  #: set when a request of ours gave its slot back
         self._to_release: list[str] = []
         self._release_wanted = asyncio.Event()
         self._closing = asyncio.Event()
@@ -122,6 +124,7 @@ class Leases:
         """Queue ``lease_id`` for the next batch of releases."""
         self._to_release.append(lease_id)
         self._release_wanted.set()
+        self.returned.set()
 
     def take_releases(self) -> list[str]:
         """Releases not yet sent, for the next admission to carry to Redis (a bounded
@@ -129,17 +132,32 @@ class Leases:
         batch, self._to_release = self._to_release[:_CARRIED], self._to_release[_CARRIED:]
         return batch
 
+    @property
+    def pending(self) -> bool:
+        """Some releases have not been sent to Redis yet."""
+        return bool(self._to_release)
+
     async def until_freed(self, at_most: float) -> None:
         """Wait until a release of ours reached Redis, or ``at_most`` seconds."""
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(at_most):
                 await self.freed.wait()
 
+    async def until_returned(self, at_most: float) -> None:
+        """Wait until a request of ours gives its slot back, or ``at_most`` seconds."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(at_most):
+                await self.returned.wait()
+
     async def _releaser(self) -> None:
         while not self._closing.is_set():
             await self._release_wanted.wait()
+            # Gather the releases of a few ms in one ZREM (or let an admission carry them):
+            # a command per release was most of what the shared throttle cost a process.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(_GATHER):
+                    await self._closing.wait()
             self._release_wanted.clear()
-            await asyncio.sleep(0)  # an admission about to leave may carry them instead
             await self._flush()
 
     async def _flush(self) -> None:
