@@ -8,7 +8,6 @@ loop is the default; uvloop (the ``uvloop`` extra) is an opt-in.
 
 from __future__ import annotations
 
-import asyncio
 import os
 from collections.abc import Sequence
 
@@ -52,6 +51,8 @@ def use_loop(name: str | None) -> None:
         return
     if name != "uvloop":
         raise UsageError(f"--loop must be one of {', '.join(LOOPS)}, got {name!r}")
+    import asyncio  # here: --help and --version load no event loop
+
     try:
         import uvloop
     except ImportError:
