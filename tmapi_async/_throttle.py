@@ -19,8 +19,6 @@ once, so departures cannot bunch up behind a slot and exceed the window bound.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
@@ -29,6 +27,7 @@ from aiolimiter import AsyncLimiter
 from ._adaptive import InFlightLimit, SentRequests
 from ._errors import FatalError, RequestBudgetExhausted
 from ._limits import Limits, choose_limits
+from ._waiters import Waiters
 
 _SEND_JITTER = 0.02  # seconds: how late an admitted request may leave the event loop
 
@@ -247,7 +246,7 @@ class Throttle:
         self._slots = self._adaptive.limit  # kept with it: read on every request
         self._in_flight = 0
         self._sent = SentRequests(concurrency)  # the depth each request left at
-        self._slot_waiters: deque[asyncio.Future[None]] = deque()
+        self._slot_waiters = Waiters(unused=self._slot_unused)
         # Waiters woken for a free slot that have not run yet: the slot is theirs.
         self._slots_handed = 0
         self._waiting: set[asyncio.Task[Any]] = set()
@@ -323,21 +322,8 @@ class Throttle:
         return self._loop
 
     async def _wait_for_slot(self) -> None:
-        loop = self._loop or self._bind()
         while True:
-            waiter: asyncio.Future[None] = loop.create_future()
-            self._slot_waiters.append(waiter)
-            try:
-                await waiter
-            except BaseException:
-                if waiter.done() and not waiter.cancelled():
-                    self._slots_handed -= 1
-                    self._wake_slot_waiter()  # we were woken but leave: pass it on
-                else:  # never woken: out of the queue, which newcomers wait behind
-                    waiter.cancel()
-                    with contextlib.suppress(ValueError):
-                        self._slot_waiters.remove(waiter)
-                raise
+            await self._slot_waiters.wait()
             self._slots_handed -= 1
             if self._fatal is not None:
                 raise self._fatal
@@ -350,13 +336,11 @@ class Throttle:
         # a release wakes one waiter and looks at no other (when tasks outnumber slots,
         # scanning past the woken ones cost more than the request itself).
         free = self._slots - self._in_flight - self._slots_handed
-        waiters = self._slot_waiters
-        while free > 0 and waiters:
-            waiter = waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(None)
-                self._slots_handed += 1
-                free -= 1
+        if free > 0 and self._slot_waiters:
+            self._slots_handed += self._slot_waiters.wake(free)
+
+    def _slot_unused(self) -> None:
+        self._slots_handed -= 1  # a woken waiter left and nobody took its slot
 
     async def interruptible(self, wait: Awaitable[object]) -> None:
         """Await ``wait`` (a backoff, say), but raise at once if the client is stopped."""
@@ -394,11 +378,7 @@ class Throttle:
         if self._fatal is not None:
             return
         self._fatal = error
-        while self._slot_waiters:
-            waiter = self._slot_waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(None)
-                self._slots_handed += 1
+        self._slots_handed += self._slot_waiters.wake(len(self._slot_waiters))
         for task in self._waiting:
             task.cancel()
 
