@@ -13,6 +13,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import TYPE_CHECKING, Generic, TypeVar
 
 from ._auth import AuthScheme, Scheme
@@ -25,7 +26,7 @@ from ._errors import (
 )
 from ._harvest import Fetched
 from ._models import ShopItemsPage
-from ._protocol import ENDPOINT_PATH, ShopQuery, decipher
+from ._protocol import ENDPOINT_PATH, ShopQuery, decipher_page
 from ._retry import RetryPolicy, retry_transient
 from ._throttle import Admission
 from ._transport import Answer, Transport
@@ -49,23 +50,19 @@ class Endpoint(Generic[T]):
     decipher: Callable[[int, Mapping[str, str], bytes, str], T]
 
 
-def _decipher_page(
-    status: int, headers: Mapping[str, str], body: bytes, secret: str
-) -> ShopItemsPage:
-    return decipher(status, headers, body, secret=secret)
-
-
-ITEMS: Endpoint[ShopItemsPage] = Endpoint(ENDPOINT_PATH, _decipher_page)
+ITEMS: Endpoint[ShopItemsPage] = Endpoint(ENDPOINT_PATH, decipher_page)
 """The shop-items endpoint, which harvests page through."""
 
 
 class _Sends:
     """The requests one page has sent (each billed): retries and a key's probe too."""
 
-    __slots__ = ("count",)
+    count = 0  # no __init__: one less call on every page's path
 
-    def __init__(self) -> None:
-        self.count = 0
+
+# A Fetched built in C: a NamedTuple's own __new__ is a Python function.
+_fetched: Callable[[tuple[ShopItemsPage | None, TmapiError | None, int]], Fetched]
+_fetched = partial(tuple.__new__, Fetched)
 
 
 class PageRequests:
@@ -103,13 +100,13 @@ class PageRequests:
         sends = _Sends()
         try:
             answer = await self._attempt(ITEMS, encoded, sends)
-            return Fetched(answer, None, sends.count)
+            return _fetched((answer, None, sends.count))
         except TransientError as error:
             first = error
         except FatalError:
             raise
         except TmapiError as error:
-            return Fetched(None, error, sends.count)
+            return _fetched((None, error, sends.count))
         return await self._retry_page(first, encoded, query.shop_url, page, sends)
 
     async def _retry_page(
@@ -157,19 +154,34 @@ class PageRequests:
     async def _attempt(
         self, endpoint: Endpoint[T], encoded: str, sends: _Sends, *, retry: bool = False
     ) -> T:
-        # The success path: one claim of a settled scheme, one admission, one send, one
-        # decode. Only the one request that probes a key's scheme may send twice.
+        # The success path, in this one frame: one claim of a settled scheme, one
+        # admission, one send, one decode. Only the one request that probes a key's
+        # scheme may send twice.
         throttle, auth = self._throttle, self.auth
         while (claimed := auth.claim()) is None:  # another request is finding it out
             await throttle.interruptible(auth.wait())
         scheme, probing = claimed
         try:
             while True:
-                (status, headers, body), ticket = await self._send(
-                    endpoint.path, encoded, scheme, sends, retry
-                )
+                instruments = self.instruments
+                if instruments is None:
+                    ticket = await throttle.acquire()
+                    sends.count += 1
+                    if retry:  # counted once admitted: a retry a stop cancels was never sent
+                        self.retries += 1
+                    try:
+                        status, headers, body = await self._get(endpoint.path, encoded, scheme)
+                    finally:
+                        throttle.release(ticket)
+                else:
+                    (status, headers, body), ticket = await self._send_measured(
+                        instruments, endpoint.path, encoded, scheme, sends, retry
+                    )
                 try:
-                    page = self._decipher(endpoint, status, headers, body)
+                    if instruments is None:
+                        page = endpoint.decipher(status, headers, body, self._token)
+                    else:
+                        page = self._decipher_measured(instruments, endpoint, status, headers, body)
                 except AuthenticationError as error:
                     verdict = auth.refused(scheme, error)
                     if isinstance(verdict, AuthenticationError):
@@ -196,13 +208,15 @@ class PageRequests:
             if probing:
                 auth.undecided()  # unless it settled: the next request probes instead
 
-    def _decipher(
-        self, endpoint: Endpoint[T], status: int, headers: Mapping[str, str], body: bytes
+    def _decipher_measured(
+        self,
+        instruments: TokenInstruments,
+        endpoint: Endpoint[T],
+        status: int,
+        headers: Mapping[str, str],
+        body: bytes,
     ) -> T:
-        """The data an answer holds, or its error; counted when metrics are kept."""
-        instruments = self.instruments
-        if instruments is None:
-            return endpoint.decipher(status, headers, body, self._token)
+        """The data an answer holds, or its error, counted in ``instruments``."""
         try:
             page = endpoint.decipher(status, headers, body, self._token)
         except TmapiError as error:
@@ -210,22 +224,6 @@ class PageRequests:
             raise
         instruments.ok += 1
         return page
-
-    async def _send(
-        self, path: str, encoded: str, scheme: Scheme, sends: _Sends, retry: bool
-    ) -> tuple[Answer, int]:
-        """One request through the throttle: the answer, and the admission's ticket."""
-        if self.instruments is not None:
-            return await self._send_measured(self.instruments, path, encoded, scheme, sends, retry)
-        throttle = self._throttle
-        ticket = await throttle.acquire()
-        sends.count += 1
-        if retry:  # counted once admitted: a retry that a stop cancels was never sent
-            self.retries += 1
-        try:
-            return await self._get(path, encoded, scheme), ticket
-        finally:
-            throttle.release(ticket)
 
     def _get(self, path: str, encoded: str, scheme: Scheme) -> Awaitable[Answer]:
         # The items endpoint is asked as a transport has always been asked (no path):
@@ -243,7 +241,8 @@ class PageRequests:
         sends: _Sends,
         retry: bool,
     ) -> tuple[Answer, int]:
-        """:meth:`_send`, timing the wait for admission and the request on the wire."""
+        """One request through the throttle, timing the wait for admission and the
+        request on the wire: the answer, and the admission's ticket."""
         throttle = self._throttle
         asked = time.perf_counter()
         ticket = await throttle.acquire()
