@@ -144,14 +144,19 @@ error_decoder = msgspec.json.Decoder(ErrorEnvelope, strict=False)
 
 def _normalise(items: list[ShopItem]) -> None:
     # One loop per page rather than a __post_init__ call per item: a third of the
-    # decoding cost. The common cases are inlined.
+    # decoding cost. The forms the API sends (four slashes, protocol-relative) are
+    # repaired inline; only the rare others call normalise_image_url.
     for item in items:
         if item.item_id.__class__ is not str:
             item.item_id = str(item.item_id)
         img = item.img
         if img.startswith("https:////"):
             item.img = "https://" + img[10:].lstrip("/")
-        elif img and not (img.startswith("https://") and img[8:9] != "/"):
+        elif img.startswith("https://") and img[8:9] != "/":
+            continue  # already clean
+        elif img.startswith("//") and (host_and_path := img.lstrip("/")):
+            item.img = "https://" + host_and_path
+        elif img:
             item.img = normalise_image_url(img)
 
 
