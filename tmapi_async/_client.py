@@ -8,7 +8,8 @@ sees the client only as a ``PageSource``.
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Self, TypeVar
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 from urllib.parse import urlsplit
 
 from ._auth import AuthScheme, Scheme, auth_mode
@@ -228,13 +229,18 @@ class Client(ShopReader):
             raise RuntimeError("the client is not open: use `async with Client(...)`")
         return await self._requests.fetch_answer(endpoint, query, f"{endpoint.path} of {shop_url}")
 
-    async def fetch_counted(self, query: ShopQuery, page: int) -> Fetched:
-        """Fetch a page as a harvest does: a :class:`~tmapi_async.Fetched` with the
-        answer, or, once retries are spent or the error is not transient, the error.
+    def fetch_counted(self, query: ShopQuery, page: int) -> Coroutine[Any, Any, Fetched]:
+        """Fetch a page as a harvest does (await it): a :class:`~tmapi_async.Fetched`
+        with the answer, or, once retries are spent or the error is not transient, the
+        error.
+
+        The request's own coroutine is handed back, not wrapped in one more: this is
+        every page's path.
 
         Raises:
             FatalError: the client is stopped (the page was not answered).
+            RuntimeError: the client is not open (at the call).
         """
         if not self._entered:
             raise RuntimeError("the client is not open: use `async with Client(...)`")
-        return await self._requests.fetch_counted(query, page)
+        return self._requests.fetch_counted(query, page)

@@ -138,11 +138,13 @@ class ErrorEnvelope(msgspec.Struct, gc=False):
 
 
 # Built once: decoding is on the hot path. strict=False accepts "162" for ints.
-_envelope_decoder = msgspec.json.Decoder(Envelope, strict=False)
+envelope_decoder = msgspec.json.Decoder(Envelope, strict=False)
+"""Decodes an answer into an :class:`Envelope`, its items not yet normalised."""
 error_decoder = msgspec.json.Decoder(ErrorEnvelope, strict=False)
 
 
-def _normalise(items: list[ShopItem]) -> None:
+def normalise_items(items: list[ShopItem]) -> None:
+    """Give every item a string ``item_id`` and an ``img`` of the form ``https://host/path``."""
     # One loop per page rather than a __post_init__ call per item: a third of the
     # decoding cost. The forms the API sends (four slashes, protocol-relative) are
     # repaired inline; only the rare others call normalise_image_url.
@@ -166,9 +168,9 @@ class _PageDecoder:
     __slots__ = ()
 
     def decode(self, body: bytes) -> Envelope:
-        envelope = _envelope_decoder.decode(body)
+        envelope = envelope_decoder.decode(body)
         if envelope.data is not None:
-            _normalise(envelope.data.items)
+            normalise_items(envelope.data.items)
         return envelope
 
 

@@ -29,7 +29,14 @@ from ._errors import (
     quote_input,
 )
 from ._listing import DEFAULT_LISTING, Listing, choose_listing
-from ._models import ShopItemsPage, Sort, error_decoder, page_decoder
+from ._models import (
+    ShopItemsPage,
+    Sort,
+    envelope_decoder,
+    error_decoder,
+    normalise_items,
+    page_decoder,
+)
 from ._secret import REDACTED as REDACTED  # the marker, where callers look for it
 from ._secret import redact as _redact
 
@@ -266,12 +273,13 @@ def decipher_page(
         # The common answer, read at once. Any other (an error envelope, a page that
         # does not decode) is read again by decipher_as, which says what is wrong.
         try:
-            envelope = page_decoder.decode(body)
+            envelope = envelope_decoder.decode(body)
         except (msgspec.DecodeError, RecursionError):
             pass
         else:
-            if envelope.code == 200 and envelope.data is not None:
-                return envelope.data
+            if envelope.code == 200 and (data := envelope.data) is not None:
+                normalise_items(data.items)
+                return data
     return decipher_as(_page_envelope, "a shop-items page", status, headers, body, secret=secret)
 
 

@@ -201,7 +201,8 @@ class PageRequests:
                     if isinstance(error, FatalError):
                         self._fail(error)
                     raise
-                auth.accepted(scheme)
+                if probing:  # a settled scheme stays settled: nothing to tell
+                    auth.accepted(scheme)
                 throttle.succeeded()
                 return page
         finally:
