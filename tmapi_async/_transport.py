@@ -173,6 +173,7 @@ class AiohttpTransport:
     __slots__ = (
         "_deadlines",
         "_header",
+        "_loop",
         "_prefix",
         "_quoted_token",
         "_redactor",
@@ -197,6 +198,7 @@ class AiohttpTransport:
         self._quoted_token = quote(token, safe="")
         self._header = {HEADER: token}
         self._session: aiohttp.ClientSession | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None  # the session's
         self._deadlines = Deadlines(timeout)
 
     def __repr__(self) -> str:
@@ -205,6 +207,7 @@ class AiohttpTransport:
     async def open(self) -> None:
         """Create the session (inside the running loop, as aiohttp requires)."""
         if self._session is None:
+            self._loop = asyncio.get_running_loop()
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=self.connections, limit_per_host=0),
                 # The whole request's deadline is kept by self._deadlines, not by a
@@ -234,7 +237,9 @@ class AiohttpTransport:
         session = self._session
         if session is None:
             raise RuntimeError("the client is not open: use `async with Client(...)`")
-        task = asyncio.current_task()
+        # Told the loop, current_task looks the task up at once; without it, it asks
+        # the OS for the process id first (getpid, a system call a request on 3.11).
+        task = asyncio.current_task(self._loop)
         assert task is not None
         deadlines = self._deadlines
         deadlines.enter(task)
