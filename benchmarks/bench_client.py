@@ -39,6 +39,13 @@ from benchmarks._profile import add_profile_option
 from benchmarks._scenarios import ITEMS, WORKERS, rotations
 
 BIG_SHOP_ITEMS = 60_000  # 3,000 pages of 20
+
+# asyncio reads a socket into a fresh 256 KiB buffer. glibc's malloc serves that with
+# mmap, shrinks it (mremap) and unmaps it: three system calls a read, until a chance
+# free raises its dynamic threshold, and from then on none. Which regime a process
+# falls into varies from run to run and contender to contender, by some 10 µs a
+# request. Fixed thresholds put every process (the bare loop's too) in the same one.
+MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": "1048576", "MALLOC_TRIM_THRESHOLD_": "4194304"}
 WORKLOADS = {
     # name: (contenders, the simulator's shop options)
     "shops": ("bare", "lib-page", "lib-harvest"),
@@ -133,6 +140,8 @@ def main() -> int:
     args = parser.parse_args()
     if args.uvloop and not have("uvloop"):
         parser.error("--uvloop needs uvloop: pip install -e '.[bench]'")
+    for key, value in MALLOC_ENV.items():  # inherited by every child
+        os.environ.setdefault(key, value)
     loops = ["asyncio", "uvloop"] if args.uvloop else ["asyncio"]
     workloads = list(WORKLOADS) if args.workload == "both" else [args.workload]
     info = machine_info()
