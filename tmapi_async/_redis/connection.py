@@ -311,9 +311,31 @@ class RedisConnection:
         self.outage = outage or Outage(url)  #: how long Redis has been away, if it is
         self._errors = _redis_errors()
 
+    @classmethod
+    def around(cls, client: Redis) -> RedisConnection:
+        """The seam around a redis-py client opened elsewhere (its URL rebuilt from the
+        pool's settings, without a password, for messages)."""
+        settings = client.connection_pool.connection_kwargs
+        if "path" in settings:
+            url = f"unix://{settings['path']}"
+        else:
+            url = f"redis://{settings.get('host', 'localhost')}:{settings.get('port', 6379)}"
+        return cls(f"{url}/{settings.get('db', 0)}", client)
+
+    def same_redis(self, other: RedisConnection) -> bool:
+        """Whether ``other`` was opened to the same URL (so to the same Redis)."""
+        return self._url == other._url
+
     def script(self, source: str) -> AsyncScript:
         """Register a Lua script; calling it runs EVALSHA (loading it when missing)."""
         return self.client.register_script(source)
+
+    async def call(
+        self, script: AsyncScript, keys: Sequence[str], args: Sequence[Any], client: Any = None
+    ) -> Any:
+        """Run ``script`` (in ``client``, a pipeline, if given); redis-py's errors are
+        left to the caller, which knows which of them mean what."""
+        return await script(keys=keys, args=args, client=client)
 
     async def run(self, script: AsyncScript, keys: Sequence[str], args: Sequence[Any]) -> Any:
         """Run ``script``; any failure to do so raises :class:`RedisUnavailableError`."""

@@ -18,10 +18,11 @@ Keys of one harvest (``H`` is its id, random, kept in the coordinator's state fi
     tmapi:workers                  hash     worker id -> "<redis time> <JSON>"
 
 A worker holds a shop (a pending message) by renewing it every heartbeat; another
-takes it over once it stayed idle for three heartbeats. Each page is committed by one
-script (:data:`~.scripts.COMMIT_PAGE`): idempotent per (shop, page, read), and fenced:
-it commits only for the worker that holds the shop's message now, so a late commit
-from a worker that lost its shop is refused (:class:`ShopTakenOver`). No script
+takes it over once it stayed idle for three heartbeats. Pages are committed by one
+script (:data:`~.scripts.COMMIT_PAGES`, several pages a call): each page idempotent per
+(shop, page, read), and fenced: it commits only for the worker that holds the shop's
+message now, so a late commit from a worker that lost its shop is refused
+(:class:`ShopTakenOver`). No script
 recreates a harvest whose record is gone (Redis lost its data, or it was forgotten):
 they refuse, and the caller learns it (:class:`HarvestGone`). No key or value holds a
 token.
@@ -39,10 +40,12 @@ from typing import TYPE_CHECKING, Any, Final
 from .._errors import ShopTakenOver, TmapiError
 from .._shop import ShopCheckpoint, ShopStatus
 from . import scripts
-from .connection import execute_pipeline
+from .connection import RedisConnection, execute_pipeline
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
+
+    from .leases import Carried
 
 PREFIX: Final = "tmapi"
 SHOP_GROUP: Final = "workers"
@@ -90,6 +93,20 @@ class Delivery:
     message_id: str
     shop_url: str
     deliveries: int = 1  #: how many times it was given out, this time included
+
+
+@dataclass(frozen=True, slots=True)
+class PageCommit:
+    """An answered page a worker commits (``message_id``: its shop's message, held)."""
+
+    shop_url: str
+    page: int
+    read: int  #: 1 for the page's first answer, 2 for a refetch after drift, ...
+    total_count: int
+    page_size: int
+    items: bytes  #: the page's new items (msgspec JSON)
+    item_count: int
+    message_id: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,11 +164,15 @@ class HarvestCounts:
 
 
 class HarvestQueue:
-    """One harvest's keys and the scripts that move its shops and results."""
+    """One harvest's keys and the scripts that move its shops and results.
+
+    ``conn`` is the connection (or, for a caller holding only a redis-py client, that
+    client, wrapped in the seam here).
+    """
 
     def __init__(
         self,
-        redis: Redis,
+        conn: RedisConnection | Redis,
         hid: str,
         *,
         prefix: str = PREFIX,
@@ -159,7 +180,8 @@ class HarvestQueue:
     ) -> None:
         if max_deliveries < 1:
             raise ValueError(f"max_deliveries must be >= 1, got {max_deliveries!r}")
-        self.redis = redis
+        self.conn = conn if isinstance(conn, RedisConnection) else RedisConnection.around(conn)
+        self.redis = self.conn.client
         self.hid = hid
         self.prefix = prefix
         self.max_deliveries = max_deliveries
@@ -170,12 +192,13 @@ class HarvestQueue:
         self.results_key = f"{base}:results"
         self.counts_key = f"{base}:counts"
         self.dead_key = f"{base}:dead"
-        self._submit = redis.register_script(scripts.SUBMIT)
-        self._commit = redis.register_script(scripts.COMMIT_PAGE)
-        self._finish = redis.register_script(scripts.FINISH_SHOP)
-        self._heartbeat = redis.register_script(scripts.HEARTBEAT)
-        self._take_over = redis.register_script(scripts.TAKE_OVER)
-        self._hand_back = redis.register_script(scripts.HAND_BACK)
+        script = self.conn.script
+        self._submit = script(scripts.SUBMIT)
+        self._commit = script(scripts.COMMIT_PAGES)
+        self._finish = script(scripts.FINISH_SHOP)
+        self._heartbeat = script(scripts.HEARTBEAT)
+        self._take_over = script(scripts.TAKE_OVER)
+        self._hand_back = script(scripts.HAND_BACK)
 
     def shop_key(self, shop_url: str) -> str:
         """The hash of one shop's committed pages and final status."""
@@ -254,7 +277,7 @@ class HarvestQueue:
         pipe = self.redis.pipeline(transaction=False)
         for url in shop_urls:
             keys = [self.members_key, self.shop_key(url), self.shops_key, self.counts_key]
-            await self._submit(keys=[*keys, self.dead_key, self.meta_key], args=[url], client=pipe)
+            await self.conn.call(self._submit, [*keys, self.dead_key, self.meta_key], [url], pipe)
         answers = [int(answer) for answer in await execute_pipeline(pipe)]
         if -2 in answers:
             raise HarvestGone(f"harvest {self.hid} has no record in Redis")
@@ -327,9 +350,10 @@ class HarvestQueue:
         frozen or restarted), take nothing over for ``min_idle_ms`` (0: no such check).
         """
         try:
-            answer = await self._take_over(
-                keys=[self.shops_key, pulse_key(self.prefix)],
-                args=[SHOP_GROUP, consumer, min_idle_ms, count, cursor, pulse_gap_ms],
+            answer = await self.conn.call(
+                self._take_over,
+                [self.shops_key, pulse_key(self.prefix)],
+                [SHOP_GROUP, consumer, min_idle_ms, count, cursor, pulse_gap_ms],
             )
         except Exception as error:
             raise _gone_if_nogroup(error, self.hid) from None
@@ -342,7 +366,7 @@ class HarvestQueue:
         ids = list(message_ids)
         if not ids:
             return []
-        lost = await self._heartbeat(keys=[self.shops_key], args=[SHOP_GROUP, consumer, *ids])
+        lost = await self.conn.call(self._heartbeat, [self.shops_key], [SHOP_GROUP, consumer, *ids])
         return [_text(mid) for mid in lost]
 
     async def hand_back(self, consumer: str, message_ids: Iterable[str]) -> int:
@@ -350,7 +374,8 @@ class HarvestQueue:
         ids = list(message_ids)
         if not ids:
             return 0
-        return int(await self._hand_back(keys=[self.shops_key], args=[SHOP_GROUP, consumer, *ids]))
+        args = [SHOP_GROUP, consumer, *ids]
+        return int(await self.conn.call(self._hand_back, [self.shops_key], args))
 
     # -- workers: pages and shops ----------------------------------------------------------
 
@@ -401,30 +426,35 @@ class HarvestQueue:
             ShopTakenOver: the consumer no longer holds the message.
             HarvestGone: the harvest has no record.
         """
-        keys = [
-            self.shop_key(shop_url),
-            self.results_key,
-            self.counts_key,
-            self.shops_key,
-            self.meta_key,
-        ]
         consumer, message_id = held
-        args: list[str | int | bytes] = [
-            shop_url,
-            page,
-            read,
-            total_count,
-            page_size,
-            items,
-            item_count,
-            message_id,
-            SHOP_GROUP,
-            consumer,
-        ]
-        return self._fenced(shop_url, int(await self._commit(keys=keys, args=args)))
+        commit = PageCommit(
+            shop_url, page, read, total_count, page_size, items, item_count, message_id
+        )
+        (answer,) = await self.commit_pages(consumer, [commit])
+        return self.answer(shop_url, answer)
 
-    def _fenced(self, shop_url: str, answer: int) -> bool:
-        """A fenced script's answer: True or False, or the refusal raised."""
+    async def commit_pages(
+        self, consumer: str, pages: Sequence[PageCommit], carried: Carried | None = None
+    ) -> list[int]:
+        """Commit ``pages`` for ``consumer`` in one script, each checked on its own; free
+        the leases ``carried`` in the same round trip. One answer a page, as
+        :meth:`answer` reads it (1 committed, 0 committed before, -1 taken over, -2 no
+        harvest record)."""
+        keys = [self.results_key, self.counts_key, self.shops_key, self.meta_key]
+        keys += [self.shop_key(commit.shop_url) for commit in pages]
+        releases = carried.keys_and_ids() if carried is not None else []
+        args: list[str | int | bytes] = [SHOP_GROUP, consumer, len(pages), len(releases)]
+        for c in pages:
+            args += [c.shop_url, c.page, c.read, c.total_count, c.page_size, c.items,
+                     c.item_count, c.message_id]  # fmt: skip
+        for leases_key, ids in releases:
+            keys.append(leases_key)
+            args += [len(ids), *ids]
+        return [int(answer) for answer in await self.conn.call(self._commit, keys, args)]
+
+    def answer(self, shop_url: str, answer: int) -> bool:
+        """A fenced script's answer for ``shop_url``: True (done) or False (done
+        before), or the refusal raised (:class:`ShopTakenOver`, :class:`HarvestGone`)."""
         if answer == -1:
             raise ShopTakenOver(f"{shop_url} was taken over by another worker")
         if answer == -2:
@@ -474,7 +504,7 @@ class HarvestQueue:
             "1" if dead else "0",
             consumer,
         ]
-        return self._fenced(shop_url, int(await self._finish(keys=keys, args=args)))
+        return self.answer(shop_url, int(await self.conn.call(self._finish, keys, args)))
 
     async def dead_letter(self, consumer: str, delivery: Delivery) -> bool:
         """Give up a shop delivered too often without finishing: it is failed."""

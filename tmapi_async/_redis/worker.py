@@ -29,18 +29,19 @@ from typing import TYPE_CHECKING, Any, Final
 
 import msgspec
 
+# Re-exported: the names a worker's client is built with.
+from .._admission import POOL_WITHOUT_CAP as POOL_WITHOUT_CAP
+from .._admission import CappedAdmission as CappedAdmission
 from .._errors import FatalError, HarvestStopped, InvalidParameterError, ShopTakenOver
 from .._harvest import Harvest
 from .._models import ShopItem, ShopItemsPage
 from .._shop import ShopCheckpoint, ShopResult
-from .._throttle import AdmissionWrapper
 from .control import CorruptRecord, WorkerControls
 from .queue import PREFIX, HarvestGone, HarvestQueue, _text, opened_key, pulse_key
 from .scripts import WORKER_BEAT
 
 if TYPE_CHECKING:
     from .._client import Client
-    from .._throttle import Admission
     from .connection import RedisConnection
 
 _log = logging.getLogger("tmapi_async.redis.worker")
@@ -49,7 +50,6 @@ HEARTBEAT: Final = 1.0  #: seconds between renewals of the shops a worker holds
 TAKE_OVER_AFTER: Final = 3  #: heartbeats a shop may miss before another worker takes it
 STOP_GRACE: Final = 8.0  #: seconds a stopping worker waits for requests already sent
 CANCEL_GRACE: Final = 1.0  #: seconds then given to what was cancelled to end
-POOL_WITHOUT_CAP: Final = 100  #: connections of a worker without --concurrency (aiohttp's)
 # Shops claimed per scan step (each looks at up to 10): a claimed shop must be worked on
 # at once, or it would sit unrenewed and be taken over again.
 _TAKE_OVER_COUNT: Final = 1
@@ -94,61 +94,6 @@ class OwnershipGate:
         while not self.fresh():
             self._renewed.clear()
             await self._renewed.wait()
-
-
-class CappedAdmission(AdmissionWrapper):
-    """The shared throttle, with at most ``cap`` requests of this process in flight,
-    each sent only while the worker's hold on its shops is fresh (``gate``).
-
-    ``worker --concurrency`` caps the worker's own tasks, not the token's limit: the
-    token's limit stays in Redis, shared by every process (one throttle, not two).
-    """
-
-    def __init__(
-        self, inner: Admission, cap: int | None, gate: OwnershipGate | None = None
-    ) -> None:
-        super().__init__(inner)
-        self._cap = cap
-        self._gate = gate
-        self._slots: asyncio.Semaphore | None = None
-
-    @property
-    def limit(self) -> int:
-        return min(self._inner.limit, self.concurrency)
-
-    @property
-    def connections(self) -> int:
-        """The worker's connection pool: its cap (``--concurrency``), else as many as
-        the token's limit in Redis may come to allow (it is known only once started)."""
-        return POOL_WITHOUT_CAP if self._cap is None else self._cap
-
-    @property
-    def concurrency(self) -> int:
-        token_limit = self._inner.concurrency
-        return token_limit if self._cap is None else min(self._cap, token_limit)
-
-    async def acquire(self) -> int:
-        if self._slots is None:
-            self._slots = asyncio.Semaphore(self.concurrency)
-        await self._inner.interruptible(self._slots.acquire())
-        try:
-            ticket = await self._inner.acquire()
-        except BaseException:
-            self._slots.release()
-            raise
-        if self._gate is not None and not self._gate.fresh():
-            # Checked after the admission, the last wait before the request leaves.
-            try:
-                await self._inner.interruptible(self._gate.wait())
-            except BaseException:
-                self.release(ticket)
-                raise
-        return ticket
-
-    def release(self, ticket: int) -> None:
-        self._inner.release(ticket)
-        if self._slots is not None:
-            self._slots.release()
 
 
 class RedisJournal:
@@ -363,7 +308,7 @@ class RedisWorker:
             if hid in self._engines:
                 continue
             queue = HarvestQueue(
-                self._redis, hid, prefix=self._prefix, max_deliveries=self._max_deliveries
+                self._conn, hid, prefix=self._prefix, max_deliveries=self._max_deliveries
             )
             if await queue.state() != "open" or (await queue.counts()).finished:
                 continue

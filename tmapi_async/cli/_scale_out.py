@@ -111,7 +111,7 @@ def scale_out_job(
 ) -> Any:
     """The coordinator of ``options`` (a :class:`~tmapi_async._redis.coordinator.RedisHarvest`)."""
     from .._redis.coordinator import RedisHarvest
-    from .._redis.local_workers import LocalWorkers
+    from ._local_workers import LocalWorkers
 
     assert options.redis is not None
     client = options.client
