@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
 from .._errors import FatalError
+from .rides import Ride, ride, send_with_rides
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -326,6 +327,11 @@ class RedisConnection:
         """Whether ``other`` was opened to the same URL (so to the same Redis)."""
         return self._url == other._url
 
+    @property
+    def ride_key(self) -> str:
+        """What connections to the same Redis share: their rides (see ``rides``)."""
+        return self._url
+
     def script(self, source: str) -> AsyncScript:
         """Register a Lua script; calling it runs EVALSHA (loading it when missing)."""
         return self.client.register_script(source)
@@ -334,13 +340,19 @@ class RedisConnection:
         self, script: AsyncScript, keys: Sequence[str], args: Sequence[Any], client: Any = None
     ) -> Any:
         """Run ``script`` (in ``client``, a pipeline, if given); redis-py's errors are
-        left to the caller, which knows which of them mean what."""
-        return await script(keys=keys, args=args, client=client)
+        left to the caller, which knows which of them mean what. Rides waiting for this
+        Redis go in the same round trip."""
+        return await send_with_rides(self, script, keys, args, client)
+
+    def ride(self, script: AsyncScript, keys: Sequence[str], args: Sequence[Any]) -> Ride:
+        """Run ``script`` with the next round trip to this Redis (or alone, soon):
+        ``ride(...).answer`` is its reply (redis-py's errors left to the caller)."""
+        return ride(self, script, keys, args)
 
     async def run(self, script: AsyncScript, keys: Sequence[str], args: Sequence[Any]) -> Any:
         """Run ``script``; any failure to do so raises :class:`RedisUnavailableError`."""
         try:
-            return await script(keys=keys, args=args)
+            return await send_with_rides(self, script, keys, args)
         except self._errors as error:
             raise self.unavailable(error) from None
 

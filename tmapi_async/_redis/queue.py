@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from redis.asyncio import Redis
 
     from .leases import Carried
+    from .rides import Ride
 
 PREFIX: Final = "tmapi"
 SHOP_GROUP: Final = "workers"
@@ -440,6 +441,20 @@ class HarvestQueue:
         the leases ``carried`` in the same round trip. One answer a page, as
         :meth:`answer` reads it (1 committed, 0 committed before, -1 taken over, -2 no
         harvest record)."""
+        keys, args = self._commit_call(consumer, pages, carried)
+        return [int(answer) for answer in await self.conn.call(self._commit, keys, args)]
+
+    def commit_pages_later(
+        self, consumer: str, pages: Sequence[PageCommit], carried: Carried | None = None
+    ) -> Ride:
+        """:meth:`commit_pages` on the next round trip to this Redis (or alone, soon):
+        its ``answer`` is the script's reply (a list of answers, one a page)."""
+        keys, args = self._commit_call(consumer, pages, carried)
+        return self.conn.ride(self._commit, keys, args)
+
+    def _commit_call(
+        self, consumer: str, pages: Sequence[PageCommit], carried: Carried | None
+    ) -> tuple[list[str], list[str | int | bytes]]:
         keys = [self.results_key, self.counts_key, self.shops_key, self.meta_key]
         keys += [self.shop_key(commit.shop_url) for commit in pages]
         releases = carried.keys_and_ids() if carried is not None else []
@@ -450,7 +465,7 @@ class HarvestQueue:
         for leases_key, ids in releases:
             keys.append(leases_key)
             args += [len(ids), *ids]
-        return [int(answer) for answer in await self.conn.call(self._commit, keys, args)]
+        return keys, args
 
     def answer(self, shop_url: str, answer: int) -> bool:
         """A fenced script's answer for ``shop_url``: True (done) or False (done
