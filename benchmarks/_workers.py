@@ -431,7 +431,6 @@ def _script_names() -> dict[str, str]:
     return {
         hashlib.sha1(load_lua(name).encode()).hexdigest(): name
         for name in (entry.name.removesuffix(".lua") for entry in folder.iterdir())
-        if name.endswith(".lua") is False
     }
 
 
@@ -524,6 +523,11 @@ def main() -> None:
     contender = CONTENDERS[args.contender]
     if args.contender == "lib-harvest-metrics":
         import prometheus_client  # noqa: F401  (once per process: not a cost per request)
+    if args.contender == "redis-worker":  # the same: a worker imports these once
+        import redis.asyncio  # noqa: F401
+
+        import tmapi_async._redis.worker
+        import tmapi_async.cli._tokens  # noqa: F401
     profiler = None
     if args.profile:
         import cProfile

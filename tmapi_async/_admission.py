@@ -10,16 +10,26 @@ while the worker's hold on its shops is fresh. (The budget a pool's tokens share
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Container
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Final, Protocol
+
+from ._errors import ShopTakenOver
 
 if TYPE_CHECKING:
     from ._errors import FatalError
     from ._throttle import Admission
 
-__all__ = ["POOL_WITHOUT_CAP", "AdmissionWrapper", "CappedAdmission", "Fence"]
+__all__ = ["POOL_WITHOUT_CAP", "REQUEST_SHOP", "AdmissionWrapper", "CappedAdmission", "Fence"]
 
 POOL_WITHOUT_CAP: Final = 100  #: connections of a worker without --concurrency (aiohttp's)
+
+#: The shop a worker's request is for, and the shops its engine still holds (set by the
+#: engine's page source): a request that had to wait for the worker's hold to be
+#: confirmed leaves only if its shop is still held once it is.
+REQUEST_SHOP: ContextVar[tuple[str, Container[str]] | None] = ContextVar(
+    "tmapi_request_shop", default=None
+)
 
 
 class AdmissionWrapper:
@@ -142,6 +152,9 @@ class CappedAdmission(AdmissionWrapper):
             # Checked after the admission, the last wait before the request leaves.
             try:
                 await self._inner.interruptible(self._gate.wait())
+                shop = REQUEST_SHOP.get()
+                if shop is not None and shop[0] not in shop[1]:
+                    raise ShopTakenOver(f"{shop[0]} is no longer held here")
             except BaseException:
                 self.release(ticket)
                 raise

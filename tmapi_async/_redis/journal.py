@@ -73,6 +73,8 @@ class RedisJournal:
         self.failure: BaseException | None = None  #: what a riding commit met (raised next)
         self.message_ids: dict[str, str] = {}  #: shop URL → its message, while open here
         self.held: set[str] = set()  #: messages this worker holds (renews)
+        #: shop URL → its hash, read when the shop was taken (so opening it costs nothing)
+        self.fields: dict[str, dict[str, str]] = {}
         self._reads: dict[str, dict[int, int]] = {}  # shop URL → page → reads committed
         # Commits under way per shop: the engine may finish a shop while another of its
         # pages is still being committed, and a finished shop accepts no more pages.
@@ -81,7 +83,9 @@ class RedisJournal:
         self.gone = False  #: the harvest was forgotten: commit nothing more
 
     async def open_shop(self, shop_url: str) -> ShopCheckpoint | None:
-        fields = await self.queue.shop_fields(shop_url)
+        fields = self.fields.pop(shop_url, None)
+        if fields is None:
+            fields = await self.queue.shop_fields(shop_url)
         if fields.get("status"):  # finished elsewhere (a message delivered twice)
             await self._acknowledge(shop_url)
             return ShopCheckpoint(status="complete")

@@ -34,13 +34,20 @@ import hashlib
 import json
 import secrets
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 from .._errors import ShopTakenOver, TmapiError
 from .._shop import ShopCheckpoint, ShopStatus
 from . import scripts
 from .connection import RedisConnection, execute_pipeline
+from .records import Delivery as Delivery
+from .records import HarvestCounts as HarvestCounts
+from .records import PageCommit as PageCommit
+from .records import PageCommitted as PageCommitted
+from .records import Result as Result
+from .records import ShopFinished as ShopFinished
+from .records import _int, read_result, shop_status
+from .records import _text as _text  # (read by the modules next to it)
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -79,91 +86,6 @@ def _gone_if_nogroup(error: Exception, hid: str) -> Exception:
     return error
 
 
-def _text(value: object) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def _int(value: object, default: int = 0) -> int:
-    return default if value is None else int(_text(value))
-
-
-@dataclass(frozen=True, slots=True)
-class Delivery:
-    """A shop message given to a worker."""
-
-    message_id: str
-    shop_url: str
-    deliveries: int = 1  #: how many times it was given out, this time included
-
-
-@dataclass(frozen=True, slots=True)
-class PageCommit:
-    """An answered page a worker commits (``message_id``: its shop's message, held)."""
-
-    shop_url: str
-    page: int
-    read: int  #: 1 for the page's first answer, 2 for a refetch after drift, ...
-    total_count: int
-    page_size: int
-    items: bytes  #: the page's new items (msgspec JSON)
-    item_count: int
-    message_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class PageCommitted:
-    """A page a worker committed: its new items are ``items`` (msgspec JSON)."""
-
-    entry_id: str
-    shop_url: str
-    page: int
-    read: int  #: 1 for the page's first answer, 2 for a refetch after drift, ...
-    total_count: int
-    page_size: int
-    items: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class ShopFinished:
-    """A shop's final status, written after every page it committed."""
-
-    entry_id: str
-    shop_url: str
-    status: ShopStatus
-    error: str
-    total_count: int
-    pages: int
-    requests: int
-    item_count: int
-
-
-Result = PageCommitted | ShopFinished
-
-
-@dataclass(frozen=True, slots=True)
-class HarvestCounts:
-    """Where a harvest stands, from its counters and its pending list."""
-
-    submitted: int
-    done: int
-    complete: int
-    partial: int
-    failed: int
-    pages: int
-    items: int
-    in_progress: int  #: shops given to a worker and not finished
-
-    @property
-    def queued(self) -> int:
-        """Shops waiting for a worker."""
-        return max(0, self.submitted - self.done - self.in_progress)
-
-    @property
-    def finished(self) -> bool:
-        """Every shop submitted has a final status."""
-        return self.submitted > 0 and self.done >= self.submitted
-
-
 class HarvestQueue:
     """One harvest's keys and the scripts that move its shops and results.
 
@@ -199,6 +121,7 @@ class HarvestQueue:
         self._finish = script(scripts.FINISH_SHOP)
         self._heartbeat = script(scripts.HEARTBEAT)
         self._take_over = script(scripts.TAKE_OVER)
+        self._take = script(scripts.TAKE)
         self._hand_back = script(scripts.HAND_BACK)
 
     def shop_key(self, shop_url: str) -> str:
@@ -334,6 +257,26 @@ class HarvestQueue:
                 deliveries.append(Delivery(_text(message_id), _text(shop)))
         return deliveries
 
+    async def take_shops(self, consumer: str, *, count: int = 1) -> list[Delivery]:
+        """New shops for ``consumer``, each with its shop hash, in one round trip; none
+        waits (nothing new: ``[]``).
+
+        Raises:
+            HarvestGone: the harvest's stream is gone.
+        """
+        try:
+            args = [SHOP_GROUP, consumer, count]
+            answer = await self.conn.call(self._take, [self.shops_key], args)
+        except Exception as error:
+            raise _gone_if_nogroup(error, self.hid) from None
+        deliveries = []
+        for message_id, url, flat in answer:
+            fields = None
+            if flat is not None:
+                fields = {_text(k): _text(v) for k, v in zip(flat[::2], flat[1::2], strict=True)}
+            deliveries.append(Delivery(_text(message_id), _text(url), fields=fields))
+        return deliveries
+
     async def take_over(
         self,
         consumer: str,
@@ -395,7 +338,7 @@ class HarvestQueue:
         return ShopCheckpoint(
             pages=pages,
             page_size=int(fields.get("size", "0")),
-            status=_status(fields.get("status")),
+            status=shop_status(fields.get("status")),
             error=fields.get("error") or None,
         )
 
@@ -556,7 +499,7 @@ class HarvestQueue:
         for _stream, messages in answer or ():
             for entry_id, fields in messages:
                 if fields:
-                    results.append(_result(_text(entry_id), fields))
+                    results.append(read_result(_text(entry_id), fields))
         return results
 
     async def last_result_id(self) -> str:
@@ -576,38 +519,3 @@ class HarvestQueue:
             pipe.xack(self.results_key, RESULT_GROUP, *entry_ids)
             pipe.xdel(self.results_key, *entry_ids)
             await pipe.execute()
-
-
-def _status(text: str | None) -> ShopStatus | None:
-    statuses: dict[str | None, ShopStatus] = {
-        "complete": "complete",
-        "partial": "partial",
-        "failed": "failed",
-    }
-    return statuses.get(text)
-
-
-def _result(entry_id: str, raw: Mapping[Any, Any]) -> Result:
-    fields = {_text(k): v for k, v in raw.items()}
-    shop = _text(fields["shop"])
-    if _text(fields["kind"]) == "page":
-        items = fields["items"]
-        return PageCommitted(
-            entry_id=entry_id,
-            shop_url=shop,
-            page=_int(fields["page"]),
-            read=_int(fields["read"]),
-            total_count=_int(fields["total"]),
-            page_size=_int(fields["size"]),
-            items=items if isinstance(items, bytes) else str(items).encode(),
-        )
-    return ShopFinished(
-        entry_id=entry_id,
-        shop_url=shop,
-        status=_status(_text(fields["status"])) or "failed",
-        error=_text(fields.get("error", b"")),
-        total_count=_int(fields.get("total")),
-        pages=_int(fields.get("pages")),
-        requests=_int(fields.get("requests")),
-        item_count=_int(fields.get("items")),
-    )

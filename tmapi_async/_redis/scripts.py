@@ -22,6 +22,7 @@ __all__ = [
     "HAND_BACK",
     "HEARTBEAT",
     "SUBMIT",
+    "TAKE",
     "TAKE_OVER",
     "WORKER_BEAT",
 ]
@@ -29,6 +30,7 @@ __all__ = [
 SUBMIT: Final = load_lua("queue_submit")  #: a shop, once (again if it failed before)
 COMMIT_PAGES: Final = load_lua("queue_commit_pages")  #: answered pages, fenced, once each
 FINISH_SHOP: Final = load_lua("queue_finish_shop")  #: a shop's final status, fenced
+TAKE: Final = load_lua("queue_take")  #: new shops, with what Redis holds of each
 HEARTBEAT: Final = load_lua("queue_heartbeat")  #: renew the shops a worker still holds
 TAKE_OVER: Final = load_lua("queue_take_over")  #: shops whose holder stopped renewing
 HAND_BACK: Final = load_lua("queue_hand_back")  #: shops given back by a stopping worker

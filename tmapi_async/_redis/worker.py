@@ -216,8 +216,10 @@ class RedisWorker:
             try:  # a corrupt record fails its harvest, not the worker
                 page_size, params, max_pages = await self._control.listing(queue)
                 journal = RedisJournal(queue, page_size, self.worker_id, fence=self.gate)
+                source = self._control.source(hid, self._client)
+                source.held = journal.message_ids
                 harvest = Harvest(
-                    self._control.source(hid, self._client),
+                    source,
                     self._shops(journal),
                     journal=journal,
                     keep_items=False,
@@ -334,8 +336,10 @@ class RedisWorker:
                 )
                 if cursor == "0-0" and not batch:
                     next_scan = loop.time() + self._heartbeat  # scanned it all: rest
-            else:
-                batch = await queue.read_shops(me, count=1, block_ms=int(self._heartbeat * 1000))
+            else:  # a new shop with its hash in one round trip, else wait for one
+                batch = await queue.take_shops(me) or await queue.read_shops(
+                    me, count=1, block_ms=int(self._heartbeat * 1000)
+                )
                 if not batch and (await queue.counts()).finished:
                     return
             for delivery in batch:
@@ -348,6 +352,8 @@ class RedisWorker:
                 seen.add(delivery.shop_url)
                 journal.message_ids[delivery.shop_url] = delivery.message_id
                 journal.held.add(delivery.message_id)
+                if delivery.fields is not None:
+                    journal.fields[delivery.shop_url] = delivery.fields
                 yield delivery.shop_url
 
     # -- heartbeat -----------------------------------------------------------------------
