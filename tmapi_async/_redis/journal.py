@@ -12,8 +12,7 @@ commit script still checks each page (the worker holds its shop, this read of it
 not committed before), so exactly-once holds however the commit travels. A refusal that
 comes back drops the shop; an error stops the engine at its next call. While the hold
 is not fresh, each commit is awaited, and a refusal is known before the next request.
-A shop is finished only after its pages: the commits under way are awaited, and those
-still waiting ride ahead of the finish in its round trip.
+A shop is finished only once the commits of its pages are answered.
 """
 
 from __future__ import annotations
@@ -173,18 +172,17 @@ class RedisJournal:
             raise self.failure
 
     async def settle(self, shop_url: str | None = None) -> None:
-        """Wait for the riding commits (of ``shop_url``, or all): those under way are
-        awaited; those still waiting go now unless ``shop_url`` is given (they then
-        ride ahead of the shop's finish)."""
+        """Wait until the riding commits (of ``shop_url``, or all) are answered; those
+        still waiting go now. (Not in the finish's own round trip: a script Redis lost
+        meanwhile would be loaded and sent again after the finish had run.)"""
         if shop_url is None:
             rides = [riding for some in self._riding.values() for riding in some]
         else:
             rides = list(self._riding.get(shop_url, ()))
-        if shop_url is None and any(not riding.sent for riding in rides):
+        if any(not riding.sent for riding in rides):
             await flush(self.queue.conn)
-        under_way = [riding.answer for riding in rides if riding.sent]
-        if under_way:
-            await asyncio.wait(under_way)
+        if rides:
+            await asyncio.wait([riding.answer for riding in rides])
 
     async def record_shop(self, result: ShopResult) -> None:
         if self.gone:

@@ -6,6 +6,10 @@ same Redis — most often the admission of the worker's next request, which foll
 commit at once — or alone after :data:`RIDE_WINDOW` if no round trip comes. Redis
 runs a pipeline's scripts in order, each atomically, so a ride changes the round trips,
 not what each script does. Each ride has its own future for its answer.
+
+Order matters (a shop's finish rides behind its pages' commits), so no script of a
+pipeline may miss: one Redis may not know yet (first use, or Redis restarted since) is
+loaded by a ``SCRIPT LOAD`` at the head of the same pipeline.
 """
 
 from __future__ import annotations
@@ -26,6 +30,9 @@ RIDE_WINDOW: Final = 0.005  #: seconds a ride waits for a round trip before it g
 _WAITING: dict[tuple[str, int], list[Ride]] = {}  # (URL, loop) → rides not yet sent
 _TIMERS: dict[tuple[str, int], asyncio.TimerHandle] = {}
 _ALONE: set[asyncio.Task[None]] = set()  # rides sent alone, under way
+# Scripts known loaded: (URL, outages of it ended so far) → SHA1s. A Redis that went
+# away may come back without them: the count of outages then moves on.
+_LOADED: dict[tuple[str, int], set[str]] = {}
 
 
 class Ride:
@@ -119,7 +126,11 @@ async def _pipeline(
     calls = [(one.script, one.keys, one.args) for one in rides]
     if own is not None:
         calls.append(own)
+    loaded = _LOADED.setdefault((conn.ride_key, conn.outage.ended), set())
+    missing = {script.sha: script for script, _keys, _args in calls if script.sha not in loaded}
     pipe = conn.client.pipeline(transaction=False)
+    for script in missing.values():
+        pipe.script_load(script.script)
     for script, keys, args in calls:
         pipe.evalsha(script.sha, len(keys), *keys, *args)
     try:
@@ -132,6 +143,13 @@ async def _pipeline(
                 else:
                     one.answer.set_exception(error)
         raise
+    if missing:
+        loads, replies = replies[: len(missing)], replies[len(missing) :]
+        loaded.update(
+            sha
+            for sha, reply in zip(missing, loads, strict=True)
+            if reply == sha or (isinstance(reply, bytes) and reply.decode() == sha)
+        )
     for index, (script, keys, args) in enumerate(calls):
         if isinstance(replies[index], NoScriptError):  # Redis restarted: load, send again
             try:
