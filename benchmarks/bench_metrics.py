@@ -32,7 +32,7 @@ _EMPTY_PAGE = json.dumps(
 async def _cpu_per_request(metrics: bool, requests: int = 20000) -> float:
     """CPU µs per page fetched through a client on a mock transport."""
     import tmapi_async as tm
-    from tmapi_async._transport import MockTransport
+    from tmapi_async import MockTransport
 
     def answer(_query: str) -> tuple[int, dict[str, str], bytes]:
         return 200, {"content-type": "application/json"}, _EMPTY_PAGE

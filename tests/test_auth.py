@@ -15,9 +15,8 @@ from typing import Any
 import pytest
 
 import tmapi_async as tm
+from tmapi_async import Answer, MockTransport, Throttle
 from tmapi_async._auth import AuthScheme, auth_mode
-from tmapi_async._throttle import Throttle
-from tmapi_async._transport import Answer, MockTransport
 
 KEY = "SECRET-key-9c1e"
 SHOP = "https://xldjjg.1688.com/"

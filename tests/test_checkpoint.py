@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 
 import tmapi_async as tm
-from tmapi_async._models import ShopItem, ShopItemsPage
-from tmapi_async._shop import ShopResult
+from tmapi_async import ShopItem, ShopItemsPage, ShopResult
 from tmapi_async.export import (
     ExportJournal,
     JournalError,

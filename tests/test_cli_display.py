@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from tmapi_async._stats import HarvestProgress
+from tmapi_async import HarvestProgress
 from tmapi_async.cli._display import (
     HarvestSummary,
     ProgressDisplay,

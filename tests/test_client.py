@@ -16,7 +16,7 @@ from urllib.parse import parse_qs
 import pytest
 
 import tmapi_async as tm
-from tmapi_async._transport import Answer, MockTransport
+from tmapi_async import Answer, MockTransport
 
 if TYPE_CHECKING:
     from conftest import Server  # the local failing server, a fixture there
@@ -362,11 +362,10 @@ class SpyAdmission(tm.Throttle):
 
 def test_a_given_throttle_admits_every_request(run_virtual: RunVirtual) -> None:
     """Client(throttle=...) is started, asked, released by ticket and closed; the
-    client's own rate settings are then refused as ambiguous."""
+    client's own limits are then refused as ambiguous, even one equal to a default."""
     spy = SpyAdmission()
     transport = MockTransport(lambda q: page_answer(*asked(q), total=30))
-    # rate=10.0 is the default: nothing is given twice.
-    client = tm.Client(TOKEN, transport=transport, throttle=spy, rate=10.0)
+    client = tm.Client(TOKEN, transport=transport, throttle=spy)
 
     async def main() -> None:
         async with client:
@@ -377,6 +376,8 @@ def test_a_given_throttle_admits_every_request(run_virtual: RunVirtual) -> None:
     assert client.concurrency == 2
     with pytest.raises(tm.InvalidParameterError, match="throttle"):
         tm.Client(TOKEN, throttle=SpyAdmission(), rate=50)
+    with pytest.raises(tm.InvalidParameterError, match="throttle"):
+        tm.Client(TOKEN, throttle=SpyAdmission(), limits=tm.Limits(rate=10.0))
 
 
 # -- the whole client waits, and stops ---------------------------------------------------

@@ -9,8 +9,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from tmapi_async import ShopItem, ShopResult
-from tmapi_async._diff import Change, DiffInputError, diff
+from tmapi_async import Change, DiffInputError, ShopItem, ShopResult, diff
 from tmapi_async._export_reader import ExportReadError, read_export
 from tmapi_async._manifest import ManifestListing, build_manifest, manifest_path, write_manifest
 from tmapi_async.export import ExportFormat, open_sink

@@ -12,10 +12,9 @@ import pytest
 from test_harvest import FakeSource, MemoryJournal, run, url
 
 import tmapi_async as tm
+from tmapi_async import Harvest, Throttle
 from tmapi_async._admission import CappedAdmission
-from tmapi_async._harvest import Harvest
 from tmapi_async._redis.worker import OwnershipGate
-from tmapi_async._throttle import Throttle
 
 
 class RefusingJournal(MemoryJournal):

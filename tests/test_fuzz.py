@@ -30,9 +30,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import tmapi_async as tm
-from tmapi_async import Client, RetryPolicy, TmapiError
+from tmapi_async import Client, MockTransport, RetryPolicy, TmapiError
 from tmapi_async._models import MAX_TOTAL_COUNT
-from tmapi_async._transport import MockTransport
 
 T = TypeVar("T")
 

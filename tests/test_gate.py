@@ -6,10 +6,7 @@ import asyncio
 
 import pytest
 
-from tmapi_async._errors import FatalError, HarvestStopped
-from tmapi_async._harvest import Fetched
-from tmapi_async._listing import Listing
-from tmapi_async._protocol import ShopQuery
+from tmapi_async import FatalError, Fetched, HarvestStopped, Listing, ShopQuery
 from tmapi_async._redis.gate import GatedSource, HarvestGate, decide
 
 
@@ -50,7 +47,7 @@ class _Client:
     async def fetch_counted(self, query: ShopQuery, page: int) -> Fetched:
         self.sent += 1
         await self.answer.wait()
-        return None, None, 1
+        return Fetched(answer=None, error=None, requests=1)
 
 
 async def test_a_shut_gate_holds_new_requests_and_lets_those_sent_finish() -> None:

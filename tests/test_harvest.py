@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import pytest
 
 import tmapi_async as tm
-from tmapi_async._harvest import Fetched, Harvest, PageSource
+from tmapi_async import Fetched, Harvest, PageSource
 
 PAGE_SIZE = 20
 
@@ -72,7 +72,7 @@ class FakeSource:
             raise error
         self.answered.setdefault(name, set()).add(page)
         if error is not None:
-            return None, error, sent
+            return Fetched(answer=None, error=error, requests=sent)
         size = self.sizes[name]
         first = (page - 1) * PAGE_SIZE
         items = [
@@ -80,7 +80,7 @@ class FakeSource:
             for i in range(first, min(size, first + PAGE_SIZE))
         ]
         answer = tm.ShopItemsPage(page=page, page_size=PAGE_SIZE, total_count=size, items=items)
-        return answer, None, sent
+        return Fetched(answer=answer, error=None, requests=sent)
 
     def _open_shops(self) -> int:
         """Shops asked for a page and not yet answered for all of them."""

@@ -16,17 +16,19 @@ from clirun import run_cli as run_to_end
 
 import tmapi_async
 from tmapi_async import (
+    Answer,
     AuthenticationError,
     BalanceError,
     FatalError,
     HarvestStopped,
+    MockTransport,
     RedisUnavailableError,
     RequestBudgetExhausted,
     RetryPolicy,
+    Throttle,
+    TokenPool,
 )
-from tmapi_async._pool import TokenPool, short_fingerprint, split_tokens
-from tmapi_async._throttle import Throttle
-from tmapi_async._transport import Answer, MockTransport
+from tmapi_async._pool import short_fingerprint, split_tokens
 from tmapi_async.testing import RequestRecord, SimulatedTmapi, fingerprint
 
 # Distinctive, so that a leak is found by a plain search of every output and file.
@@ -441,6 +443,27 @@ async def test_cli_token_flag_repeated_and_estimate_counts_across_tokens(
             billed = len(of(token, sim.log.records))
             assert f"token {short_fingerprint(token)}: {billed} requests" in run.out
         assert_no_token_anywhere(run, tmp_path)
+
+
+def test_client_and_pool_are_siblings_on_one_reader() -> None:
+    """Client and TokenPool share the shop-reading methods of one base; the pool is not
+    a Client, and every public member it has works on a pool (none was inherited from
+    the client for state the pool lacks, as a transport or a request path)."""
+    reads = ("get_shop_items", "fetch_page", "iter_shop_items", "fetch_shop", "harvest")
+    for name in reads:
+        base = getattr(tmapi_async.ShopReader, name)
+        assert getattr(tmapi_async.Client, name) is base
+        assert getattr(TokenPool, name) is base
+    assert not issubclass(TokenPool, tmapi_async.Client)
+    pool = TokenPool([A, B])
+    assert isinstance(pool, tmapi_async.ShopReader)
+    for name in ("_attempt", "_requests", "_transport", "_throttle", "auth"):
+        assert not hasattr(pool, name), name
+    for name in dir(pool):
+        if not name.startswith("_"):
+            getattr(pool, name)  # raises if the member needs what a pool does not hold
+    with pytest.raises(TypeError):
+        tmapi_async.ShopReader(base_url="https://api.tmapi.io", metrics=None)  # type: ignore[abstract]
 
 
 def test_client_of_one_token_refuses_several(monkeypatch: pytest.MonkeyPatch) -> None:

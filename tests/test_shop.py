@@ -10,8 +10,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tmapi_async import ShopCheckpoint, ShopItem, ShopItemsPage, ShopQuery, UpstreamError
-from tmapi_async._errors import MaxPagesReached
+from tmapi_async import (
+    MaxPagesReached,
+    ShopCheckpoint,
+    ShopItem,
+    ShopItemsPage,
+    ShopQuery,
+    UpstreamError,
+)
 from tmapi_async._models import MAX_TOTAL_COUNT
 from tmapi_async._shop import DEFAULT_MAX_PAGES, DEFAULT_WINDOW, ShopCrawl
 

@@ -7,12 +7,17 @@ from pathlib import Path
 
 import pytest
 
-from tmapi_async import ShopItem, ShopItemsPage, ShopQuery, UpstreamError
-from tmapi_async._errors import MaxPagesReached
+from tmapi_async import (
+    KnownItems,
+    MaxPagesReached,
+    ShopCheckpoint,
+    ShopItem,
+    ShopItemsPage,
+    ShopQuery,
+    UpstreamError,
+)
 from tmapi_async._export_reader import ExportReadError
-from tmapi_async._newest import NewListingsCrawl
-from tmapi_async._shop import ShopCheckpoint
-from tmapi_async._since import KnownItems
+from tmapi_async._new_listings import NewListingsCrawl
 from tmapi_async.export import open_sink
 
 SHOP = "https://newest.1688.com/"

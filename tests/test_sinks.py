@@ -11,7 +11,7 @@ import msgspec
 import pyarrow.parquet as pq
 import pytest
 
-from tmapi_async._models import SaleInfo, ShopItem
+from tmapi_async import SaleInfo, ShopItem
 from tmapi_async.export._sinks import (
     CSV_COLUMNS,
     CsvSink,

@@ -7,8 +7,7 @@ import bisect
 
 import pytest
 
-from tmapi_async import AuthenticationError, RequestBudgetExhausted, Throttle
-from tmapi_async._throttle import default_burst
+from tmapi_async import AuthenticationError, Limits, RequestBudgetExhausted, Throttle
 
 
 def peak_in_window(times: list[float], window: float) -> int:
@@ -56,9 +55,9 @@ def test_sustained_rate_is_reached(run_virtual):
 
 def test_default_burst_is_a_twentieth_of_the_rate():
     """Default burst is about rate/20 and never below one."""
-    assert default_burst(10) == 1
-    assert default_burst(0.5) == 1
-    assert default_burst(2000) == 100
+    assert Limits(rate=10).burst_or_default == 1
+    assert Limits(rate=0.5).burst_or_default == 1
+    assert Limits(rate=2000).burst_or_default == 100
     assert Throttle(rate=5000, concurrency=1).burst == 250
 
 

@@ -42,9 +42,10 @@ from typing import Any, Final, Literal, Self
 
 import msgspec
 
-from ._export_reader import ExportReadError, ExportRow, export_format_of, read_export
-from ._manifest import Manifest, ManifestError, manifest_path, read_manifest
-from .export._sinks import ExportFormat
+from ._errors import DiffInputError, ExportReadError, ManifestError
+from ._export_reader import ExportRow, export_format_of, read_export
+from ._formats import ExportFormat
+from ._manifest import Manifest, manifest_path, read_manifest
 
 __all__ = [
     "ITEM_FIELDS",
@@ -84,10 +85,6 @@ ITEM_FIELDS: Final[tuple[tuple[str, ChangeKind], ...]] = (
 
 _BATCH: Final = 5_000
 _CACHE_KIB: Final = 16_384  # SQLite page cache: what bounds the index's memory
-
-
-class DiffInputError(Exception):
-    """An export or a manifest given to :func:`diff` cannot be read (a message for the user)."""
 
 
 class Change(msgspec.Struct, frozen=True, kw_only=True):

@@ -6,11 +6,23 @@ Every exception the public API raises is a :class:`TmapiError`::
     ├── InvalidParameterError (also ValueError)  bad argument or 422: permanent for the request
     ├── MaxPagesReached                          a shop has more pages than ``max_pages``
     ├── ShopTakenOver                            a journal refused a page: the shop is another's
+    ├── ExportError                              an export or a file beside it cannot be used
+    │   ├── SinkError                            the export cannot be opened or written
+    │   ├── JournalError                         the state file is not this harvest's
+    │   ├── ExportReadError                      an export cannot be read back
+    │   ├── ManifestError                        a manifest exists but cannot be read
+    │   └── DiffInputError                       an input of ``diff`` cannot be read
+    ├── HarvestGone                              Redis holds no record of the harvest
+    ├── HarvestNotFound (also ValueError)        no harvest in Redis, or several, has that id
+    ├── CorruptRecord (also ValueError)          a harvest's record in Redis is not one a run wrote
     ├── FatalError                               stops the whole client: nothing more is sent
     │   ├── AuthenticationError                  401/403: token not authorised or expired
     │   ├── BalanceError                         439: subscription expired or balance spent
     │   ├── RequestBudgetExhausted               the client's own ``max_requests`` is spent
-    │   └── HarvestStopped                       stopped on request (Ctrl-C, ``Harvest.stop()``)
+    │   ├── HarvestStopped                       stopped on request (Ctrl-C, ``Harvest.stop()``)
+    │   ├── RedisUnavailableError                Redis cannot be reached (never a silent fall-back)
+    │   ├── RedisHarvestError                    the harvest cannot go on through Redis as asked
+    │   └── HarvestEnded                         cancelled, forgotten or failed in Redis meanwhile
     └── TransientError                           worth retrying, with backoff
         ├── RateLimitError                       429, or 503 "concurrency limit exceeded"
         ├── UpstreamError                        417, 499, 500, 502, 504 (and 503 without that text)
@@ -18,26 +30,45 @@ Every exception the public API raises is a :class:`TmapiError`::
         └── DecodeError                          body not JSON or not the expected shape
 
 The token is never part of a message: errors are built from the API's ``msg`` and
-from messages the transport has already scrubbed.
+from messages the transport has already scrubbed. A shop's error crosses Redis (from
+a worker to the coordinator) as a record of its class name and fields
+(:func:`error_record`) and comes back as the same public class
+(:func:`error_from_record`).
 """
 
 from __future__ import annotations
 
+import json
+
 __all__ = [
     "AuthenticationError",
     "BalanceError",
+    "CorruptRecord",
     "DecodeError",
+    "DiffInputError",
+    "ExportError",
+    "ExportReadError",
     "FatalError",
+    "HarvestEnded",
+    "HarvestGone",
+    "HarvestNotFound",
     "HarvestStopped",
     "InvalidParameterError",
+    "JournalError",
+    "ManifestError",
     "MaxPagesReached",
     "RateLimitError",
+    "RedisHarvestError",
+    "RedisUnavailableError",
     "RequestBudgetExhausted",
     "ShopTakenOver",
+    "SinkError",
     "TmapiError",
     "TransientError",
     "TransportError",
     "UpstreamError",
+    "error_from_record",
+    "error_record",
     "quote_input",
 ]
 
@@ -150,3 +181,120 @@ class DecodeError(TransientError):
 
 class HarvestStopped(FatalError):
     """The harvest was stopped on request (``Harvest.stop()``, Ctrl-C); it can resume."""
+
+
+# -- exports and the files beside them ----------------------------------------------------
+
+
+class ExportError(TmapiError):
+    """An export, its state file or manifest, or an input of a diff cannot be used (a
+    message for the user, naming the file)."""
+
+
+class SinkError(ExportError):
+    """The export cannot be opened or written as asked (a message for the user)."""
+
+
+class JournalError(ExportError):
+    """The state file cannot be used for this harvest (a message for the user)."""
+
+
+class ExportReadError(ExportError):
+    """An export cannot be read: missing, of an unknown format, or malformed (a message for
+    the user, naming the file and, where it helps, the line)."""
+
+
+class ManifestError(ExportError):
+    """A manifest exists but cannot be read (a message for the user)."""
+
+
+class DiffInputError(ExportError):
+    """An export or a manifest given to :func:`~tmapi_async.diff` cannot be read (a message
+    for the user)."""
+
+
+# -- harvests through Redis ---------------------------------------------------------------
+
+
+class RedisUnavailableError(FatalError):
+    """Redis could not be reached, refused us, or redis-py is not installed.
+
+    Nothing more is admitted: limits shared through Redis are never replaced by
+    limits of this process alone. The message names the URL without its password.
+    """
+
+
+class RedisHarvestError(FatalError):
+    """The harvest cannot go on through Redis as asked (say, other listing options)."""
+
+
+class HarvestEnded(FatalError):
+    """An operator ended the harvest under its coordinator (``cancel``, ``forget``), or
+    the workers failed it: the coordinator stops; a rerun of the same command goes on."""
+
+
+class HarvestGone(TmapiError):
+    """The harvest has no record in Redis: it was forgotten or expired, or Redis came
+    back without its data. Nothing of it is recreated behind the coordinator's back."""
+
+
+class HarvestNotFound(TmapiError, ValueError):
+    """No harvest, or several, answer to the id (or prefix) given."""
+
+
+class CorruptRecord(TmapiError, ValueError):
+    """A harvest's record cannot be read (its parameters are not what a run wrote)."""
+
+
+# -- an error as a record -----------------------------------------------------------------
+
+#: The public classes by name (every class of this module): what a record may name,
+#: and all it can rebuild.
+_PUBLIC: dict[str, type[TmapiError]] = {
+    name: value
+    for name, value in list(globals().items())
+    if isinstance(value, type) and issubclass(value, TmapiError)
+}
+
+
+def error_record(error: BaseException) -> str:
+    """``error`` as one line of JSON: its nearest public class by name, its message, code
+    and status (and ``retry_after``). :func:`error_from_record` rebuilds it.
+
+    A foreign exception is recorded as a :class:`TmapiError` with its text.
+    """
+    kind = next((c.__name__ for c in type(error).__mro__ if _PUBLIC.get(c.__name__) is c), None)
+    if kind is None or not isinstance(error, TmapiError):
+        return json.dumps({"kind": "TmapiError", "message": str(error) or type(error).__name__})
+    record: dict[str, object] = {"kind": kind, "message": error.message}
+    if error.code is not None:
+        record["code"] = error.code
+    if error.status is not None:
+        record["status"] = error.status
+    if isinstance(error, TransientError) and error.retry_after is not None:
+        record["retry_after"] = error.retry_after
+    return json.dumps(record, ensure_ascii=False)
+
+
+def error_from_record(record: str) -> TmapiError:
+    """The error :func:`error_record` wrote, of the same public class; text that is no
+    such record (an older writer's plain message) becomes a :class:`TmapiError` of it."""
+    fields: object = None
+    if record.startswith("{"):
+        try:
+            fields = json.loads(record)
+        except ValueError:
+            fields = None
+    if not isinstance(fields, dict) or not isinstance(fields.get("message"), str):
+        return TmapiError(record)
+    cls = _PUBLIC.get(str(fields.get("kind")), TmapiError)
+    code, status = _whole(fields.get("code")), _whole(fields.get("status"))
+    if issubclass(cls, TransientError):
+        after = fields.get("retry_after")
+        retry_after = float(after) if isinstance(after, int | float) else None
+        return cls(fields["message"], code=code, status=status, retry_after=retry_after)
+    return cls(fields["message"], code=code, status=status)
+
+
+def _whole(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None

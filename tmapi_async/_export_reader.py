@@ -20,25 +20,15 @@ from typing import Any, Final
 
 import msgspec
 
+from ._errors import ExportReadError
+from ._formats import EXTENSIONS, FORMATS, ExportFormat, format_of
 from ._models import SaleInfo, ShopItem
-from .export._sinks import CSV_COLUMNS, FORMATS, FORMULA_STARTS, ExportFormat
+from .export._parquet import read_batches
+from .export._sinks import CSV_COLUMNS, FORMULA_STARTS
 
 __all__ = ["ExportReadError", "ExportRow", "export_format_of", "read_export"]
 
-_EXTENSIONS: Final[dict[str, ExportFormat]] = {
-    ".jsonl": "jsonl",
-    ".ndjson": "jsonl",
-    ".json": "jsonl",
-    ".csv": "csv",
-    ".parquet": "parquet",
-    ".pq": "parquet",
-}
 _PARQUET_BATCH: Final = 2_000
-
-
-class ExportReadError(Exception):
-    """An export cannot be read: missing, of an unknown format, or malformed (a message for
-    the user, naming the file and, where it helps, the line)."""
 
 
 class ExportRow(ShopItem, kw_only=True, gc=False):
@@ -53,9 +43,9 @@ _decode_path = msgspec.json.Decoder(tuple[Any, ...]).decode
 
 def export_format_of(path: Path) -> ExportFormat:
     """The format of the export ``path``, from its extension."""
-    fmt = _EXTENSIONS.get(path.suffix.lower())
+    fmt = format_of(path)
     if fmt is None:
-        known = ", ".join(_EXTENSIONS)
+        known = ", ".join(EXTENSIONS)
         raise ExportReadError(
             f"cannot tell the format of {path} from its extension (known: {known})"
         )
@@ -146,21 +136,16 @@ def _read_csv(path: Path) -> Iterator[ExportRow]:
 
 
 def _read_parquet(path: Path) -> Iterator[ExportRow]:
+    batches = read_batches(
+        path,
+        _PARQUET_BATCH,
+        missing=lambda install: ExportReadError(f"reading {path} needs pyarrow: {install}"),
+        unreadable=lambda why: ExportReadError(f"{path}: not a readable Parquet file: {why}"),
+    )
     try:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-    except ImportError:
-        raise ExportReadError(
-            f"reading {path} needs pyarrow: pip install 'tmapi-async[parquet]'"
-        ) from None
-    try:
-        parquet = pq.ParquetFile(path)
-        # One thread and small batches: memory stays near one row group's worth.
-        for batch in parquet.iter_batches(batch_size=_PARQUET_BATCH, use_threads=False):
-            for record in batch.to_pylist():
+        for batch in batches:
+            for record in batch:
                 yield _canonical(msgspec.convert(record, ExportRow, strict=False))
-    except (pa.ArrowException, OSError) as exc:
-        raise ExportReadError(f"{path}: not a readable Parquet file: {exc}") from None
     except msgspec.ValidationError as exc:
         raise ExportReadError(f"{path}: not a tmapi-async Parquet export: {exc}") from None
 

@@ -19,20 +19,25 @@ from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from functools import partial
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from ._errors import FatalError, HarvestStopped, InvalidParameterError, ShopTakenOver, TmapiError
 from ._journal import Journal
 from ._listing import Listing, choose_listing
 from ._models import ShopItem, ShopItemsPage, Sort
-from ._newest import NewListingsCrawl
+from ._new_listings import NewListingsCrawl
+from ._progress import HarvestProgress
 from ._protocol import ShopQuery, normalise_shop_url
 from ._shop import ShopCheckpoint, ShopCrawl, ShopResult
-from ._stats import HarvestProgress
 
-Fetched = tuple[ShopItemsPage | None, TmapiError | None, int]
-"""A page fetched for good: ``(answer, None, requests)`` or ``(None, error, requests)``,
-with the requests it took (each billed), retries included."""
+
+class Fetched(NamedTuple):
+    """A page fetched for good: its answer, or the error that failed it for good, and
+    the requests it took (each billed), retries included."""
+
+    answer: ShopItemsPage | None  #: the page, or None when it failed
+    error: TmapiError | None  #: why it failed (retries spent, or not transient)
+    requests: int  #: requests sent for it, retries included
 
 
 class PageSource(Protocol):
@@ -277,15 +282,16 @@ class Harvest:
                 crawl, page = work
                 try:
                     # A FatalError raises through: the page stays unrecorded; a rerun asks.
-                    answer, error, sent = await source.fetch_counted(crawl.query, page)
-                    crawl.requests += sent
+                    fetched = await source.fetch_counted(crawl.query, page)
+                    crawl.requests += fetched.requests
                     if crawl.abandoned:
                         self._dropped(crawl, page)
                         continue
-                    if error is not None:
-                        crawl.reject(page, error)
+                    if fetched.error is not None:
+                        crawl.reject(page, fetched.error)
                         fresh: list[ShopItem] = []
                     else:
+                        answer = fetched.answer
                         assert answer is not None
                         fresh = crawl.accept(page, answer)
                         if self._journal is not None:
@@ -435,14 +441,7 @@ class Harvest:
     async def _emit(self, event: ShopResult | PageEvent) -> None:
         assert self._events is not None
         if isinstance(event, ShopResult):
-            progress = self.progress
-            progress.shops_done += 1
-            if event.status == "complete":
-                progress.shops_complete += 1
-            elif event.status == "partial":
-                progress.shops_partial += 1
-            else:
-                progress.shops_failed += 1
+            self.progress.shop_finished(event.status)
         await self._events.put(event)
 
     # -- opening shops -----------------------------------------------------------------

@@ -1,18 +1,42 @@
 """``Listing``: which listing of a shop to read -- page size, order and category.
 
 One value, validated once, shared by every shop of a harvest, and the one place
-that knows how these options are spelled in the query string.
+that knows how these options are spelled: in the query string (:attr:`Listing.query`)
+and in the records that keep them -- a state file, a harvest's record in Redis, a
+manifest (:meth:`Listing.to_record`, read back by :meth:`Listing.from_record`).
+It imports no third-party library, so the command line's ``--help`` can use it.
 """
 
 from __future__ import annotations
 
+import enum
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Final
 from urllib.parse import quote
 
-from ._errors import InvalidParameterError
-from ._models import Sort
+from ._errors import InvalidParameterError, quote_input
 
-_SORTS = frozenset(s.value for s in Sort)
+__all__ = ["DEFAULT_LISTING", "SORTS", "Listing", "Sort", "choose_listing", "listing_given"]
+
+
+class Sort(enum.StrEnum):
+    """The orders the endpoint can list a shop in."""
+
+    DEFAULT = "default"
+    SALES = "sales"
+    PRICE_UP = "price_up"
+    PRICE_DOWN = "price_down"
+    TIME_UP = "time_up"
+    TIME_DOWN = "time_down"
+
+
+#: The six ``sort`` values the endpoint accepts, the default first.
+SORTS: Final[tuple[str, ...]] = tuple(s.value for s in Sort)
+
+#: The fields of a listing's record, in order.
+_RECORD_FIELDS: Final = ("page_size", "sort", "cat", "cat_type")
 
 
 @dataclass(frozen=True, slots=True, init=False)
@@ -46,7 +70,7 @@ class Listing:
         if isinstance(page_size, bool) or not isinstance(page_size, int) or page_size < 1:
             raise InvalidParameterError(f"page_size must be an integer >= 1, got {page_size!r}")
         sort_value = sort.value if isinstance(sort, Sort) else sort
-        if sort_value not in _SORTS:
+        if sort_value not in SORTS:
             raise InvalidParameterError(
                 f"sort must be one of {', '.join(s.value for s in Sort)}; got {sort!r}"
             )
@@ -67,6 +91,42 @@ class Listing:
         setattr_(self, "cat", cat_text)
         setattr_(self, "cat_type", cat_type_text)
         setattr_(self, "query", "&".join(parts))
+
+    def to_record(self) -> str:
+        """These options as the JSON object state files and Redis records keep:
+        ``page_size``, ``sort``, ``cat`` and ``cat_type``, keys sorted (so equal
+        listings give equal text)."""
+        return json.dumps({name: getattr(self, name) for name in _RECORD_FIELDS}, sort_keys=True)
+
+    @classmethod
+    def from_record(cls, record: str | bytes | Mapping[str, object]) -> Listing:
+        """The listing a record holds: the text :meth:`to_record` wrote, or its object
+        (records of earlier versions included: a missing field takes its default,
+        other keys are ignored).
+
+        Raises:
+            InvalidParameterError: the record is no JSON object, or holds a bad option.
+        """
+        fields: object = record
+        if isinstance(record, str | bytes):
+            try:
+                fields = json.loads(record)
+            except ValueError:
+                raise InvalidParameterError(
+                    f"a listing record is not JSON: {quote_input(record)}"
+                ) from None
+        if not isinstance(fields, Mapping):
+            raise InvalidParameterError(
+                f"a listing record is not a JSON object: {quote_input(record)}"
+            )
+        page_size = fields.get("page_size")
+        sort = fields.get("sort")
+        return cls(
+            20 if page_size is None else page_size,
+            "default" if sort is None else sort,
+            fields.get("cat"),
+            fields.get("cat_type"),
+        )
 
 
 DEFAULT_LISTING = Listing()
@@ -110,3 +170,17 @@ def choose_listing(
             f"give either listing= or {', '.join(given)}=, not both (the listing has them)"
         )
     return listing
+
+
+def listing_given(listing: Listing | None, params: Mapping[str, object] | None) -> Listing:
+    """The listing given whole, or as a record (``params``, the older keyword); the
+    default listing when neither is given.
+
+    Raises:
+        InvalidParameterError: both are given, or ``params`` holds a bad option.
+    """
+    if listing is not None and params is not None:
+        raise InvalidParameterError("give either listing= or params=, not both")
+    if listing is not None:
+        return listing
+    return DEFAULT_LISTING if params is None else Listing.from_record(params)

@@ -16,13 +16,15 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Final, Literal
 
 import msgspec
 
+from ._errors import ManifestError
+from ._listing import Listing
+from ._secret import Redactor
 from ._shop import ShopResult
 
 __all__ = [
@@ -44,21 +46,27 @@ MANIFEST_FORMAT: Final = 1
 
 ShopStatus = Literal["complete", "partial", "failed"]
 
-# A token can only reach an error text inside a URL's query: cut every apiToken value.
-_TOKEN_IN_TEXT: Final = re.compile(r"(apiToken=)[^&\s'\"]*", re.IGNORECASE)
-
-
-class ManifestError(Exception):
-    """A manifest exists but cannot be read (a message for the user)."""
+# Which token is not known here: the redaction rule without one still cuts every
+# apiToken value and apikey header out of a text.
+_REDACTOR: Final = Redactor()
 
 
 class ManifestListing(msgspec.Struct, frozen=True, kw_only=True):
-    """The listing parameters every shop was read with."""
+    """The listing every shop was read with: a :class:`~tmapi_async.Listing`'s record
+    (see :meth:`~tmapi_async.Listing.to_record`), as the manifest file holds it."""
 
     page_size: int = 20
     sort: str = "default"
     cat: str | None = None
     cat_type: str | None = None
+
+    @classmethod
+    def of(cls, listing: Listing) -> ManifestListing:
+        """The manifest's entry of ``listing``, decoded from its record."""
+        return _decode_listing(listing.to_record())
+
+
+_decode_listing = msgspec.json.Decoder(ManifestListing).decode
 
 
 class ManifestShop(msgspec.Struct, frozen=True, kw_only=True):
@@ -114,8 +122,8 @@ def utc_now() -> str:
 
 
 def scrub(text: str) -> str:
-    """``text`` without any ``apiToken`` value."""
-    return _TOKEN_IN_TEXT.sub(r"\1***", text)
+    """``text`` without any ``apiToken`` value or ``apikey`` header."""
+    return _REDACTOR.scrub(text)
 
 
 def _shop_entry(result: ShopResult) -> ManifestShop:
@@ -206,7 +214,7 @@ class ManifestRecorder:
         self,
         output: Path,
         export_format: str,
-        listing: ManifestListing,
+        listing: ManifestListing | Listing,
         *,
         version: str,
         since: Path | str | None = None,
@@ -214,7 +222,7 @@ class ManifestRecorder:
         self.path = manifest_path(output)
         self._output = output
         self._format = export_format
-        self._listing = listing
+        self._listing = ManifestListing.of(listing) if isinstance(listing, Listing) else listing
         self._version = version
         self._since = since
         self._results: dict[str, ShopResult] = {}

@@ -32,7 +32,7 @@ from ._errors import (
 )
 
 if TYPE_CHECKING:
-    from ._stats import HarvestProgress
+    from ._progress import HarvestProgress
     from ._throttle import Admission
 
 __all__ = ["MISSING", "OUTCOMES", "Metrics", "TokenInstruments", "outcome_of"]

@@ -12,11 +12,12 @@ no plan ever divides by it or sizes itself by it.
 
 from __future__ import annotations
 
-import enum
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Annotated, Any
 
 import msgspec
+
+from ._listing import Sort
 
 __all__ = [
     "MAX_PAGE_SIZE",
@@ -36,17 +37,6 @@ products a page; a page of ten thousand is no listing this endpoint serves."""
 MAX_TOTAL_COUNT = 100_000_000
 """The largest ``total_count`` an answer may report. The biggest 1688 shops list
 products in the tens of thousands; a hundred million is a broken answer, not a shop."""
-
-
-class Sort(enum.StrEnum):
-    """The orders the endpoint can list a shop in."""
-
-    DEFAULT = "default"
-    SALES = "sales"
-    PRICE_UP = "price_up"
-    PRICE_DOWN = "price_down"
-    TIME_UP = "time_up"
-    TIME_DOWN = "time_down"
 
 
 def normalise_image_url(url: str) -> str:

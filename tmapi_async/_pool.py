@@ -3,7 +3,8 @@
 Each token gets a member :class:`~tmapi_async.Client` of its own: its own connections
 and its own throttle (``rate``, ``burst`` and ``concurrency`` apply to each token, as
 TMAPI limits each account), so N healthy tokens carry N times the work. The pool is a
-client too: a harvest, a shop or a page through it works as through one token.
+sibling of the client on :class:`~._reader.ShopReader`: a harvest, a shop or a page
+through it works as through one token.
 
 - A page goes to the token with the most free slots (its in-flight limit minus the
   pages it holds); when every slot is taken it waits for the first that frees, so a
@@ -19,12 +20,10 @@ client too: a harvest, a shop or a page through it works as through one token.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import os
 import re
-from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Self
@@ -33,13 +32,16 @@ from ._budget import Budgeted, SharedBudget
 from ._client import Client
 from ._errors import AuthenticationError, BalanceError, FatalError, InvalidParameterError
 from ._harvest import Fetched
+from ._limits import Limits, choose_limits
 from ._protocol import ShopQuery
+from ._reader import ShopReader
 from ._redis.connection import redis_url_from_env
 from ._redis.throttle import RedisThrottle
 from ._retry import RetryPolicy
-from ._secret import fingerprint
+from ._secret import short_fingerprint
 from ._throttle import Admission, Throttle
 from ._transport import Transport
+from ._waiters import Waiters
 
 if TYPE_CHECKING:
     from ._metrics import Metrics
@@ -59,11 +61,6 @@ def split_tokens(value: str | Iterable[str] | None) -> list[str]:
     (as ``TMAPI_TOKEN`` may hold), or several such strings; each token once, in order."""
     parts = [value] if isinstance(value, str) else list(value or ())
     return list(dict.fromkeys(t for part in parts for t in _SEPARATORS.split(part) if t))
-
-
-def short_fingerprint(token: str) -> str:
-    """8 hex digits of the token's keyed hash: names it in summaries and logs."""
-    return fingerprint(token)[:8]
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,8 +90,9 @@ class _Member:
         self.retired: FatalError | None = None
 
 
-class TokenPool(Client):
-    """A :class:`~tmapi_async.Client` of several tokens (see the module docstring).
+class TokenPool(ShopReader):
+    """A client of several tokens (see the module docstring): the methods of a
+    :class:`~tmapi_async.Client` to read pages, shops and harvests, over every token.
 
     Args:
         tokens: the apiTokens, as a list or one string separated by commas or
@@ -102,19 +100,21 @@ class TokenPool(Client):
         auth: how each key is sent, as for :class:`~tmapi_async.Client`; with
             ``"auto"`` each key finds out its own way.
         base_url: as for :class:`~tmapi_async.Client`.
-        rate: requests per second of EACH token, sustained (with ``redis_url``, a
-            limit left at its default keeps the token's limit set in Redis).
-        burst: requests each token may send at once after idle; default about rate/20.
-        concurrency: the most requests of EACH token in flight.
+        limits: a :class:`~tmapi_async.Limits`: ``rate``, ``burst`` and
+            ``concurrency`` of EACH token (with ``redis_url``, a limit not set keeps the
+            token's limit set in Redis), and ``max_requests``, a budget of requests
+            across every token.
+        rate, burst, concurrency, max_requests: a shorthand for ``limits`` (give one
+            or the other).
         timeout: seconds for one request, as for :class:`~tmapi_async.Client`.
-        max_requests: a budget of requests across every token.
         retry: how transient failures are retried (on the token that met them).
         redis_url: share each token's limits through this Redis with every process
             that uses the token, one ``RedisThrottle`` per token (default
             ``TMAPI_REDIS_URL``).
         redis_outage: with ``redis_url``, as for :class:`~tmapi_async.Client`.
         throttle: ``throttle(token) -> Admission`` builds each token's admission, in
-            place of ``rate``, ``burst``, ``concurrency`` and ``redis_url``.
+            place of ``rate``, ``burst``, ``concurrency`` and ``redis_url`` (a
+            ``max_requests`` still counts across the tokens).
         transport: ``transport(token) -> Transport`` builds each token's transport
             (default aiohttp); tests answer with a ``MockTransport``.
         metrics: as for :class:`~tmapi_async.Client`; each token is labelled by its
@@ -134,9 +134,9 @@ class TokenPool(Client):
         *,
         auth: str | None = None,
         base_url: str | None = None,
-        rate: float = 10.0,
+        rate: float | None = None,
         burst: int | None = None,
-        concurrency: int = 8,
+        concurrency: int | None = None,
         timeout: float = 60.0,
         max_requests: int | None = None,
         retry: RetryPolicy | None = None,
@@ -145,26 +145,32 @@ class TokenPool(Client):
         throttle: Callable[[str], Admission] | None = None,
         transport: Callable[[str], Transport] | None = None,
         metrics: Metrics | None = None,
+        limits: Limits | None = None,
     ) -> None:
         found = split_tokens(tokens if tokens is not None else os.environ.get("TMAPI_TOKEN"))
         if not found:
             raise AuthenticationError("no API token: pass tokens=... or set TMAPI_TOKEN")
-        if max_requests is not None and max_requests < 0:
-            raise InvalidParameterError(f"max_requests must be >= 0, got {max_requests!r}")
-        limits = (rate, burst, concurrency)
-        if throttle is not None and (redis_url is not None or limits != (10.0, None, 8)):
+        limits = choose_limits(
+            limits, rate=rate, burst=burst, concurrency=concurrency, max_requests=max_requests
+        )
+        per_token = limits.without_budget()  # the budget counts across tokens
+        if throttle is not None and (redis_url is not None or per_token != Limits()):
             raise InvalidParameterError(
                 "rate, burst, concurrency and redis_url belong to the throttle given"
             )
-        admission = throttle or _throttle_factory(
-            redis_url, rate, burst, concurrency, redis_outage=redis_outage
-        )
-        self._budget = None if max_requests is None else SharedBudget(max_requests, self.stop)
+        admission = throttle or _throttle_factory(redis_url, per_token, redis_outage=redis_outage)
+        self._fatal: FatalError | None = None
+        self._waiters = Waiters()
+        self._next = 0  # where the search for a free slot starts: ties take turns
+        self._closed = False
         self._members: list[_Member] = []
+        budget = (
+            None if limits.max_requests is None else SharedBudget(limits.max_requests, self.stop)
+        )
         for token in found:
-            gate = _admission(admission, token)
-            if self._budget is not None:
-                gate = Budgeted(gate, self._budget)
+            gate = admission(token)
+            if budget is not None:
+                gate = Budgeted(gate, budget)
             client = Client(
                 token,
                 auth=auth,
@@ -176,12 +182,7 @@ class TokenPool(Client):
                 metrics=metrics,
             )
             self._members.append(_Member(client, short_fingerprint(token)))
-        self._base_url = self._members[0].client.base_url
-        self._metrics = metrics
-        self._fatal: FatalError | None = None
-        self._waiters: deque[asyncio.Future[None]] = deque()
-        self._next = 0  # where the search for a free slot starts: ties take turns
-        self._closed = False
+        super().__init__(base_url=self._members[0].client.base_url, metrics=metrics)
 
     def __repr__(self) -> str:
         first = self._members[0].client.throttle
@@ -254,7 +255,7 @@ class TokenPool(Client):
             self._fatal = error
         for member in self._members:
             member.client.stop(error)
-        self._wake(len(self._waiters))
+        self._waiters.wake_all()
 
     # -- one page ----------------------------------------------------------------------
 
@@ -277,12 +278,11 @@ class TokenPool(Client):
                 continue  # the token retired: the page goes to another
             finally:
                 member.held -= 1
-                self._wake(1)
+                self._waiters.wake(1)
             return fetched
 
     async def _take(self) -> _Member:
         """The token with the most free slots, once one has a free slot."""
-        loop = asyncio.get_running_loop()
         while True:
             if self._fatal is not None:
                 raise self._fatal
@@ -290,17 +290,7 @@ class TokenPool(Client):
             if member is not None:
                 member.held += 1
                 return member
-            waiter: asyncio.Future[None] = loop.create_future()
-            self._waiters.append(waiter)
-            try:
-                await waiter
-            except BaseException:
-                if waiter.done() and not waiter.cancelled():
-                    self._wake(1)  # woken, but leaving: pass the slot on
-                raise
-            finally:
-                if waiter in self._waiters:
-                    self._waiters.remove(waiter)
+            await self._waiters.wait()
 
     def _freest(self) -> _Member | None:
         count = len(self._members)
@@ -341,39 +331,21 @@ class TokenPool(Client):
         )
         if live == 0:
             self.stop(error)
-        self._wake(len(self._waiters))  # waiters choose again, or raise
-
-    def _wake(self, count: int) -> None:
-        for waiter in self._waiters:
-            if count <= 0:
-                break
-            if not waiter.done():
-                waiter.set_result(None)
-                count -= 1
+        self._waiters.wake_all()  # waiters choose again, or raise
 
 
 def _throttle_factory(
-    redis_url: str | None, rate: float, burst: int | None, concurrency: int, *, redis_outage: float
+    redis_url: str | None, limits: Limits, *, redis_outage: float
 ) -> Callable[[str], Admission]:
     url = redis_url_from_env(redis_url)
     if url is not None:
 
         def shared(token: str) -> Admission:
-            return RedisThrottle.for_client(
-                url, token, rate=rate, burst=burst, concurrency=concurrency, max_requests=None,
-                redis_outage=redis_outage,
-            )  # fmt: skip
+            return RedisThrottle(url, token, limits, redis_outage=redis_outage)
 
         return shared
 
     def local(token: str) -> Admission:
-        return Throttle(rate=rate, burst=burst, concurrency=concurrency)
+        return Throttle(limits)
 
     return local
-
-
-def _admission(factory: Callable[[str], Admission], token: str) -> Admission:
-    try:
-        return factory(token)
-    except ValueError as exc:
-        raise InvalidParameterError(str(exc)) from None

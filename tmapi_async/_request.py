@@ -69,8 +69,8 @@ class PageRequests:
         self._retry = replace(policy, sleep=lambda s: throttle.interruptible(policy.sleep(s)))
 
     async def fetch_counted(self, query: ShopQuery, page: int) -> Fetched:
-        """Fetch a page: ``(answer, None, requests)`` or, once retries are spent or the
-        error is not transient, ``(None, error, requests)``.
+        """Fetch a page: its answer, or, once retries are spent or the error is not
+        transient, its error; with the requests it took.
 
         Raises:
             FatalError: the client is stopped (the page was not answered).
@@ -78,13 +78,13 @@ class PageRequests:
         encoded = f"{query.query}&page={page}"
         sends = _Sends()
         try:
-            return await self._attempt(encoded, sends), None, sends.count
+            return Fetched(await self._attempt(encoded, sends), None, sends.count)
         except TransientError as error:
             first = error
         except FatalError:
             raise
         except TmapiError as error:
-            return None, error, sends.count
+            return Fetched(None, error, sends.count)
         return await self._retry_page(first, encoded, query.shop_url, page, sends)
 
     async def _retry_page(
@@ -100,11 +100,12 @@ class PageRequests:
             return await self._attempt(encoded, sends, retry=True)
 
         try:
-            return await retry_transient(first, again, self._retry, log_retry), None, sends.count
+            page_answer = await retry_transient(first, again, self._retry, log_retry)
         except FatalError:
             raise
         except TmapiError as error:
-            return None, error, sends.count
+            return Fetched(None, error, sends.count)
+        return Fetched(page_answer, None, sends.count)
 
     async def _attempt(self, encoded: str, sends: _Sends, *, retry: bool = False) -> ShopItemsPage:
         # The success path: one claim of a settled scheme, one admission, one send, one

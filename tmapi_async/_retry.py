@@ -15,7 +15,7 @@ from typing import TypeVar
 
 import tenacity as _t
 
-from ._errors import TransientError
+from ._errors import InvalidParameterError, TransientError
 
 T = TypeVar("T")
 
@@ -41,7 +41,7 @@ class RetryPolicy:
 
     def __post_init__(self) -> None:
         if self.attempts < 1:
-            raise ValueError(f"attempts must be >= 1, got {self.attempts!r}")
+            raise InvalidParameterError(f"attempts must be >= 1, got {self.attempts!r}")
 
     def backoff(self, retry: int, error: BaseException | None = None) -> float:
         """Seconds to wait before retry number ``retry`` (1-based) after ``error``."""

@@ -43,6 +43,12 @@ def fingerprint(token: str) -> str:
     return hashlib.blake2b(token.encode(), digest_size=8, person=_PERSON).hexdigest()
 
 
+def short_fingerprint(token: str | None) -> str:
+    """The first 8 hex digits of :func:`fingerprint`: names a token in summaries, logs,
+    metrics and the simulator's request log; ``""`` for no token."""
+    return fingerprint(token)[:8] if token else ""
+
+
 def _spellings(token: str) -> set[str]:
     """The token as it may appear: as given, and %-quoted as URLs carry it."""
     return {token, quote(token, safe=""), quote(token), quote_plus(token)}

@@ -19,7 +19,6 @@ once, so departures cannot bunch up behind a slot and exceed the window bound.
 from __future__ import annotations
 
 import asyncio
-import math
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
@@ -27,13 +26,9 @@ from typing import Any, Protocol
 from aiolimiter import AsyncLimiter
 
 from ._errors import FatalError, RequestBudgetExhausted
+from ._limits import Limits, choose_limits
 
 _SEND_JITTER = 0.02  # seconds: how late an admitted request may leave the event loop
-
-
-def default_burst(rate: float) -> int:
-    """About 1/20 s worth of requests, at least one: smooth, yet fast at high rates."""
-    return max(1, round(rate / 20))
 
 
 class Admission(Protocol):
@@ -113,6 +108,14 @@ class Throttle:
     """Gates shared by all requests of one client, in this process; an
     :class:`Admission` (see the module docstring).
 
+    Its :class:`~tmapi_async.Limits` are given as ``limits`` or, as a shorthand, as the
+    keywords ``rate``, ``burst``, ``concurrency`` and ``max_requests``; a limit not set
+    takes its default.
+
+    Raises:
+        InvalidParameterError: a limit out of range (a ``ValueError`` too), or both
+            ``limits`` and the keywords.
+
     Use as::
 
         ticket = await throttle.acquire()
@@ -149,21 +152,18 @@ class Throttle:
 
     def __init__(
         self,
+        limits: Limits | None = None,
         *,
-        rate: float,
+        rate: float | None = None,
         burst: int | None = None,
-        concurrency: int,
+        concurrency: int | None = None,
         max_requests: int | None = None,
     ) -> None:
-        if not rate > 0 or math.isinf(rate):
-            raise ValueError(f"rate must be a positive number of requests/s, got {rate!r}")
-        burst = default_burst(rate) if burst is None else burst
-        if burst < 1:
-            raise ValueError(f"burst must be >= 1, got {burst!r}")
-        if concurrency < 1:
-            raise ValueError(f"concurrency must be >= 1, got {concurrency!r}")
-        if max_requests is not None and max_requests < 0:
-            raise ValueError(f"max_requests must be >= 0, got {max_requests!r}")
+        limits = choose_limits(
+            limits, rate=rate, burst=burst, concurrency=concurrency, max_requests=max_requests
+        )
+        rate, burst = limits.rate_or_default, limits.burst_or_default
+        concurrency, max_requests = limits.concurrency_or_default, limits.max_requests
         self.rate, self.burst, self.concurrency = rate, burst, concurrency
         self.max_requests = max_requests
         self.sent = 0

@@ -94,14 +94,14 @@ async def test_a_corrupt_record_fails_its_harvest_not_the_worker(
             await redis.hset("tmapi:h:bad1", "params", "{not json")
             worker = await cluster.start("worker", "--redis", redis_url, "-v")
             line = await worker.line("harvest bad1 failed")
-            assert "its parameters are not JSON" in line
+            assert "its parameters are not a listing: a listing record is not JSON" in line
             await worker.line("complete https://good1.1688.com/")  # it serves the others
             await worker.line("complete https://good0.1688.com/")
             assert not await redis.sismember("tmapi:open", "bad1")
             status = await cluster.start("status", "--redis", redis_url)
             assert await status.exit_code() == 0
             assert "bad1  failed" in status.output()
-            assert "failed: its parameters are not JSON" in status.output()
+            assert "failed: its parameters are not a listing" in status.output()
             worker.terminate()
             assert await worker.exit_code() == 0, worker.output()
         finally:

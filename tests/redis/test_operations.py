@@ -29,8 +29,8 @@ from _cluster import (
 )
 from redis.asyncio import Redis
 
+from tmapi_async import Client
 from tmapi_async._admission import CappedAdmission
-from tmapi_async._client import Client
 from tmapi_async._redis.connection import open_connection
 from tmapi_async._redis.queue import HarvestQueue
 from tmapi_async._redis.throttle import RedisThrottle

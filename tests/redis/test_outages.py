@@ -33,7 +33,7 @@ from _cluster import (
 )
 
 import tmapi_async as tm
-from tmapi_async._redis.connection import RedisUnavailableError
+from tmapi_async import RedisUnavailableError
 from tmapi_async.testing import SimulatedTmapi, sizes_between
 
 TOKEN = "tok-" + secrets.token_hex(16)

@@ -15,7 +15,7 @@ import msgspec
 import pytest
 from redis.asyncio import Redis
 
-from tmapi_async._errors import ShopTakenOver
+from tmapi_async import ShopTakenOver
 from tmapi_async._redis.queue import (
     Delivery,
     HarvestGone,

@@ -12,15 +12,15 @@ import msgspec
 import pytest
 from redis.asyncio import Redis
 
+from tmapi_async import Client, Limits, ShopResult
 from tmapi_async._admission import CappedAdmission
-from tmapi_async._client import Client
+from tmapi_async._errors import InvalidParameterError
 from tmapi_async._redis.connection import open_connection
 from tmapi_async._redis.coordinator import RedisHarvest, RedisHarvestError
 from tmapi_async._redis.queue import HarvestQueue
 from tmapi_async._redis.throttle import RedisThrottle
 from tmapi_async._redis.worker import OwnershipGate, RedisWorker
 from tmapi_async._secret import fingerprint
-from tmapi_async._shop import ShopResult
 from tmapi_async.cli.status import status_lines
 from tmapi_async.export import ExportJournal
 from tmapi_async.testing import SimulatedTmapi
@@ -52,7 +52,8 @@ async def _harvest(
         _lines(shops),
         output=output,
         params=PARAMS,
-        limits=(TOKEN, 200.0, 20, 8),
+        token=TOKEN,
+        limits=Limits(rate=200.0, burst=20, concurrency=8),
         poll=0.05,
     )
     conn = await open_connection(redis_url)
@@ -145,6 +146,30 @@ async def test_a_rerun_submits_nothing_twice_and_tries_failed_shops_again(
     assert fingerprint(TOKEN) in lines
     assert "rate 200.0/s" in lines
     assert TOKEN not in lines
+
+
+async def test_a_workers_failed_shop_reaches_the_coordinator_with_its_class(
+    redis_url: str, tmp_path: Path
+) -> None:
+    """A shop a worker failed (422 on page 1) comes out of the coordinator as the same
+    public error class, with its code and status, and the shop's Redis record holds the
+    error's class by name, never the token."""
+    shops = ["https://good.1688.com/", "https://refused.1688.com/"]
+    output = tmp_path / "items.jsonl"
+    async with SimulatedTmapi(
+        default_shop_size=30, failing_shops={"refused": 1}, failing_code=422
+    ) as sim:
+        results = {r.shop_url: r for r in await _harvest(redis_url, sim, output, shops)}
+    refused = results["https://refused.1688.com/"]
+    assert refused.status == "failed"
+    assert type(refused.error) is InvalidParameterError
+    assert (refused.error.code, refused.error.status) == (422, 422)
+    assert results["https://good.1688.com/"].error is None
+    async with Redis.from_url(redis_url) as redis:
+        queue = HarvestQueue(redis, _harvest_id(output))
+        record = (await redis.hgetall(queue.shop_key("https://refused.1688.com/")))[b"error"]
+    assert b'"kind": "InvalidParameterError"' in record
+    assert TOKEN.encode() not in record
 
 
 @pytest.mark.parametrize("cap", [2])

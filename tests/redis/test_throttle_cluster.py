@@ -14,7 +14,8 @@ import pytest
 import redis.asyncio as aioredis
 
 import tmapi_async as tm
-from tmapi_async._redis.connection import RedisUnavailableError, open_connection, redact_url
+from tmapi_async import RedisUnavailableError
+from tmapi_async._redis.connection import open_connection, redact_url
 from tmapi_async._redis.throttle import RedisThrottle
 from tmapi_async._redis.token import TOKENS_KEY, TokenKeys
 from tmapi_async._secret import fingerprint
@@ -198,7 +199,9 @@ async def test_the_token_is_never_written_to_redis(redis_url: str) -> None:
         }
 
 
-async def test_limits_left_at_their_defaults_keep_those_set_in_redis(redis_url: str) -> None:
+async def test_limits_not_set_keep_those_set_in_redis(redis_url: str) -> None:
+    """A limit not set leaves the token's limit in Redis as it is; a limit set replaces
+    it, even one equal to its default (there is no "left at the default" guess)."""
     async with SimulatedTmapi() as sim:
         async with tm.Client(TOKEN, base_url=sim.url, redis_url=redis_url, rate=60, concurrency=4):
             pass
@@ -208,6 +211,12 @@ async def test_limits_left_at_their_defaults_keep_those_set_in_redis(redis_url: 
         async with tm.Client(TOKEN, base_url=sim.url, redis_url=redis_url, rate=30) as later:
             throttle = later.throttle
             assert (throttle.rate, throttle.burst, throttle.concurrency) == (30, 2, 4)
+        defaults = tm.Limits(rate=10.0, concurrency=8)
+        async with tm.Client(TOKEN, base_url=sim.url, redis_url=redis_url, limits=defaults):
+            pass
+        async with tm.Client(TOKEN, base_url=sim.url, redis_url=redis_url) as plain:
+            throttle = plain.throttle
+            assert (throttle.rate, throttle.burst, throttle.concurrency) == (10, 1, 8)
 
 
 def test_the_url_comes_from_the_environment(

@@ -8,7 +8,8 @@ that goes away (restarted, failed over, the network cut) is waited for with capp
 backoff for up to ``redis_outage`` seconds, and every command, blocking reads
 included, goes on once it is back. Each command the harvest and the throttle send
 is idempotent or safe to run twice, so one whose reply was lost is simply sent again.
-Past the limit the commands raise, and the callers turn that into a
+Past the limit the commands raise, and :meth:`RedisConnection.boundary` -- the one
+place that maps redis-py's exceptions to the library's -- turns that into a
 :class:`RedisUnavailableError` naming the URL without its password: a process that
 cannot reach the shared limits stops, it never falls back to limits of its own.
 """
@@ -16,17 +17,18 @@ cannot reach the shared limits stops, it never falls back to limits of its own.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import os
 import time
 import weakref
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
-from .._errors import FatalError
+from .._errors import RedisUnavailableError
 from .rides import Ride, ride, send_with_rides
 
 if TYPE_CHECKING:
@@ -54,14 +56,6 @@ _BACKOFF_FIRST, _BACKOFF_CAP = 0.05, 1.0  # seconds between reconnections: doubl
 _TELL_AFTER = 1.0  # seconds of outage before it is told (a blip is not news)
 _TELL_EVERY = 10.0  # seconds between reminders that it goes on
 _log = logging.getLogger("tmapi_async")
-
-
-class RedisUnavailableError(FatalError):
-    """Redis could not be reached, refused us, or redis-py is not installed.
-
-    Nothing more is admitted: limits shared through Redis are never replaced by
-    limits of this process alone. The message names the URL without its password.
-    """
 
 
 def redis_url_from_env(url: str | None) -> str | None:
@@ -349,12 +343,20 @@ class RedisConnection:
         ``ride(...).answer`` is its reply (redis-py's errors left to the caller)."""
         return ride(self, script, keys, args)
 
-    async def run(self, script: AsyncScript, keys: Sequence[str], args: Sequence[Any]) -> Any:
-        """Run ``script``; any failure to do so raises :class:`RedisUnavailableError`."""
+    @contextlib.contextmanager
+    def boundary(self) -> Iterator[None]:
+        """Where redis-py's exceptions become the library's: inside it, a failure to talk
+        to Redis (connection, timeout, an error reply such as NOAUTH, READONLY or OOM)
+        raises :class:`RedisUnavailableError` naming this Redis; other errors pass."""
         try:
-            return await send_with_rides(self, script, keys, args)
+            yield
         except self._errors as error:
             raise self.unavailable(error) from None
+
+    async def run(self, script: AsyncScript, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        """Run ``script``; any failure to do so raises :class:`RedisUnavailableError`."""
+        with self.boundary():
+            return await send_with_rides(self, script, keys, args)
 
     def unavailable(self, cause: BaseException | str) -> RedisUnavailableError:
         """The error naming this Redis (without its password) and what went wrong."""
@@ -368,10 +370,8 @@ class RedisConnection:
 
     async def ping(self) -> None:
         """Check that Redis answers; raise :class:`RedisUnavailableError` if not."""
-        try:
+        with self.boundary():
             await self.client.ping()
-        except self._errors as error:
-            raise self.unavailable(error) from None
 
     async def aclose(self) -> None:
         """Close every connection of the pool."""

@@ -22,7 +22,8 @@ import contextlib
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, Final
 
-from .._errors import FatalError
+from .._errors import CorruptRecord, HarvestEnded, HarvestNotFound, InvalidParameterError
+from .._listing import Listing
 from . import scripts
 from .gate import DEFAULT_MAX_BACKLOG, GatedSource, HarvestGate, Verdict, decide, dropped
 from .queue import PREFIX, SHOP_GROUP, HarvestQueue, _text
@@ -61,19 +62,6 @@ ATTACH_TTL: Final = 10  #: seconds the attached marker outlives a coordinator's 
 SILENT: Final = 600  #: seconds after which a silent worker or consumer is pruned
 _FORGOTTEN_TOLD: Final = 86400  # seconds a forget is remembered for a coordinator to learn
 PRUNE_EVERY: Final = 60.0  #: seconds between two prunings by a worker
-
-
-class HarvestEnded(FatalError):
-    """An operator ended the harvest under its coordinator (``cancel``, ``forget``), or
-    the workers failed it: the coordinator stops; a rerun of the same command goes on."""
-
-
-class HarvestNotFound(ValueError):
-    """No harvest, or several, answer to the id (or prefix) given."""
-
-
-class CorruptRecord(ValueError):
-    """A harvest's record cannot be read (its parameters are not what a run wrote)."""
 
 
 def open_key(prefix: str = PREFIX) -> str:
@@ -272,31 +260,25 @@ def _consumer(about: dict[Any, Any]) -> tuple[str, int, int]:
     return _text(fields["name"]), int(fields.get("pending", 0)), int(fields.get("idle", 0))
 
 
-def listing_of(meta: dict[str, str]) -> tuple[int, dict[str, Any], int | None]:
-    """The page size, listing keywords and max pages of a harvest's record.
+def listing_of(meta: dict[str, str]) -> tuple[Listing, int | None]:
+    """The listing and max pages of a harvest's record.
 
     Raises:
         CorruptRecord: the record is not one a run wrote.
     """
-    import json
-
     raw = meta.get("params")
     if raw is None:
         raise CorruptRecord("its record has no parameters")
     try:
-        params = json.loads(raw)
-    except ValueError:
-        raise CorruptRecord(f"its parameters are not JSON: {raw[:80]!r}") from None
-    if not isinstance(params, dict):
-        raise CorruptRecord(f"its parameters are not a JSON object: {raw[:80]!r}")
-    keywords = {k: params[k] for k in ("page_size", "sort", "cat", "cat_type") if k in params}
+        listing = Listing.from_record(raw)
+    except InvalidParameterError as error:
+        raise CorruptRecord(f"its parameters are not a listing: {error}") from None
     try:
-        page_size = int(params.get("page_size") or 20)
         pages = meta.get("max_pages") or ""
         max_pages = int(pages) if pages else None
-    except (TypeError, ValueError) as error:
+    except ValueError as error:
         raise CorruptRecord(f"its record holds a bad number: {error}") from None
-    return page_size, keywords, max_pages
+    return listing, max_pages
 
 
 class WorkerControls:
@@ -317,8 +299,8 @@ class WorkerControls:
         """The harvests to serve: those open (or paused), not every one ever submitted."""
         return sorted(_text(raw) for raw in await self._redis.smembers(open_key(self._prefix)))
 
-    async def listing(self, queue: HarvestQueue) -> tuple[int, dict[str, Any], int | None]:
-        """The harvest's page size, listing and max pages (see :func:`listing_of`)."""
+    async def listing(self, queue: HarvestQueue) -> tuple[Listing, int | None]:
+        """The harvest's listing and max pages (see :func:`listing_of`)."""
         raw = await self._redis.hgetall(queue.meta_key)
         meta = {_text(k): _text(v) for k, v in raw.items()}
         limit = _bound(meta.get("max_backlog"))

@@ -31,12 +31,21 @@ from typing import TYPE_CHECKING, Final, Protocol
 
 import msgspec
 
-from .._errors import FatalError, HarvestStopped, InvalidParameterError, TmapiError
+from .._errors import (
+    HarvestGone,
+    HarvestStopped,
+    InvalidParameterError,
+    RedisHarvestError,
+    RedisUnavailableError,
+    error_from_record,
+)
+from .._limits import Limits
+from .._listing import Listing, listing_given
 from .._models import ShopItem, ShopItemsPage
 from .._pool import split_tokens
+from .._progress import HarvestProgress
 from .._protocol import normalise_shop_url
 from .._shop import ShopResult
-from .._stats import HarvestProgress
 from .connection import DEFAULT_OUTAGE, Outage, RedisConnection, open_connection
 from .control import (
     DEFAULT_KEEP,
@@ -48,7 +57,7 @@ from .control import (
     was_forgotten,
 )
 from .gate import DEFAULT_MAX_BACKLOG
-from .queue import HarvestGone, HarvestQueue, PageCommitted, Result, ShopFinished
+from .queue import HarvestQueue, PageCommitted, Result, ShopFinished
 from .throttle import RedisThrottle
 from .worker import alive, read_workers
 
@@ -89,11 +98,13 @@ class RedisHarvest:
         journal: the export journal (its state file names the harvest).
         output: the export's path (shown by ``status``).
         shops: the SHOPS lines, read lazily.
-        params: the listing (as the journal records it); ``max_pages`` apart.
+        listing: the listing every shop is read with (``params``: its record, the older
+            keyword); ``max_pages`` apart.
         workers: local worker processes to start (None: none).
-        limits: the token and its ``(rate, burst, concurrency)`` to set in Redis for
-            every process of the token (None: leave the limits in force; a None limit
-            leaves that one).
+        token: the tokens (separated by commas) whose shared limits to set.
+        limits: the ``rate``, ``burst`` and ``concurrency`` to set in Redis for every
+            process of each token in ``token`` (a limit not set stays as Redis holds
+            it; ``max_requests`` is each worker's own and is not shared).
         on_event: receives a line for things worth telling (workers alive changed,
             waiting for Redis, a harvest record made again).
         keep: seconds a finished harvest's keys are kept (then they expire).
@@ -109,10 +120,12 @@ class RedisHarvest:
         shops: AsyncIterable[str],
         *,
         output: Path,
-        params: Mapping[str, object],
+        listing: Listing | None = None,
+        params: Mapping[str, object] | None = None,
         max_pages: int | None = None,
         workers: Workers | None = None,
-        limits: tuple[str, float | None, int | None, int | None] | None = None,
+        token: str | None = None,
+        limits: Limits | None = None,
         on_event: Callable[[str], None] | None = None,
         poll: float = 0.5,
         keep: float = DEFAULT_KEEP,
@@ -121,11 +134,15 @@ class RedisHarvest:
     ) -> None:
         self._keep, self._max_backlog = keep, max_backlog
         self._url = url
-        self._limits = limits
+        # Only a limit set is shared: the others stay as Redis holds them.
+        shared = Limits() if limits is None else limits.without_budget()
+        if shared != Limits() and not token:
+            raise InvalidParameterError("limits to share need the token they limit")
+        self._limits = None if shared == Limits() or not token else (token, shared)
         self._journal = journal
         self._output = output
         self._input = shops
-        self._params = dict(params)
+        self._listing = listing_given(listing, params)
         self._max_pages = max_pages
         self._workers = workers
         self.on_event = on_event or (lambda line: None)
@@ -164,8 +181,9 @@ class RedisHarvest:
         self._outage = conn.outage
         conn.outage.listeners.append(self._redis_news)
         try:
-            async for result in self._run_on(conn):
-                yield result
+            with conn.boundary():
+                async for result in self._run_on(conn):
+                    yield result
         except HarvestGone:
             raise RedisHarvestError(
                 f"Redis lost harvest {self.hid} again and again during the run (it came "
@@ -173,10 +191,9 @@ class RedisHarvest:
                 "command; it submits the harvest again from the state file, and nothing "
                 "exported is fetched again"
             ) from None
-        except Exception as error:
-            if conn.is_redis_error(error):
-                await forgotten_under(getattr(self, "queue", None))  # not an outage
-                raise conn.unavailable(error) from None
+        except RedisUnavailableError:
+            if self._epoch:  # submitted: its keys gone is a forget, not an outage
+                await forgotten_under(self.queue)
             raise
         finally:
             conn.outage.listeners.remove(self._redis_news)
@@ -195,7 +212,7 @@ class RedisHarvest:
         output = str(self._output.resolve())
         try:
             self._epoch = await self.queue.create(
-                output=output, params=self._params, max_pages=self._max_pages
+                output=output, listing=self._listing, max_pages=self._max_pages
             )
         except ValueError as error:
             raise RedisHarvestError(f"{error}: rerun with the same listing options") from None
@@ -345,7 +362,7 @@ class RedisHarvest:
                 await _set_limits(self._url, *self._limits, redis_outage=self._redis_outage)
             self._epoch = await self.queue.create(
                 output=str(self._output.resolve()),
-                params=self._params,
+                listing=self._listing,
                 max_pages=self._max_pages,
             )
             self._journal.remember("redis_epoch", self._epoch)
@@ -456,13 +473,7 @@ class RedisHarvest:
         progress = self.progress
         self._shop_requests += result.requests
         progress.requests = max(progress.requests, self._shop_requests)
-        progress.shops_done += 1
-        if result.status == "complete":
-            progress.shops_complete += 1
-        elif result.status == "partial":
-            progress.shops_partial += 1
-        else:
-            progress.shops_failed += 1
+        progress.shop_finished(result.status)
         await self._results.put(result)
 
     async def _look(self) -> bool:
@@ -486,25 +497,11 @@ class RedisHarvest:
         return self._submitted_all and (counts.finished or counts.submitted == 0)
 
 
-class RedisHarvestError(FatalError):
-    """The harvest cannot go on through Redis as asked (say, other listing options)."""
-
-
-async def _set_limits(
-    url: str,
-    token: str,
-    rate: float | None,
-    burst: int | None,
-    concurrency: int | None,
-    *,
-    redis_outage: float,
-) -> None:
+async def _set_limits(url: str, token: str, limits: Limits, *, redis_outage: float) -> None:
     """Set the shared limits of each token in ``token`` (several are separated by
     commas) in Redis (the last to set them wins)."""
     for one in split_tokens(token):
-        throttle = RedisThrottle(
-            url, one, rate=rate, burst=burst, concurrency=concurrency, redis_outage=redis_outage
-        )
+        throttle = RedisThrottle(url, one, limits, redis_outage=redis_outage)
         await throttle.start()
         await throttle.aclose()
 
@@ -522,6 +519,6 @@ def _shop_result(result: ShopFinished) -> ShopResult:
         pages=result.pages,
         requests=result.requests,
         status=result.status,
-        error=TmapiError(result.error) if result.error else None,
+        error=error_from_record(result.error) if result.error else None,
         item_count=result.item_count,
     )

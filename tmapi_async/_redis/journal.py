@@ -24,10 +24,10 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from .._errors import ShopTakenOver
+from .._errors import HarvestGone, ShopTakenOver, error_record
 from .._shop import ShopCheckpoint
 from .leases import Carried, carry
-from .queue import SHOP_GROUP, HarvestGone, HarvestQueue, PageCommit
+from .queue import SHOP_GROUP, HarvestQueue, PageCommit
 from .rides import flush
 
 if TYPE_CHECKING:
@@ -202,7 +202,7 @@ class RedisJournal:
             result.shop_url,
             (self.consumer, message_id),
             status=result.status,
-            error="" if result.error is None else str(result.error),
+            error="" if result.error is None else error_record(result.error),
             total_count=result.total_count,
             pages=result.pages,
             requests=result.requests,

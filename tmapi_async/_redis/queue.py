@@ -31,12 +31,19 @@ token.
 from __future__ import annotations
 
 import hashlib
-import json
 import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
-from .._errors import ShopTakenOver, TmapiError
+from .._errors import (
+    HarvestGone,
+    InvalidParameterError,
+    ShopTakenOver,
+    TmapiError,
+    error_from_record,
+    error_record,
+)
+from .._listing import Listing, listing_given
 from .._shop import ShopCheckpoint, ShopStatus
 from . import scripts
 from .connection import RedisConnection, execute_pipeline
@@ -63,11 +70,6 @@ DEFAULT_MAX_DELIVERIES: Final = 5
 _OPENED_KEPT: Final = 100  # entries of the "opened" stream kept: workers read only new ones
 
 
-class HarvestGone(TmapiError):
-    """The harvest has no record in Redis: it was forgotten or expired, or Redis came
-    back without its data. Nothing of it is recreated behind the coordinator's back."""
-
-
 def pulse_key(prefix: str = PREFIX) -> str:
     """The fleet's pulse: when a worker last ran a heartbeat script (see ``scripts``)."""
     return f"{prefix}:pulse"
@@ -84,6 +86,14 @@ def _gone_if_nogroup(error: Exception, hid: str) -> Exception:
     if "NOGROUP" in str(error) or "UNBLOCKED" in str(error):
         return HarvestGone(f"harvest {hid} has no record in Redis")
     return error
+
+
+def _holds(record: str, listing: Listing) -> bool:
+    """Whether a harvest's ``params`` record holds ``listing`` (in any version's spelling)."""
+    try:
+        return Listing.from_record(record) == listing
+    except InvalidParameterError:
+        return False
 
 
 class HarvestQueue:
@@ -138,21 +148,27 @@ class HarvestQueue:
         return None if raw is None else _text(raw)
 
     async def create(
-        self, *, output: str, params: Mapping[str, object], max_pages: int | None = None
+        self,
+        *,
+        output: str,
+        listing: Listing | None = None,
+        params: Mapping[str, object] | None = None,
+        max_pages: int | None = None,
     ) -> str:
         """Register the harvest (or find it again), open it to workers; return its epoch.
 
-        ``params`` (the listing) must be those of every run; ``max_pages`` may change.
+        ``listing`` (or its record, ``params``) must be that of every run; ``max_pages``
+        may change.
 
         Raises:
-            ValueError: the harvest exists with other parameters.
+            ValueError: the harvest exists with another listing.
         """
-        encoded = json.dumps(dict(params), sort_keys=True)
+        listing = listing_given(listing, params)
         await self.redis.hsetnx(self.meta_key, "epoch", secrets.token_hex(8))
-        created = await self.redis.hsetnx(self.meta_key, "params", encoded)
+        created = await self.redis.hsetnx(self.meta_key, "params", listing.to_record())
         if not created:
             had = _text(await self.redis.hget(self.meta_key, "params"))
-            if had != encoded:
+            if not _holds(had, listing):
                 raise ValueError(
                     f"this output was harvested through Redis with other parameters ({had})"
                 )
@@ -177,10 +193,14 @@ class HarvestQueue:
             opened_key(self.prefix), {"harvest": self.hid}, maxlen=_OPENED_KEPT, approximate=True
         )
 
-    async def params(self) -> dict[str, Any] | None:
-        """The harvest's parameters (``None``: no such harvest)."""
+    async def listing(self) -> Listing | None:
+        """The harvest's listing (``None``: no such harvest).
+
+        Raises:
+            InvalidParameterError: the record holds no listing this version reads.
+        """
         raw = await self.redis.hget(self.meta_key, "params")
-        return None if raw is None else dict(json.loads(_text(raw)))
+        return None if raw is None else Listing.from_record(_text(raw))
 
     async def max_pages(self) -> int | None:
         """The bound on pages per shop the last run set (``None``: the library's)."""
@@ -339,7 +359,7 @@ class HarvestQueue:
             pages=pages,
             page_size=int(fields.get("size", "0")),
             status=shop_status(fields.get("status")),
-            error=fields.get("error") or None,
+            error=str(error_from_record(fields["error"])) if fields.get("error") else None,
         )
 
     @staticmethod
@@ -470,7 +490,9 @@ class HarvestQueue:
             delivery.shop_url,
             (consumer, delivery.message_id),
             status="failed",
-            error=f"given up after {delivery.deliveries - 1} deliveries without finishing",
+            error=error_record(
+                TmapiError(f"given up after {delivery.deliveries - 1} deliveries without finishing")
+            ),
             dead=True,
         )
 

@@ -73,7 +73,7 @@ class ShopFinished:
     entry_id: str
     shop_url: str
     status: ShopStatus
-    error: str
+    error: str  #: the shop's error as :func:`~tmapi_async._errors.error_record` wrote it
     total_count: int
     pages: int
     requests: int

@@ -17,12 +17,28 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 if TYPE_CHECKING:
     from redis.commands.core import AsyncScript
 
-    from .connection import RedisConnection
+
+class _Outage(Protocol):
+    ended: int
+
+
+class Connection(Protocol):
+    """What a ride needs of the connection (a ``connection.RedisConnection``)."""
+
+    @property
+    def ride_key(self) -> str: ...
+
+    @property
+    def outage(self) -> _Outage: ...
+
+    @property
+    def client(self) -> Any: ...
+
 
 __all__ = ["RIDE_WINDOW", "Ride", "flush", "ride", "send_with_rides"]
 
@@ -48,12 +64,12 @@ class Ride:
         self.sent = False  #: taken by a round trip (its answer may still be on the way)
 
 
-def _key(conn: RedisConnection) -> tuple[str, int]:
+def _key(conn: Connection) -> tuple[str, int]:
     return conn.ride_key, id(asyncio.get_running_loop())
 
 
 def ride(
-    conn: RedisConnection, script: AsyncScript, keys: Sequence[Any], args: Sequence[Any]
+    conn: Connection, script: AsyncScript, keys: Sequence[Any], args: Sequence[Any]
 ) -> Ride:
     """Queue ``script`` for the next round trip to the Redis of ``conn``."""
     loop = asyncio.get_running_loop()
@@ -76,7 +92,7 @@ def _take(key: tuple[str, int]) -> list[Ride]:
     return rides
 
 
-def _send_alone(conn: RedisConnection, key: tuple[str, int]) -> None:
+def _send_alone(conn: Connection, key: tuple[str, int]) -> None:
     """No round trip came within the window: the rides go on their own."""
     _TIMERS.pop(key, None)
     if not _WAITING.get(key):
@@ -86,12 +102,12 @@ def _send_alone(conn: RedisConnection, key: tuple[str, int]) -> None:
     task.add_done_callback(_ALONE.discard)
 
 
-async def _alone(conn: RedisConnection, key: tuple[str, int]) -> None:
+async def _alone(conn: Connection, key: tuple[str, int]) -> None:
     with contextlib.suppress(Exception):  # each ride's future holds its error
         await _pipeline(conn, _take(key), None)
 
 
-async def flush(conn: RedisConnection) -> None:
+async def flush(conn: Connection) -> None:
     """Send the rides waiting for the Redis of ``conn`` now (their futures hold their
     answers or errors)."""
     rides = _take(_key(conn))
@@ -101,7 +117,7 @@ async def flush(conn: RedisConnection) -> None:
 
 
 async def send_with_rides(
-    conn: RedisConnection,
+    conn: Connection,
     script: AsyncScript,
     keys: Sequence[Any],
     args: Sequence[Any],
@@ -116,7 +132,7 @@ async def send_with_rides(
 
 
 async def _pipeline(
-    conn: RedisConnection,
+    conn: Connection,
     rides: list[Ride],
     own: tuple[AsyncScript, Sequence[Any], Sequence[Any]] | None,
 ) -> Any:

@@ -26,9 +26,10 @@ from collections import deque
 from collections.abc import Awaitable, Coroutine
 from typing import TYPE_CHECKING, Any
 
-from .._errors import FatalError, InvalidParameterError, RequestBudgetExhausted
+from .._errors import FatalError, RequestBudgetExhausted
+from .._limits import DEFAULT_CONCURRENCY, DEFAULT_RATE, Limits, choose_limits, default_burst
 from .._secret import fingerprint
-from .._throttle import default_burst, wait_interruptibly
+from .._throttle import wait_interruptibly
 from .connection import (
     DEFAULT_OUTAGE,
     RedisConnection,
@@ -38,8 +39,6 @@ from .connection import (
 )
 from .leases import Leases
 from .token import (
-    DEFAULT_CONCURRENCY,
-    DEFAULT_RATE,
     FATAL_MEMORY,
     SHARED_FATAL,
     TOKENS_KEY,
@@ -69,11 +68,11 @@ class RedisThrottle:
     Args:
         url: the Redis URL (``redis://[:password@]host:port/db``).
         token: the API token; only its fingerprint is kept.
-        rate, burst, concurrency: the token's limits to set in Redis for every process
-            (the last to set them wins). None leaves one as it is there (until someone
-            sets them: ``DEFAULT_RATE``, its default burst, ``DEFAULT_CONCURRENCY``).
-            A rate without a burst sets the rate's default burst too.
-        max_requests: this process's own budget of requests.
+        limits: the token's ``rate``, ``burst`` and ``concurrency`` to set in Redis for
+            every process (the last to set them wins), and this process's own budget,
+            ``max_requests``; or give them as keywords. A limit not set leaves the one
+            Redis holds (until someone sets it: the defaults of :class:`Limits`). A rate
+            without a burst sets the rate's default burst too.
         lease: seconds an in-flight slot is held without renewal; an admission not
             sent within it (the process was paused) is given back and asked again.
         heartbeat: seconds between renewals (and checks for a fatal answer elsewhere).
@@ -85,6 +84,7 @@ class RedisThrottle:
         self,
         url: str,
         token: str,
+        limits: Limits | None = None,
         *,
         rate: float | None = None,
         burst: int | None = None,
@@ -94,18 +94,24 @@ class RedisThrottle:
         heartbeat: float = 1.0,
         redis_outage: float = DEFAULT_OUTAGE,
     ) -> None:
-        check_arguments(rate, burst, concurrency, max_requests, lease, heartbeat, redis_outage)
+        limits = choose_limits(
+            limits, rate=rate, burst=burst, concurrency=concurrency, max_requests=max_requests
+        )
+        check_arguments(lease, heartbeat, redis_outage)
         self._url, self._outage = url, redis_outage
         self.keys = TokenKeys(fingerprint(token))
-        if rate is not None and burst is None:
-            burst = default_burst(rate)  # a new rate brings its own default burst
+        burst = limits.burst
+        if limits.rate is not None and burst is None:
+            burst = default_burst(limits.rate)  # a new rate brings its own default burst
         # The limits this process sets for the token ("" leaves one as Redis has it).
-        self._set_limits = ["" if v is None else repr(v) for v in (rate, burst, concurrency)]
-        self._rate = DEFAULT_RATE if rate is None else float(rate)
-        self._burst = default_burst(self._rate) if burst is None else burst
-        self._concurrency = DEFAULT_CONCURRENCY if concurrency is None else concurrency
+        self._set_limits = [
+            "" if v is None else repr(v) for v in (limits.rate, burst, limits.concurrency)
+        ]
+        self._rate = limits.rate_or_default
+        self._burst = limits.burst_or_default
+        self._concurrency = limits.concurrency_or_default
         self._limit = self._concurrency
-        self.max_requests = max_requests
+        self.max_requests = limits.max_requests
         self.sent = 0  #: requests this process was admitted to send (each is billed)
         self._leases = Leases(
             self.keys, lease=lease, heartbeat=heartbeat,
@@ -121,33 +127,6 @@ class RedisThrottle:
         self._waiting: set[asyncio.Task[Any]] = set()
         self._resume_at = 0.0
         self._fatal: FatalError | None = None
-
-    @classmethod
-    def for_client(
-        cls,
-        url: str,
-        token: str,
-        *,
-        rate: float,
-        burst: int | None,
-        concurrency: int,
-        max_requests: int | None,
-        redis_outage: float = DEFAULT_OUTAGE,
-    ) -> RedisThrottle:
-        """The throttle of ``Client(redis_url=...)``: a keyword left at the Client's
-        default (rate 10, concurrency 8) leaves the token's limit in Redis as it is.
-
-        Raises:
-            InvalidParameterError: a limit out of range.
-        """
-        try:
-            return cls(
-                url, token, rate=None if rate == DEFAULT_RATE and burst is None else rate,
-                burst=burst, max_requests=max_requests, redis_outage=redis_outage,
-                concurrency=None if concurrency == DEFAULT_CONCURRENCY else concurrency,
-            )  # fmt: skip
-        except ValueError as error:
-            raise InvalidParameterError(str(error)) from None
 
     def __repr__(self) -> str:
         return (

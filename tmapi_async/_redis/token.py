@@ -3,7 +3,7 @@
 Keys (the braces keep them in one Redis Cluster slot):
 
 - ``tmapi:token:{FP}`` (hash): ``rate``, ``burst``, ``concurrency``: the limits set
-  (absent: the defaults below); ``limit``, ``ceiling``, ``cut_after``: the adaptive
+  (absent: the defaults of ``Limits``); ``limit``, ``ceiling``, ``cut_after``: the adaptive
   in-flight limit; ``tat``: the rate's theoretical arrival time (GCRA, µs of Redis's
   clock); ``pause_until`` (µs): a ``Retry-After``; ``seq``: the last ticket issued.
 - ``tmapi:token:{FP}:leases`` (sorted set): ``OWNER:TICKET`` of each request in flight,
@@ -15,15 +15,12 @@ Keys (the braces keep them in one Redis Cluster slot):
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Final
 
-from .._errors import AuthenticationError, BalanceError, FatalError
+from .._errors import AuthenticationError, BalanceError, FatalError, InvalidParameterError
 
 __all__ = [
-    "DEFAULT_CONCURRENCY",
-    "DEFAULT_RATE",
     "FATAL_MEMORY",
     "SHARED_FATAL",
     "TOKENS_KEY",
@@ -35,8 +32,6 @@ __all__ = [
     "token_clock",
 ]
 
-DEFAULT_RATE: Final = 10.0  #: requests/s of a token nobody set limits for (as a Client)
-DEFAULT_CONCURRENCY: Final = 8  #: in-flight limit of such a token
 FATAL_MEMORY: Final = 60.0  #: seconds a fatal answer keeps every process of the token stopped
 TOKENS_KEY: Final = "tmapi:tokens"
 
@@ -80,28 +75,13 @@ def fatal_from(fields: Sequence[bytes | str | None]) -> FatalError:
     )
 
 
-def check_arguments(
-    rate: float | None,
-    burst: int | None,
-    concurrency: int | None,
-    max_requests: int | None,
-    lease: float,
-    heartbeat: float,
-    redis_outage: float,
-) -> None:
-    """Raise ValueError for an argument of a shared throttle out of its range."""
-    if rate is not None and (not rate > 0 or math.isinf(rate)):
-        raise ValueError(f"rate must be a positive number of requests/s, got {rate!r}")
-    if burst is not None and burst < 1:
-        raise ValueError(f"burst must be >= 1, got {burst!r}")
-    if concurrency is not None and concurrency < 1:
-        raise ValueError(f"concurrency must be >= 1, got {concurrency!r}")
-    if max_requests is not None and max_requests < 0:
-        raise ValueError(f"max_requests must be >= 0, got {max_requests!r}")
+def check_arguments(lease: float, heartbeat: float, redis_outage: float) -> None:
+    """Raise InvalidParameterError for a timing of a shared throttle out of its range (its
+    limits are checked by :class:`~tmapi_async.Limits`)."""
     if not 0 < heartbeat < lease:
-        raise ValueError(f"need 0 < heartbeat < lease, got {heartbeat!r}, {lease!r}")
+        raise InvalidParameterError(f"need 0 < heartbeat < lease, got {heartbeat!r}, {lease!r}")
     if not redis_outage >= 0:
-        raise ValueError(f"redis_outage must be >= 0 seconds, got {redis_outage!r}")
+        raise InvalidParameterError(f"redis_outage must be >= 0 seconds, got {redis_outage!r}")
 
 
 def token_clock(state: dict[str, str], raw: int) -> float:

@@ -31,16 +31,23 @@ from typing import TYPE_CHECKING, Any, Final
 # Re-exported: the names a worker's client is built with.
 from .._admission import POOL_WITHOUT_CAP as POOL_WITHOUT_CAP
 from .._admission import CappedAdmission as CappedAdmission
-from .._errors import FatalError, HarvestStopped, InvalidParameterError
+from .._errors import (
+    CorruptRecord,
+    FatalError,
+    HarvestGone,
+    HarvestStopped,
+    InvalidParameterError,
+    RedisUnavailableError,
+)
 from .._harvest import Harvest
 from .._shop import ShopResult
-from .control import CorruptRecord, WorkerControls
+from .control import WorkerControls
 from .journal import RedisJournal
-from .queue import PREFIX, HarvestGone, HarvestQueue, _text, opened_key, pulse_key
+from .queue import PREFIX, HarvestQueue, _text, opened_key, pulse_key
 from .scripts import WORKER_BEAT
 
 if TYPE_CHECKING:
-    from .._client import Client
+    from .._reader import ShopReader
     from .connection import RedisConnection
 
 _log = logging.getLogger("tmapi_async.redis.worker")
@@ -99,7 +106,8 @@ class RedisWorker:
 
     Args:
         conn: the connection (its client also reads the streams).
-        client: the API client; its throttle must be the shared one, gated by ``gate``.
+        client: the API client (a Client or a TokenPool); its throttles must be the
+            shared ones, gated by ``gate``.
         gate: the worker's :class:`OwnershipGate`, which the client's admissions wait on
             (default: one of its own, which then gates nothing the client sends).
         worker_id: names this worker (consumer name, workers hash); default host-pid-random.
@@ -113,7 +121,7 @@ class RedisWorker:
     def __init__(
         self,
         conn: RedisConnection,
-        client: Client,
+        client: ShopReader,
         *,
         gate: OwnershipGate | None = None,
         worker_id: str | None = None,
@@ -155,16 +163,15 @@ class RedisWorker:
         beat = asyncio.create_task(self._beat_forever(), name="tmapi-worker-heartbeat")
         try:
             try:
-                await self._beat_once()
-                self._opened = await self._last_opened()
-                self._tell(f"worker {self.worker_id} ready")
-                while not self._stopping.is_set() and self.fatal is None:
-                    await self._start_engines()
-                    await self._until_opened()
-            except Exception as error:  # Redis away for longer than we wait for it
-                if not self._conn.is_redis_error(error):
-                    raise
-                self.fatal = self.fatal or self._conn.unavailable(error)
+                with self._conn.boundary():
+                    await self._beat_once()
+                    self._opened = await self._last_opened()
+                    self._tell(f"worker {self.worker_id} ready")
+                    while not self._stopping.is_set() and self.fatal is None:
+                        await self._start_engines()
+                        await self._until_opened()
+            except RedisUnavailableError as error:  # away for longer than we wait for it
+                self.fatal = self.fatal or error
             await self._wind_down()
         finally:
             beat.cancel()
@@ -214,8 +221,8 @@ class RedisWorker:
             if await queue.state() != "open" or (await queue.counts()).finished:
                 continue
             try:  # a corrupt record fails its harvest, not the worker
-                page_size, params, max_pages = await self._control.listing(queue)
-                journal = RedisJournal(queue, page_size, self.worker_id, fence=self.gate)
+                listing, max_pages = await self._control.listing(queue)
+                journal = RedisJournal(queue, listing.page_size, self.worker_id, fence=self.gate)
                 source = self._control.source(hid, self._client)
                 source.held = journal.message_ids
                 harvest = Harvest(
@@ -225,7 +232,8 @@ class RedisWorker:
                     keep_items=False,
                     # Only the shops it works on: another worker takes the rest at once.
                     max_open_shops=self._client.concurrency,
-                    **_listing_keywords(params, max_pages),
+                    listing=listing,
+                    max_pages=max_pages,
                 )
                 journal.on_lost = functools.partial(self._lost, harvest)
             except (CorruptRecord, InvalidParameterError) as error:
@@ -390,16 +398,6 @@ class RedisWorker:
             for url in journal.lost(lost):  # another worker has it now: stop at once
                 self._lost(harvest, url)
         self.gate.confirmed()
-
-
-def _listing_keywords(params: dict[str, Any], max_pages: int | None) -> dict[str, Any]:
-    """The harvest's listing, as :class:`Harvest` keywords."""
-    keywords: dict[str, Any] = {
-        key: params[key] for key in ("page_size", "sort", "cat", "cat_type") if key in params
-    }
-    if max_pages is not None:
-        keywords["max_pages"] = max_pages
-    return keywords
 
 
 async def read_workers(

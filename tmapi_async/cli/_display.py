@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import IO, Any, Literal, Self
 
-from .._stats import HarvestProgress
+from .._progress import HarvestProgress
 
 __all__ = ["HarvestSummary", "ProgressDisplay", "choose_mode", "format_duration"]
 

@@ -12,7 +12,7 @@ from ._output import UsageError, secrets
 
 if TYPE_CHECKING:
     from .._manifest import ManifestRecorder
-    from .._since import KnownItems
+    from .._new_listings import KnownItems
 
 __all__ = [
     "SINCE_HELP",
@@ -71,7 +71,7 @@ def known_items(since: Path | None) -> KnownItems | None:
     if since is None:
         return None
     from .._export_reader import ExportReadError
-    from .._since import KnownItems
+    from .._new_listings import KnownItems
 
     try:
         return KnownItems.from_export(since)
@@ -82,18 +82,12 @@ def known_items(since: Path | None) -> KnownItems | None:
 def start_manifest(options: Any) -> ManifestRecorder:
     """The recorder of a harvest run with ``options`` (a ``HarvestOptions``)."""
     from .. import __version__
-    from .._manifest import ManifestListing, ManifestRecorder
+    from .._manifest import ManifestRecorder
 
-    listing = options.listing
     return ManifestRecorder(
         options.output,
         options.format,
-        ManifestListing(
-            page_size=listing.page_size,
-            sort=listing.sort,
-            cat=listing.cat,
-            cat_type=listing.cat_type,
-        ),
+        options.listing.listing(),
         version=__version__,
         since=getattr(options, "since", None),
     )

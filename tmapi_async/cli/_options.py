@@ -9,12 +9,12 @@ import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from .._errors import InvalidParameterError
+from .._limits import DEFAULT_CONCURRENCY, DEFAULT_RATE, Limits
+from .._listing import SORTS, Listing
 from ._output import UsageError, secrets
-
-if TYPE_CHECKING:
-    from .._listing import Listing
 
 __all__ = [
     "AUTH_MODES",
@@ -43,10 +43,6 @@ def int_at_least(minimum: int) -> Callable[[str], int]:
 
     return parse
 
-
-#: The values of :class:`tmapi_async.Sort`, written out so that ``--help`` need not import
-#: the models (and msgspec); a test keeps the two equal.
-SORTS = ("default", "sales", "price_up", "price_down", "time_up", "time_down")
 
 #: The values of ``--auth`` (the library's ``AUTH_MODES``, written out for the same reason).
 AUTH_MODES = ("auto", "header", "query")
@@ -110,28 +106,24 @@ def add_client_options(parser: argparse.ArgumentParser, *, budget: bool) -> None
         metavar="URL",
         help="API base URL (default: $TMAPI_BASE_URL or https://api.tmapi.io)",
     )
+    # Not given: None, so that a harvest through Redis sets only the limits given.
     api.add_argument(
         "--rate",
-        action=_Given,
         type=positive_float,
-        default=10.0,
         metavar="R",
-        help="requests per second, sustained (default %(default)s)",
+        help=f"requests per second, sustained (default {DEFAULT_RATE:g})",
     )
     api.add_argument(
         "--burst",
-        action=_Given,
         type=positive_int,
         metavar="B",
         help="requests that may leave at once after idle (default: about R/20, at least 1)",
     )
     api.add_argument(
         "--concurrency",
-        action=_Given,
         type=positive_int,
-        default=8,
         metavar="C",
-        help="most requests in flight; lowered by itself on 503 (default %(default)s)",
+        help=f"most requests in flight; lowered by itself on 503 (default {DEFAULT_CONCURRENCY})",
     )
     api.add_argument(
         "--timeout",
@@ -149,34 +141,18 @@ def add_client_options(parser: argparse.ArgumentParser, *, budget: bool) -> None
         )
 
 
-class _Given(argparse.Action):
-    """Store the value and note that the flag was given (``args.given``): a harvest
-    through Redis sets only the limits given on its command line."""
-
-    def __call__(
-        self,
-        parser: argparse.ArgumentParser,
-        namespace: argparse.Namespace,
-        values: Any,
-        option_string: str | None = None,
-    ) -> None:
-        setattr(namespace, self.dest, values)
-        namespace.given = {*getattr(namespace, "given", ()), self.dest}
-
-
 @dataclass(frozen=True, slots=True)
 class ClientOptions:
     """How to reach the API and how fast."""
 
     token: str
     base_url: str | None
-    rate: float
+    rate: float | None  #: None when not given (so for the other limits)
     burst: int | None
-    concurrency: int
+    concurrency: int | None
     timeout: float
     max_requests: int | None = None
     auth: str = "auto"  #: how each key is sent (each finds out its own way in auto)
-    given: frozenset[str] = frozenset()  #: the limits given on the command line
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> ClientOptions:
@@ -199,7 +175,20 @@ class ClientOptions:
             timeout=args.timeout,
             max_requests=getattr(args, "max_requests", None),
             auth=auth_option(args),
-            given=frozenset(getattr(args, "given", ())),
+        )
+
+    @property
+    def limits(self) -> Limits:
+        """The limits given (a limit not given is not set).
+
+        Raises:
+            InvalidParameterError: the library refuses one.
+        """
+        return Limits(
+            rate=self.rate,
+            burst=self.burst,
+            concurrency=self.concurrency,
+            max_requests=self.max_requests,
         )
 
     def client(self, metrics: Any = None) -> Any:
@@ -217,11 +206,8 @@ class ClientOptions:
                 self.token,
                 auth=self.auth,
                 base_url=self.base_url,
-                rate=self.rate,
-                burst=self.burst,
-                concurrency=self.concurrency,
+                limits=self.limits,
                 timeout=self.timeout,
-                max_requests=self.max_requests,
                 metrics=metrics,
             )
         except InvalidParameterError as exc:
@@ -287,23 +273,10 @@ class ListingOptions:
         Raises:
             UsageError: the library refuses them.
         """
-        from .._errors import InvalidParameterError
-        from .._listing import Listing
-
         try:
             return Listing(self.page_size, self.sort, self.cat, self.cat_type)
         except InvalidParameterError as exc:
             raise UsageError(str(exc)) from None
-
-    @property
-    def params(self) -> dict[str, object]:
-        """The listing as the journal records it (a resumed run must repeat it)."""
-        return {
-            "page_size": self.page_size,
-            "sort": self.sort,
-            "cat": self.cat,
-            "cat_type": self.cat_type,
-        }
 
 
 def add_output_level(parser: argparse.ArgumentParser) -> None:

@@ -11,8 +11,10 @@ from ._options import non_negative_int, positive_float
 from ._output import UsageError
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from ..export import ExportJournal
-    from .harvest import HarvestOptions
+    from ._options import ClientOptions, ListingOptions
 
 __all__ = [
     "add_redis_outage",
@@ -107,42 +109,45 @@ def add_redis_outage(parser: Any) -> None:
 
 
 def scale_out_job(
-    options: HarvestOptions, journal: ExportJournal, shops: AsyncIterable[str]
+    redis: str,
+    journal: ExportJournal,
+    shops: AsyncIterable[str],
+    *,
+    client: ClientOptions,
+    listing: ListingOptions,
+    output: Path,
+    workers: int,
+    verbose: bool,
+    redis_outage: float,
+    keep: float,
+    max_backlog: int,
 ) -> Any:
-    """The coordinator of ``options`` (a :class:`~tmapi_async._redis.coordinator.RedisHarvest`)."""
+    """The coordinator of a harvest through ``redis`` (a
+    :class:`~tmapi_async._redis.coordinator.RedisHarvest`), with ``workers`` local
+    worker processes and the other options of ``harvest --redis``."""
     from .._redis.coordinator import RedisHarvest
     from ._local_workers import LocalWorkers
 
-    assert options.redis is not None
-    client = options.client
     # The auth mode, not a scheme found out: each worker finds out its own.
-    env = {"TMAPI_TOKEN": client.token, "TMAPI_REDIS_URL": options.redis, "TMAPI_AUTH": client.auth}
+    env = {"TMAPI_TOKEN": client.token, "TMAPI_REDIS_URL": redis, "TMAPI_AUTH": client.auth}
     if client.base_url:
         env["TMAPI_BASE_URL"] = client.base_url
-    level = ["-v"] if options.verbose else ["-q"]
-    level += ["--redis-outage", repr(options.redis_outage)]
-    workers = (
-        LocalWorkers(options.workers, env=env, args=level, quiet=not options.verbose)
-        if options.workers
-        else None
-    )
+    level = ["-v"] if verbose else ["-q"]
+    level += ["--redis-outage", repr(redis_outage)]
+    local = LocalWorkers(workers, env=env, args=level, quiet=not verbose) if workers else None
     # Only the limits given on the command line are set: the others stay as an operator
-    # (or another process) set them in Redis, as with a Client's keywords left alone.
-    given = client.given
-    rate = client.rate if "rate" in given else None
-    burst = client.burst if "burst" in given else None
-    concurrency = client.concurrency if "concurrency" in given else None
-    limits = (rate, burst, concurrency)
+    # (or another process) set them in Redis, as with a Client's limits not set.
     return RedisHarvest(
-        options.redis,
+        redis,
         journal,
         shops,
-        output=options.output,
-        params=options.listing.params,
-        max_pages=options.listing.max_pages,
-        workers=workers,
-        limits=None if limits == (None, None, None) else (client.token, *limits),
-        keep=options.keep,
-        max_backlog=options.max_backlog or None,
-        redis_outage=options.redis_outage,
+        output=output,
+        listing=listing.listing(),
+        max_pages=listing.max_pages,
+        workers=local,
+        token=client.token,
+        limits=client.limits,
+        keep=keep,
+        max_backlog=max_backlog or None,
+        redis_outage=redis_outage,
     )

@@ -3,12 +3,15 @@ the summary that name each token by its fingerprint (never by its characters).""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .._reader import ShopReader
 
 __all__ = ["client_of", "token_lines"]
 
 
-def client_of(token: str, **keywords: Any) -> Any:
+def client_of(token: str, **keywords: Any) -> ShopReader:
     """A :class:`~tmapi_async.Client` of ``token``, or a :class:`~tmapi_async.TokenPool`
     when it holds several tokens (separated by commas or whitespace): the limits in
     ``keywords`` then apply to each token, ``max_requests`` to all of them."""
@@ -62,7 +65,7 @@ def worker_client(
     gate: Any = None,
     redis_outage: float = 60.0,
     **keywords: Any,
-) -> Any:
+) -> ShopReader:
     """The client of a worker: each of the tokens in ``token`` has its limits shared
     through Redis by every process of the token, with at most ``cap`` requests of this
     worker in flight per token, each sent only while ``gate`` (the worker's

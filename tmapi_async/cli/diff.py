@@ -7,23 +7,26 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
+from .._formats import FORMATS, ExportFormat, format_of
 from ._exit import ExitCode
 from ._output import UsageError, err
 
 if TYPE_CHECKING:
     from .._diff import Change
+    from ..export._parquet import ColumnKind
 
 __all__ = ["CHANGE_COLUMNS", "DiffOptions", "add_parser", "run", "write_changes"]
 
-ChangesFormat = Literal["jsonl", "csv", "parquet"]
-_FORMATS: tuple[ChangesFormat, ...] = ("jsonl", "csv", "parquet")
+ChangesFormat = ExportFormat
 
 #: Columns of CHANGES, in order (the fields of :class:`tmapi_async.Change`).
 CHANGE_COLUMNS = ("change", "shop_url", "item_id", "before", "after", "price_change")
-
-_BATCH = 10_000  # Parquet rows per row group
+_COLUMNS: tuple[tuple[str, ColumnKind], ...] = (
+    *((name, "text") for name in CHANGE_COLUMNS[:-1]),
+    ("price_change", "float"),
+)
 
 EPILOG = """\
 OLD and NEW are exports of tmapi-async harvest (or any file with its columns) in any
@@ -68,7 +71,7 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--format",
-        choices=_FORMATS,
+        choices=FORMATS,
         help="format of CHANGES (default: from its extension, else jsonl)",
     )
     parser.add_argument(
@@ -93,9 +96,7 @@ class DiffOptions:
     def from_args(cls, args: argparse.Namespace) -> DiffOptions:
         """From parsed arguments."""
         output: Path = args.output
-        suffix = output.suffix.lower().lstrip(".")
-        by_suffix: dict[str, ChangesFormat] = {"csv": "csv", "parquet": "parquet", "pq": "parquet"}
-        fmt: ChangesFormat = args.format or by_suffix.get(suffix, "jsonl")
+        fmt: ChangesFormat = args.format or format_of(output) or "jsonl"
         if not output.parent.is_dir():
             raise UsageError(f"cannot write {output}: directory {output.parent} does not exist")
         if args.top < 0:
@@ -114,14 +115,15 @@ def diff(options: DiffOptions) -> int:
     Raises:
         UsageError: an input cannot be read, or CHANGES cannot be written.
     """
-    from .._diff import Diff, DiffInputError
+    from .._diff import Diff
+    from .._errors import ExportError
 
     tmp = options.output.with_name(options.output.name + ".tmp")
     try:
         with Diff(options.old, options.new, top=options.top) as changes:
             write_changes(changes, tmp, options.format)
         os.replace(tmp, options.output)
-    except DiffInputError as exc:
+    except ExportError as exc:  # an input that cannot be read, Parquet without pyarrow
         raise UsageError(str(exc)) from None
     except OSError as exc:
         raise UsageError(f"cannot write {options.output}: {exc.strerror or exc}") from None
@@ -145,85 +147,25 @@ def _cell(value: Any) -> str | None:
     return msgspec.json.encode(value).decode()
 
 
-def write_changes(changes: Iterable[Change], path: Path, fmt: ChangesFormat) -> int:
-    """Write ``changes`` to ``path`` in ``fmt``; returns the rows written."""
-    if fmt == "jsonl":
-        return _write_jsonl(changes, path)
-    if fmt == "csv":
-        return _write_csv(changes, path)
-    return _write_parquet(changes, path)
-
-
-def _write_jsonl(changes: Iterable[Change], path: Path) -> int:
-    import msgspec
-
-    encode = msgspec.json.Encoder().encode
-    rows = 0
-    with open(path, "wb") as out:
-        for change in changes:
-            out.write(encode(change) + b"\n")
-            rows += 1
-        out.flush()
-        os.fsync(out.fileno())
-    return rows
-
-
-def _write_csv(changes: Iterable[Change], path: Path) -> int:
-    import csv
-
-    from ..export import neutralise
-
-    rows = 0
-    with open(path, "w", encoding="utf-8", newline="") as out:
-        writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(CHANGE_COLUMNS)
-        for c in changes:
-            before, after = _cell(c.before), _cell(c.after)
-            writer.writerow(
-                [
-                    c.change,
-                    neutralise(c.shop_url),
-                    c.item_id or "",
-                    "" if before is None else neutralise(before),
-                    "" if after is None else neutralise(after),
-                    "" if c.price_change is None else repr(c.price_change),
-                ]
-            )
-            rows += 1
-        out.flush()
-        os.fsync(out.fileno())
-    return rows
-
-
-def _write_parquet(changes: Iterable[Change], path: Path) -> int:
-    try:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-    except ImportError:
-        raise UsageError(
-            "Parquet needs pyarrow: pip install 'tmapi-async[parquet]' (or --format jsonl/csv)"
-        ) from None
-    schema = pa.schema(
-        [(name, pa.string()) for name in CHANGE_COLUMNS[:-1]] + [("price_change", pa.float64())]
+def _cells(change: Change) -> tuple[object, ...]:
+    return (
+        change.change,
+        change.shop_url,
+        change.item_id,
+        _cell(change.before),
+        _cell(change.after),
+        change.price_change,
     )
-    rows = 0
-    batch: list[dict[str, Any]] = []
-    with pq.ParquetWriter(path, schema) as writer:
-        for c in changes:
-            batch.append(
-                {
-                    "change": c.change,
-                    "shop_url": c.shop_url,
-                    "item_id": c.item_id,
-                    "before": _cell(c.before),
-                    "after": _cell(c.after),
-                    "price_change": c.price_change,
-                }
-            )
-            if len(batch) >= _BATCH:
-                writer.write_table(pa.Table.from_pylist(batch, schema=schema))
-                rows += len(batch)
-                batch = []
-        writer.write_table(pa.Table.from_pylist(batch, schema=schema))
-        rows += len(batch)
-    return rows
+
+
+def write_changes(changes: Iterable[Change], path: Path, fmt: ChangesFormat) -> int:
+    """Write ``changes`` to ``path`` in ``fmt`` (through the export's writers); returns
+    the rows written.
+
+    Raises:
+        SinkError: Parquet without pyarrow.
+        OSError: ``path`` cannot be written.
+    """
+    from ..export._sinks import write_rows
+
+    return write_rows(path, fmt, changes, _COLUMNS, _cells)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Literal, cast
 
+from .._formats import FORMATS, ExportFormat, format_of
 from ._exit import ExitCode
 from ._failures import Failures, describe
 from ._logs import add_log_format
@@ -43,8 +44,6 @@ if TYPE_CHECKING:
 
 __all__ = ["HarvestOptions", "add_parser", "harvest", "run"]
 
-ExportFormat = Literal["jsonl", "csv", "parquet"]
-_FORMATS: tuple[ExportFormat, ...] = ("jsonl", "csv", "parquet")
 
 EPILOG = """\
 SHOPS is a text file with one shop URL per line (https://NAME.1688.com/, or any page of
@@ -88,7 +87,7 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
     )
     out.add_argument(
         "--format",
-        choices=_FORMATS,
+        choices=FORMATS,
         help="export format (default: from the extension of PATH, else jsonl)",
     )
     out.add_argument(
@@ -146,7 +145,7 @@ class HarvestOptions:
         return cls(
             shops=args.shops,
             output=output,
-            format=args.format or _format_of(output),
+            format=args.format or format_of(output) or "jsonl",
             state=args.state or output.with_name(output.name + ".state.db"),
             listing=ListingOptions.from_args(args),
             client=client,
@@ -162,11 +161,6 @@ class HarvestOptions:
             metrics=metrics_option(args),
             log_format=getattr(args, "log_format", "text"),
         )
-
-
-def _format_of(output: Path) -> ExportFormat:
-    suffix = output.suffix.lower().lstrip(".")
-    return {"csv": "csv", "parquet": "parquet", "pq": "parquet"}.get(suffix, "jsonl")  # type: ignore[return-value]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -211,7 +205,19 @@ async def harvest(options: HarvestOptions) -> int:
     session = _open(options)
     session.manifest = start_manifest(options)
     job = (
-        scale_out_job(options, session.journal, _shop_texts(session))
+        scale_out_job(
+            options.redis,
+            session.journal,
+            _shop_texts(session),
+            client=options.client,
+            listing=options.listing,
+            output=options.output,
+            workers=options.workers,
+            verbose=options.verbose,
+            redis_outage=options.redis_outage,
+            keep=options.keep,
+            max_backlog=options.max_backlog,
+        )
         if options.redis is not None
         else session.client.harvest(
             _shop_texts(session),
@@ -277,7 +283,7 @@ def _open(options: HarvestOptions) -> _Run:
             options.state,
             options.output,
             options.format,
-            params=options.listing.params,
+            listing=options.listing.listing(),
             base_url=client.base_url,
             csv_raw=options.csv_raw,
         )
@@ -312,10 +318,12 @@ def _announce(session: _Run, display: ProgressDisplay) -> None:
     if session.journal.resumed_position:
         display.log(f"resuming from {options.state}")
     if options.verbose:
+        limits = options.client.limits
         display.log(
             f"harvest to {options.output} ({options.format}), state {options.state}, "
-            f"API {public_base_url(session.client.base_url)}, rate {options.client.rate:g}/s, "
-            f"concurrency {options.client.concurrency}"
+            f"API {public_base_url(session.client.base_url)}, "
+            f"rate {limits.rate_or_default:g}/s, "
+            f"concurrency {limits.concurrency_or_default}"
         )
 
 

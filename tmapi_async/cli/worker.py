@@ -203,7 +203,7 @@ async def _serve(args: argparse.Namespace, token: str, url: str) -> int:
             redis_outage=args.redis_outage,
             metrics=metrics,
         )
-    except (InvalidParameterError, ValueError) as error:
+    except InvalidParameterError as error:
         await conn.aclose()
         raise UsageError(str(error)) from None
     worker = RedisWorker(

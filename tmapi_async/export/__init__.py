@@ -2,16 +2,16 @@
 
 ::
 
+    import tmapi_async as tm
     from tmapi_async.export import ExportJournal, default_state_path
 
-    output = Path("items.jsonl")
+    output, listing = Path("items.jsonl"), tm.Listing(page_size=20, sort="default")
     journal = ExportJournal.open(
-        default_state_path(output), output, "jsonl",
-        params={"page_size": 20, "sort": "default", "cat": None, "cat_type": None},
-        base_url=client.base_url,
+        default_state_path(output), output, "jsonl", listing=listing, base_url=client.base_url
     )
     try:
-        async for result in client.harvest(shop_urls, journal=journal, keep_items=False):
+        harvest = client.harvest(shop_urls, listing=listing, journal=journal, keep_items=False)
+        async for result in harvest:
             ...
     finally:
         journal.close()
@@ -21,13 +21,6 @@ one SQLite file beside the export (its *state file*) and owns the export's
 :class:`Sink`, so that a page's items and the export's position commit together.
 """
 
-from ._journal import (
-    ExportJournal,
-    JournalError,
-    JournalSummary,
-    default_state_path,
-    public_base_url,
-)
 from ._sinks import (
     FORMATS,
     CsvSink,
@@ -39,6 +32,13 @@ from ._sinks import (
     neutralise,
     open_sink,
     spool_path,
+)
+from ._state_file import (
+    ExportJournal,
+    JournalError,
+    JournalSummary,
+    default_state_path,
+    public_base_url,
 )
 
 __all__ = [

@@ -27,14 +27,18 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Final, Literal, Protocol
+from typing import Any, Final, Protocol
 
 import msgspec
 
+from .._errors import SinkError
+from .._formats import FORMATS, ExportFormat
 from .._models import ShopItem
+from ._parquet import ColumnKind, load_pyarrow, spool_size_of, write_parquet
 
 __all__ = [
     "FORMATS",
@@ -47,12 +51,8 @@ __all__ = [
     "neutralise",
     "open_sink",
     "spool_path",
+    "write_rows",
 ]
-
-ExportFormat = Literal["jsonl", "csv", "parquet"]
-
-#: The export formats, the default first.
-FORMATS: Final[tuple[ExportFormat, ...]] = ("jsonl", "csv", "parquet")
 
 #: CSV columns, in order: the item's fields with ``sale_info`` flattened, then the shop.
 CSV_COLUMNS: Final[tuple[str, ...]] = (
@@ -70,10 +70,6 @@ CSV_COLUMNS: Final[tuple[str, ...]] = (
 
 _PARQUET_BATCH = 20_000  # rows per row group: bounds the memory of writing the file
 _PARQUET_META_KEY = b"tmapi_async.spool_bytes"
-
-
-class SinkError(Exception):
-    """The export cannot be opened or written as asked (a message for the user)."""
 
 
 class Sink(Protocol):
@@ -260,16 +256,22 @@ def spool_path(path: Path) -> Path:
     return path.with_name(path.name + ".spool.jsonl")
 
 
-def _import_pyarrow() -> tuple[Any, Any]:
-    try:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-    except ImportError as exc:
-        raise SinkError(
-            "Parquet export needs pyarrow: pip install 'tmapi-async[parquet]' "
-            "(or choose --format jsonl or csv)"
-        ) from exc
-    return pa, pq
+def _no_pyarrow(install: str) -> SinkError:
+    return SinkError(f"Parquet needs pyarrow: {install} (or choose --format jsonl or csv)")
+
+
+#: The Parquet export's columns: the item's fields, then the shop.
+_ITEM_COLUMNS: Final[tuple[tuple[str, ColumnKind], ...]] = (
+    ("item_id", "text"),
+    ("title", "text"),
+    ("img", "text"),
+    ("category_path", "texts"),
+    ("category_name", "text"),
+    ("price", "text"),
+    ("quantity", "int"),
+    ("sale_info", "sale_info"),
+    ("shop_url", "text"),
+)
 
 
 class _SpoolRow(msgspec.Struct, gc=False):
@@ -290,7 +292,7 @@ class ParquetSink:
     """Parquet, written at :meth:`close` from a crash-safe JSON Lines spool."""
 
     def __init__(self, path: Path, *, resume_at: int = 0) -> None:
-        self._pa, self._pq = _import_pyarrow()  # fail before any request is sent
+        load_pyarrow(_no_pyarrow)  # fail before any request is sent
         self.path = path
         self.spool = spool_path(path)
         self._jsonl = JsonlSink(self.spool, resume_at=resume_at)
@@ -312,44 +314,19 @@ class ParquetSink:
         """Close the spool and (re)write the Parquet file from it, atomically."""
         self._jsonl.close()
         size = self.spool.stat().st_size
-        if self._written_from() == size:
+        if spool_size_of(self.path, _PARQUET_META_KEY, _no_pyarrow) == size:
             return  # the file already holds exactly this spool
         tmp = self.path.with_name(self.path.name + ".tmp")
-        schema = self._schema().with_metadata({_PARQUET_META_KEY: str(size).encode()})
-        with self._pq.ParquetWriter(tmp, schema) as writer:
-            for rows in self._spooled_batches():
-                writer.write_table(self._pa.Table.from_pylist(rows, schema=schema))
+        write_parquet(
+            tmp,
+            _ITEM_COLUMNS,
+            self._spooled_batches(),
+            missing=_no_pyarrow,
+            metadata={_PARQUET_META_KEY: str(size).encode()},
+        )
         with open(tmp, "rb") as done:
             os.fsync(done.fileno())
         os.replace(tmp, self.path)  # readers see the old file or the new, never half
-
-    def _written_from(self) -> int | None:
-        """The spool size the existing Parquet file was written from, if it exists."""
-        try:
-            meta = self._pq.read_schema(self.path).metadata or {}
-        except (OSError, self._pa.ArrowException):
-            return None
-        value = meta.get(_PARQUET_META_KEY)
-        return int(value) if value is not None else None
-
-    def _schema(self) -> Any:
-        pa = self._pa
-        return pa.schema(
-            [
-                ("item_id", pa.string()),
-                ("title", pa.string()),
-                ("img", pa.string()),
-                ("category_path", pa.list_(pa.string())),
-                ("category_name", pa.string()),
-                ("price", pa.string()),
-                ("quantity", pa.int64()),
-                (
-                    "sale_info",
-                    pa.struct([("sale_quantity", pa.int64()), ("sale_amount", pa.float64())]),
-                ),
-                ("shop_url", pa.string()),
-            ]
-        )
 
     def _spooled_batches(self) -> Iterator[list[dict[str, Any]]]:
         decode = msgspec.json.Decoder(_SpoolRow).decode
@@ -392,3 +369,61 @@ def open_sink(path: Path, fmt: ExportFormat, *, resume_at: int = 0, csv_raw: boo
     if fmt == "parquet":
         return ParquetSink(path, resume_at=resume_at)
     raise SinkError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
+
+
+def write_rows(
+    path: Path,
+    fmt: ExportFormat,
+    rows: Iterable[Any],
+    columns: Sequence[tuple[str, ColumnKind]],
+    cells: Callable[[Any], Sequence[object]],
+) -> int:
+    """Write ``rows`` (msgspec Structs) to the new file ``path`` in ``fmt``, synced to
+    disk; returns the rows written.
+
+    JSON Lines holds each row as msgspec encodes it; CSV a header of the ``columns``'
+    names, then the ``cells`` of each row (text neutralised as in :class:`CsvSink`, CRLF
+    rows); Parquet the ``cells`` under the ``columns``' kinds, in bounded row groups.
+
+    Raises:
+        SinkError: Parquet without pyarrow, or an unknown format.
+        OSError: ``path`` cannot be written.
+    """
+    if fmt == "jsonl":
+        encode = msgspec.json.Encoder().encode
+        with open(path, "wb") as out:
+            written = 0
+            for row in rows:
+                out.write(encode(row) + b"\n")
+                written += 1
+            out.flush()
+            os.fsync(out.fileno())
+        return written
+    if fmt == "csv":
+        with open(path, "w", encoding="utf-8", newline="") as text:
+            writer = csv.writer(text, lineterminator="\r\n")
+            writer.writerow([name for name, _kind in columns])
+            written = 0
+            for row in rows:
+                writer.writerow([neutralise(c) if isinstance(c, str) else c for c in cells(row)])
+                written += 1
+            text.flush()
+            os.fsync(text.fileno())
+        return written
+    if fmt == "parquet":
+        names = [name for name, _kind in columns]
+        batches = (
+            [dict(zip(names, cells(row), strict=True)) for row in batch]
+            for batch in _batched(rows, _PARQUET_BATCH)
+        )
+        written = write_parquet(path, columns, batches, missing=_no_pyarrow)
+        with open(path, "rb") as done:
+            os.fsync(done.fileno())
+        return written
+    raise SinkError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
+
+
+def _batched(rows: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    it = iter(rows)
+    while batch := list(itertools.islice(it, size)):
+        yield batch

@@ -23,6 +23,8 @@ from urllib.parse import urlsplit
 
 import msgspec
 
+from .._listing import SORTS
+
 __all__ = [
     "SORTS",
     "Category",
@@ -32,16 +34,6 @@ __all__ = [
     "shop_categories",
     "shop_name_from_url",
 ]
-
-#: The six ``sort`` values the endpoint accepts.
-SORTS: Final[tuple[str, ...]] = (
-    "default",
-    "sales",
-    "price_up",
-    "price_down",
-    "time_up",
-    "time_down",
-)
 
 _NAME_RE: Final = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 

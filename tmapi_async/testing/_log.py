@@ -1,23 +1,19 @@
 """The simulator's request log and the measurements tests make on it.
 
-Tokens are secrets (a JWT in the query string): the log only ever holds a short fingerprint.
+Tokens are secrets (a JWT in the query string): the log only ever holds a short fingerprint,
+the library's own (:func:`fingerprint`), so a token's requests here and in a client's
+summary carry the same name.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections import Counter, deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from .._secret import short_fingerprint as fingerprint
+
 __all__ = ["RequestLog", "RequestRecord", "fingerprint"]
-
-
-def fingerprint(token: str | None) -> str:
-    """A short, irreversible id for ``token`` (12 hex chars of SHA-256); ``""`` for no token."""
-    if not token:
-        return ""
-    return hashlib.sha256(token.encode()).hexdigest()[:12]
 
 
 @dataclass(slots=True)

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import secrets
 import sqlite3
 import time
@@ -38,9 +37,11 @@ from urllib.parse import urlsplit, urlunsplit
 
 import msgspec
 
+from .._errors import InvalidParameterError, JournalError, SinkError
+from .._listing import Listing, listing_given
 from .._models import ShopItem, ShopItemsPage
 from .._shop import ShopCheckpoint, ShopResult, ShopStatus
-from ._sinks import ExportFormat, Sink, SinkError, open_sink
+from ._sinks import ExportFormat, Sink, open_sink
 
 __all__ = ["ExportJournal", "JournalError", "JournalSummary", "default_state_path"]
 
@@ -67,10 +68,6 @@ CREATE TABLE IF NOT EXISTS pages (   -- one row per answered page (a page refetc
 );
 CREATE INDEX IF NOT EXISTS pages_by_shop ON pages (shop_id);
 """
-
-
-class JournalError(Exception):
-    """The state file cannot be used for this harvest (a message for the user)."""
 
 
 def default_state_path(output: Path) -> Path:
@@ -139,22 +136,26 @@ class ExportJournal:
         output: Path,
         fmt: ExportFormat,
         *,
-        params: Mapping[str, object],
+        listing: Listing | None = None,
+        params: Mapping[str, object] | None = None,
         base_url: str,
         csv_raw: bool = False,
     ) -> ExportJournal:
         """Open (or create) the state for exporting to ``output``; reopen the export.
 
-        ``params`` are the harvest's parameters (page size, sort, category): a resumed
+        ``listing`` is the harvest's :class:`~tmapi_async.Listing` (page size, sort,
+        category; ``params``, its record as a mapping, is the older spelling): a resumed
         run must pass the same, or its pages would not fit the ones already exported.
         ``csv_raw`` writes CSV text cells as sent (see :class:`CsvSink`); a resumed run
         must repeat it too, so that one file is not half neutralised.
 
         Raises:
-            JournalError: the state belongs to another export, format or parameters, or
+            JournalError: the state belongs to another export, format or listing, or
                 is not a tmapi-async state file.
             SinkError: the export cannot be reopened at the committed position.
+            InvalidParameterError: both ``listing`` and ``params``, or a bad option.
         """
+        listing = listing_given(listing, params)
         fresh = not state_path.exists()
         if fresh and output.exists():
             raise JournalError(
@@ -173,12 +174,14 @@ class ExportJournal:
             "version": str(SCHEMA_VERSION),
             "output": str(output.resolve()),
             "format": fmt,
-            "params": json.dumps(dict(params), sort_keys=True),
+            "params": listing.to_record(),
         }
         if fmt == "csv":
             wanted["csv_raw"] = "yes" if csv_raw else "no"
         if meta:
             for key, value in wanted.items():
+                if key == "params" and _same_listing(meta.get(key), listing):
+                    continue  # an older version's spelling of the same listing
                 if meta.get(key) != value and (key != "csv_raw" or key in meta):
                     db.close()
                     raise JournalError(_mismatch(state_path, key, meta.get(key), value))
@@ -204,14 +207,7 @@ class ExportJournal:
         db.execute("BEGIN IMMEDIATE")
         db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", rows.items())
         db.execute("COMMIT")
-        page_size = params.get("page_size")
-        journal = cls(
-            db,
-            sink,
-            state_path,
-            page_size=page_size if isinstance(page_size, int) else 20,
-            resumed_position=position,
-        )
+        journal = cls(db, sink, state_path, page_size=listing.page_size, resumed_position=position)
         journal._meta = {**meta, **rows}
         return journal
 
@@ -419,6 +415,16 @@ class ExportJournal:
 
 _encode_ids = msgspec.json.Encoder().encode  # bytes: SQLite stores them as a BLOB
 _decode_ids = msgspec.json.Decoder(list[str]).decode
+
+
+def _same_listing(record: str | None, listing: Listing) -> bool:
+    """Whether a state file's ``params`` record holds ``listing``."""
+    if record is None:
+        return False
+    try:
+        return Listing.from_record(record) == listing
+    except InvalidParameterError:
+        return False
 
 
 def _mismatch(state_path: Path, key: str, had: str | None, want: str) -> str:

@@ -1,9 +1,14 @@
-"""Counters a client and a harvest keep, for progress displays and summaries."""
+"""``HarvestProgress``: the live counters of one harvest, for progress displays,
+summaries and metrics (a harvest in this process and one through Redis keep the same)."""
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ._shop import ShopStatus
 
 
 @dataclass(slots=True)
@@ -46,3 +51,13 @@ class HarvestProgress:
     def elapsed(self) -> float:
         """Seconds since the harvest started."""
         return time.monotonic() - self.started
+
+    def shop_finished(self, status: ShopStatus) -> None:
+        """Count a shop finished with ``status``: once in all, once by its status."""
+        self.shops_done += 1
+        if status == "complete":
+            self.shops_complete += 1
+        elif status == "partial":
+            self.shops_partial += 1
+        else:
+            self.shops_failed += 1
