@@ -142,7 +142,10 @@ class CappedAdmission(AdmissionWrapper):
     async def acquire(self) -> int:
         if self._slots is None:
             self._slots = asyncio.Semaphore(self.concurrency)
-        await self._inner.interruptible(self._slots.acquire())
+        if self._slots.locked():  # a wait: one a stop must end
+            await self._inner.interruptible(self._slots.acquire())
+        else:
+            await self._slots.acquire()  # free: taken at once, no future, no wait
         try:
             ticket = await self._inner.acquire()
         except BaseException:
