@@ -68,9 +68,7 @@ def _key(conn: Connection) -> tuple[str, int]:
     return conn.ride_key, id(asyncio.get_running_loop())
 
 
-def ride(
-    conn: Connection, script: AsyncScript, keys: Sequence[Any], args: Sequence[Any]
-) -> Ride:
+def ride(conn: Connection, script: AsyncScript, keys: Sequence[Any], args: Sequence[Any]) -> Ride:
     """Queue ``script`` for the next round trip to the Redis of ``conn``."""
     loop = asyncio.get_running_loop()
     key = _key(conn)
