@@ -157,3 +157,37 @@ async def test_a_stale_hold_awaits_each_commit_and_raises_a_refusal(
     with pytest.raises(ShopTakenOver):
         await journal.record_page(SHOP, 1, ShopItemsPage(page=1, page_size=20, total_count=1), [])
     assert (await queue.counts()).pages == 0
+
+
+async def test_a_round_trip_cancelled_under_its_caller_leaves_its_ride_to_the_next(
+    queue: HarvestQueue, conn: RedisConnection
+) -> None:
+    """A stop cancels the call a commit rode on: the commit goes again (it may have run
+    already: committed once all the same)."""
+    (delivery,) = await queue.read_shops("w1")
+    riding = queue.commit_pages_later("w1", [_page(delivery.message_id)])
+    sent = asyncio.Event()
+    client: Any = conn.client
+    pipeline = client.pipeline
+
+    def watched_pipeline(*args: Any, **options: Any) -> Any:
+        pipe = pipeline(*args, **options)
+        execute = pipe.execute
+
+        async def executing(*args: Any, **options: Any) -> Any:
+            sent.set()
+            return await execute(*args, **options)
+
+        pipe.execute = executing
+        return pipe
+
+    client.pipeline = watched_pipeline
+    carrier = asyncio.create_task(queue.heartbeat("w1", [delivery.message_id]))
+    await asyncio.wait_for(sent.wait(), WAIT)  # the carrier took the ride and sends it
+    assert riding.sent
+    carrier.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await carrier
+    answer = await asyncio.wait_for(riding.answer, WAIT)
+    assert [int(verdict) for verdict in answer] in ([1], [0])
+    assert (await queue.counts()).pages == 1

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from .._errors import HarvestGone, ShopTakenOver, error_record
+from .._errors import HarvestGone, HarvestStopped, ShopTakenOver, error_record
 from .._shop import ShopCheckpoint
 from .leases import Carried, carry
 from .queue import SHOP_GROUP, HarvestQueue, PageCommit
@@ -154,7 +154,7 @@ class RedisJournal:
         if answer.cancelled() or answer.exception() is not None:
             carried.failed()
             error = None if answer.cancelled() else answer.exception()
-            self.failure = self.failure or error or HarvestGone("a commit was cancelled")
+            self.failure = self.failure or error or HarvestStopped("a commit was cancelled")
             return
         carried.done()
         verdict = int(answer.result()[0])

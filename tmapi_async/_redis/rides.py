@@ -5,7 +5,9 @@ A worker's page commit need not hold up the worker: it is queued here
 same Redis — most often the admission of the worker's next request, which follows the
 commit at once — or alone after :data:`RIDE_WINDOW` if no round trip comes. Redis
 runs a pipeline's scripts in order, each atomically, so a ride changes the round trips,
-not what each script does. Each ride has its own future for its answer.
+not what each script does. Each ride has its own future for its answer. A round trip
+cancelled under its caller (a stop) leaves its rides to the next one: a ride may run
+twice, so only idempotent scripts ride (a page's commit is).
 
 Order matters (a shop's finish rides behind its pages' commits), so no script of a
 pipeline may miss: one Redis may not know yet (first use, or Redis restarted since) is
@@ -69,7 +71,9 @@ def _key(conn: Connection) -> tuple[str, int]:
 
 
 def ride(conn: Connection, script: AsyncScript, keys: Sequence[Any], args: Sequence[Any]) -> Ride:
-    """Queue ``script`` for the next round trip to the Redis of ``conn``."""
+    """Queue ``script`` for the next round trip to the Redis of ``conn``. It may run
+    twice (sent again after a round trip that carried it was cancelled): only a script
+    that is idempotent may ride."""
     loop = asyncio.get_running_loop()
     key = _key(conn)
     waiting = _WAITING.setdefault(key, [])
@@ -78,6 +82,21 @@ def ride(conn: Connection, script: AsyncScript, keys: Sequence[Any], args: Seque
     if key not in _TIMERS:
         _TIMERS[key] = loop.call_later(RIDE_WINDOW, _send_alone, conn, key)
     return one
+
+
+def _requeue(conn: Connection, rides: list[Ride]) -> None:
+    """Rides whose round trip was cancelled go with the next one (they may have run
+    already: only idempotent scripts ride)."""
+    again = [one for one in rides if not one.answer.done()]
+    if not again:
+        return
+    for one in again:
+        one.sent = False
+    key = _key(conn)
+    _WAITING[key] = again + _WAITING.get(key, [])
+    if key not in _TIMERS:
+        loop = asyncio.get_running_loop()
+        _TIMERS[key] = loop.call_later(RIDE_WINDOW, _send_alone, conn, key)
 
 
 def _take(key: tuple[str, int]) -> list[Ride]:
@@ -149,13 +168,13 @@ async def _pipeline(
         pipe.evalsha(script.sha, len(keys), *keys, *args)
     try:
         replies = await pipe.execute(raise_on_error=False)
+    except asyncio.CancelledError:
+        _requeue(conn, rides)  # the caller was cancelled, not the rides: they go again
+        raise
     except BaseException as error:
         for one in rides:
             if not one.answer.done():
-                if isinstance(error, asyncio.CancelledError):
-                    one.answer.cancel()
-                else:
-                    one.answer.set_exception(error)
+                one.answer.set_exception(error)
         raise
     if missing:
         loads, replies = replies[: len(missing)], replies[len(missing) :]
@@ -168,6 +187,9 @@ async def _pipeline(
         if isinstance(replies[index], NoScriptError):  # Redis restarted: load, send again
             try:
                 replies[index] = await script(keys=keys, args=args)
+            except asyncio.CancelledError:
+                _requeue(conn, rides)  # none answered yet: all go again
+                raise
             except Exception as error:
                 replies[index] = error
     for one, reply in zip(rides, replies, strict=False):
