@@ -1,4 +1,5 @@
-"""Shared test fixtures: the simulator's, a virtual-time event loop, a failing server."""
+"""Shared test fixtures: the simulator's, Redis's, a virtual-time event loop, a failing
+server."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ from typing import Any, TypeVar
 import pytest
 from aiohttp import web
 
-# The simulator's fixtures (tmapi_sim, tmapi_sim_factory, tmapi_token) for every test.
-pytest_plugins = ["tmapi_async.testing.pytest_plugin"]
+# The simulator's fixtures (tmapi_sim, tmapi_sim_factory, tmapi_token) for every test,
+# and the Redis tests' server (redis_server, redis_url), started only if a test asks.
+pytest_plugins = ["tmapi_async.testing.pytest_plugin", "redisserver"]
 
 T = TypeVar("T")
 

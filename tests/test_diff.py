@@ -93,6 +93,8 @@ FORMAT_PAIRS = [("jsonl", "jsonl"), ("jsonl", "csv"), ("csv", "parquet"), ("parq
 def test_a_day_gives_exactly_new_gone_price_and_sales(
     tmp_path: Path, old_fmt: str, new_fmt: str
 ) -> None:
+    """A day between two exports, any formats: exactly the new, gone, price and sales changes, shop
+    by shop in item order."""
     old = write_export(tmp_path / f"a.{old_fmt}", {n: catalogue(n, 0) for n in SHOPS})
     new = write_export(tmp_path / f"b.{new_fmt}", {n: catalogue(n, 1) for n in SHOPS})
     changes = rows(old, new)
@@ -104,6 +106,8 @@ def test_a_day_gives_exactly_new_gone_price_and_sales(
 
 
 def test_rows_carry_before_after_and_the_price_change(tmp_path: Path) -> None:
+    """Each change row carries the item before and after, and a price change as the move of the
+    lowest price."""
     before = {i.item_id: i for i in catalogue("alpha", 0)}
     after = {i.item_id: i for i in catalogue("alpha", 1)}
     old = write_export(tmp_path / "a.jsonl", {"alpha": list(before.values())})
@@ -132,6 +136,8 @@ def test_rows_carry_before_after_and_the_price_change(tmp_path: Path) -> None:
 
 
 def test_identical_exports_of_different_formats_have_no_changes(tmp_path: Path) -> None:
+    """JSON Lines, CSV and Parquet of the same items read back equal and diff to nothing, hostile
+    titles too."""
     items = catalogue("alpha", 2, size=300)
     items[0] = msgspec.structs.replace(items[0], title="=HYPERLINK(1)", category_path=("1", "2"))
     items[1] = msgspec.structs.replace(items[1], quantity=12, price="-", title="+plus")
@@ -145,6 +151,8 @@ def test_identical_exports_of_different_formats_have_no_changes(tmp_path: Path) 
 
 
 def test_incomplete_shops_report_no_gone_but_their_new_and_changed_items(tmp_path: Path) -> None:
+    """A shop not complete in NEW's manifest gets one shop_incomplete row and no gone items, but its
+    new and changed ones."""
     day1 = {n: catalogue(n, 1) for n in SHOPS}
     partial = day1["beta"][:40]  # its first two pages only
     old = write_export(
@@ -177,6 +185,8 @@ def test_incomplete_shops_report_no_gone_but_their_new_and_changed_items(tmp_pat
 
 
 def test_a_shop_on_one_side_only_is_one_row(tmp_path: Path) -> None:
+    """A shop in one export only is one shop_only_in_old or shop_only_in_new row, not an item per
+    row."""
     old = write_export(
         tmp_path / "a.csv", {"alpha": catalogue("alpha", 0), "beta": catalogue("beta", 0)}
     )
@@ -190,6 +200,8 @@ def test_a_shop_on_one_side_only_is_one_row(tmp_path: Path) -> None:
 
 
 def test_a_shop_missing_from_a_manifest_or_read_since_is_not_complete(tmp_path: Path) -> None:
+    """A shop missing from a manifest, or read with --since, is not complete: no gone items, only
+    the new ones."""
     old = write_export(
         tmp_path / "a.jsonl",
         {n: catalogue(n, 0) for n in SHOPS},
@@ -212,6 +224,8 @@ def test_a_shop_missing_from_a_manifest_or_read_since_is_not_complete(tmp_path: 
 
 
 def test_summary_counts_and_says_when_manifests_are_missing(tmp_path: Path) -> None:
+    """The summary counts changes by kind and shop, lists the largest price moves, and says a
+    manifest is missing."""
     old = write_export(tmp_path / "a.jsonl", {n: catalogue(n, 0) for n in SHOPS})
     new = write_export(tmp_path / "b.jsonl", {n: catalogue(n, 1) for n in SHOPS})
     with diff(old, new) as d:
@@ -230,6 +244,7 @@ def test_summary_counts_and_says_when_manifests_are_missing(tmp_path: Path) -> N
 
 
 async def test_async_iteration_gives_the_same_rows(tmp_path: Path) -> None:
+    """async for over a diff gives the rows a plain for gives."""
     old = write_export(tmp_path / "a.parquet", {n: catalogue(n, 0) for n in SHOPS})
     new = write_export(tmp_path / "b.jsonl", {n: catalogue(n, 1) for n in SHOPS})
     async with diff(old, new) as d:
@@ -238,6 +253,8 @@ async def test_async_iteration_gives_the_same_rows(tmp_path: Path) -> None:
 
 
 def test_the_index_is_temporary_and_read_once(tmp_path: Path) -> None:
+    """The diff's index lives in its work directory while open, is gone after, and can be iterated
+    once only."""
     work = tmp_path / "work"
     work.mkdir()
     old = write_export(tmp_path / "a.jsonl", {"alpha": catalogue("alpha", 0)})
@@ -250,6 +267,8 @@ def test_the_index_is_temporary_and_read_once(tmp_path: Path) -> None:
 
 
 def test_bad_inputs_are_clear_errors(tmp_path: Path) -> None:
+    """A missing file, an unknown format, a broken line, a foreign manifest, CSV or Parquet: each a
+    clear error."""
     good = write_export(tmp_path / "a.jsonl", {"alpha": catalogue("alpha", 0)})
     with pytest.raises(DiffInputError, match="no such file"):
         diff(tmp_path / "missing.jsonl", good)
@@ -271,53 +290,3 @@ def test_bad_inputs_are_clear_errors(tmp_path: Path) -> None:
     not_parquet.write_text("hello")
     with pytest.raises(ExportReadError, match="not a readable Parquet"):
         list(read_export(not_parquet))
-
-
-def test_the_command_writes_every_format_and_a_summary(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    from tmapi_async.cli import main
-
-    items = catalogue("alpha", 0)
-    changed = catalogue("alpha", 1)
-    changed[0] = msgspec.structs.replace(changed[0], title="=1+1")  # a new item
-    old = write_export(tmp_path / "a.jsonl", {"alpha": items})
-    new = write_export(tmp_path / "b.parquet", {"alpha": changed})
-    with diff(old, new) as d:
-        want = list(d)
-    for fmt in FORMATS:
-        out = tmp_path / f"changes.{fmt}"
-        assert main(["diff", str(old), str(new), "--output", str(out)]) == 0
-        assert not (tmp_path / f"changes.{fmt}.tmp").exists()
-        got = read_changes(out)
-        assert [(r["change"], r["item_id"]) for r in got] == [(c.change, c.item_id) for c in want]
-        price = next(r for r in got if r["change"] == "price")
-        wanted = next(c for c in want if c.change == "price")
-        assert float(price["price_change"]) == pytest.approx(wanted.price_change)
-        if fmt != "jsonl":  # text as is, anything else as JSON
-            assert price["before"] == wanted.before
-            sales = next(r for r in got if r["change"] == "sales")
-            assert msgspec.json.decode(sales["after"]) == next(
-                c.after for c in want if c.change == "sales"
-            )
-    new_row = next(r for r in read_changes(tmp_path / "changes.csv") if r["change"] == "new")
-    assert new_row["after"].startswith('{"item_id"')
-    err = capsys.readouterr().err
-    assert "changes: 20" in err
-    assert "OLD has no manifest" in err
-    assert main(["diff", str(old), str(new), "-o", str(tmp_path / "nowhere" / "c.csv")]) == 2
-    assert "does not exist" in capsys.readouterr().err
-
-
-def read_changes(path: Path) -> list[dict[str, object]]:
-    import csv
-    import json
-
-    import pyarrow.parquet as pq
-
-    if path.suffix == ".csv":
-        with open(path, newline="", encoding="utf-8") as f:
-            return list(csv.DictReader(f))
-    if path.suffix == ".parquet":
-        return pq.read_table(path).to_pylist()  # type: ignore[no-any-return]
-    return [json.loads(line) for line in path.read_text().splitlines()]

@@ -51,6 +51,8 @@ class _Client:
 
 
 async def test_a_shut_gate_holds_new_requests_and_lets_those_sent_finish() -> None:
+    """A shut gate holds new requests and lets those in flight finish; it opens only when every
+    reason is gone."""
     client = _Client()
     gate = HarvestGate()
     source = GatedSource(client, gate)
@@ -76,6 +78,8 @@ async def test_a_shut_gate_holds_new_requests_and_lets_those_sent_finish() -> No
 
 
 async def test_closing_one_harvest_spares_the_shared_client_once_detached() -> None:
+    """Stopping a detached harvest ends its waiters but not the worker's shared client; an attached
+    one stops it."""
     client = _Client()
     gate = HarvestGate()
     source = GatedSource(client, gate)

@@ -38,11 +38,14 @@ def _results() -> list[ShopResult]:
 
 
 def test_manifest_sits_beside_the_export_as_given() -> None:
+    """The manifest's path is the export's path plus .manifest.json."""
     assert manifest_path(Path("out/items.jsonl")) == Path("out/items.jsonl.manifest.json")
     assert manifest_path(Path("x.parquet")) == Path("x.parquet.manifest.json")
 
 
 def test_build_records_each_shop_once_with_status_counts_and_scrubbed_error() -> None:
+    """The manifest records each shop once with its status and counts, errors scrubbed of the
+    token."""
     manifest = build_manifest(
         _results(),
         version="9.9.9",
@@ -70,6 +73,7 @@ def test_build_records_each_shop_once_with_status_counts_and_scrubbed_error() ->
 
 
 def test_write_is_atomic_and_reads_back(tmp_path: Path) -> None:
+    """A manifest is replaced atomically (no temporary left) and reads back equal, with no token."""
     path = tmp_path / "items.jsonl.manifest.json"
     first = build_manifest(
         _results()[:1],
@@ -105,6 +109,7 @@ def test_write_is_atomic_and_reads_back(tmp_path: Path) -> None:
 
 
 def test_read_missing_bad_and_newer_manifests(tmp_path: Path) -> None:
+    """A missing manifest reads as None; a broken one or one of a newer format is a clear error."""
     assert read_manifest(tmp_path / "none.json") is None
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")

@@ -55,6 +55,8 @@ def day_changes(name: str, held: set[str] | None = None) -> set[tuple[str, str, 
 async def test_day_one_diff_reports_exactly_what_changed_and_spares_incomplete_shops(
     tmp_path: Path, shops_file: Path
 ) -> None:
+    """A day-one harvest and diff report exactly what changed, with no gone items for incomplete
+    shops."""
     async with SimulatedTmapi(shop_sizes=SIZES) as sim:
         day0 = tmp_path / "a.jsonl"
         first = await harvest(sim, shops_file, day0)
@@ -117,25 +119,6 @@ def shop4_ids(export: Path) -> list[str]:
         return [r["item_id"] for r in csv.DictReader(f) if r["shop_url"] == url("shop4")]
 
 
-async def test_diff_exit_codes_on_bad_input(tmp_path: Path) -> None:
-    missing = await cli(
-        "diff",
-        str(tmp_path / "a.jsonl"),
-        str(tmp_path / "b.jsonl"),
-        "-o",
-        str(tmp_path / "c.jsonl"),
-    )
-    assert missing.code == 2
-    assert "a.jsonl: no such file" in missing.err
-    (tmp_path / "a.txt").write_text("x")
-    unknown = await cli(
-        "diff", str(tmp_path / "a.txt"), str(tmp_path / "a.txt"), "-o", str(tmp_path / "c.jsonl")
-    )
-    assert unknown.code == 2
-    assert "cannot tell the format" in unknown.err
-    assert not (tmp_path / "c.jsonl").exists()
-
-
 def new_listings(name: str) -> set[tuple[str, str]]:
     before = {i.item_id for i in shop_catalogue(name, SIZES[name])}
     after = {i.item_id for i in shop_catalogue(name, SIZES[name], day=1)}
@@ -152,6 +135,7 @@ def export_rows(path: Path) -> list[tuple[str, str]]:
 async def test_since_exports_exactly_the_new_listings_for_about_a_page_per_shop(
     tmp_path: Path, shops_file: Path
 ) -> None:
+    """harvest --since exports exactly the new listings, for one request per shop."""
     async with SimulatedTmapi(shop_sizes=SIZES) as sim:
         day0 = tmp_path / "a.csv"
         assert (await harvest(sim, shops_file, day0)).code == 0
@@ -195,6 +179,8 @@ def two_shops(tmp_path: Path) -> Path:
 async def test_since_resumes_and_refuses_a_conflicting_sort(
     tmp_path: Path, two_shops: Path
 ) -> None:
+    """harvest --since refuses another sort, stops on a budget, and resumes to every new listing
+    once."""
     sizes, shops_file = TWO, two_shops
     async with SimulatedTmapi(shop_sizes=sizes, new_per_day=30) as sim:
         day0 = tmp_path / "a.jsonl"

@@ -84,5 +84,6 @@ def test_one_outage_per_url_whatever_redis_py_copies() -> None:
 
 
 def test_a_negative_limit_is_refused() -> None:
+    """A negative redis_outage limit is refused."""
     with pytest.raises(ValueError, match="redis_outage"):
         Outage(URL, -1.0)

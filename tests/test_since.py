@@ -55,6 +55,8 @@ def query() -> ShopQuery:
 
 
 def test_stops_at_the_first_page_with_a_known_item() -> None:
+    """Newest first, the crawl stops on the page holding the first known item and keeps only the new
+    ones."""
     items = listing(100)
     known = {i.item_id for i in items[7:]}  # the 7 newest are new
     crawl = NewListingsCrawl(query(), known=known.__contains__)
@@ -67,6 +69,8 @@ def test_stops_at_the_first_page_with_a_known_item() -> None:
 
 
 def test_reads_on_while_every_item_is_new_and_stops_at_the_end() -> None:
+    """While every item is new the crawl reads on, and stops at the listing's end, not a page past
+    it."""
     items = listing(100)
     known = {i.item_id for i in items[45:]}
     pages, got = crawl_all(NewListingsCrawl(query(), known=known.__contains__), items)
@@ -81,6 +85,7 @@ def test_reads_on_while_every_item_is_new_and_stops_at_the_end() -> None:
 
 
 def test_a_failed_page_ends_the_shop_partial_or_failed() -> None:
+    """A page that fails ends the shop: partial after some pages, failed on page 1."""
     items = listing(100)
     crawl = NewListingsCrawl(query(), known=lambda _: False)
     pages, got = crawl_all(crawl, items, failing=3)
@@ -95,6 +100,7 @@ def test_a_failed_page_ends_the_shop_partial_or_failed() -> None:
 
 
 def test_max_pages_caps_the_shop_as_partial() -> None:
+    """max_pages ends a shop of new listings as partial, with MaxPagesReached."""
     crawl = NewListingsCrawl(query(), known=lambda _: False, max_pages=2)
     pages, got = crawl_all(crawl, listing(100))
     assert pages == [1, 2]
@@ -105,6 +111,8 @@ def test_max_pages_caps_the_shop_as_partial() -> None:
 
 
 def test_a_resumed_shop_starts_again_at_page_1_without_exporting_twice() -> None:
+    """A resumed shop reads again from page 1 but exports none of the items exported before the
+    stop."""
     items = listing(100)
     known = {i.item_id for i in items[30:]}
     exported_before = {i.item_id for i in items[:20]}  # page 1 made it out before the stop
@@ -117,6 +125,8 @@ def test_a_resumed_shop_starts_again_at_page_1_without_exporting_twice() -> None
 
 
 def test_known_items_index_an_export_of_any_format(tmp_path: Path) -> None:
+    """KnownItems indexes a JSON Lines, CSV or Parquet export by shop and item id, leaving no files
+    behind."""
     for fmt in ("jsonl", "csv", "parquet"):
         path = tmp_path / f"prev.{fmt}"
         sink = open_sink(path, fmt)  # type: ignore[arg-type]
@@ -136,6 +146,7 @@ def test_known_items_index_an_export_of_any_format(tmp_path: Path) -> None:
 
 
 def test_known_items_stay_right_past_the_shops_kept_in_memory(tmp_path: Path) -> None:
+    """KnownItems answers right for more shops than it keeps in memory, on every pass."""
     path = tmp_path / "many.jsonl"
     sink = open_sink(path, "jsonl")
     for n in range(100):
@@ -150,6 +161,8 @@ def test_known_items_stay_right_past_the_shops_kept_in_memory(tmp_path: Path) ->
 
 
 async def test_the_library_harvests_new_listings_with_known(tmp_path: Path) -> None:
+    """harvest(known=) and fetch_shop(known=) export only the new listings, about a page per shop;
+    it needs sort time_down."""
     import tmapi_async as tm
     from tmapi_async.testing import SimulatedTmapi, shop_catalogue
 

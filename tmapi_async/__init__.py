@@ -64,6 +64,10 @@ if TYPE_CHECKING:
     from ._retry import RetryPolicy as RetryPolicy
     from ._shop import ShopCheckpoint as ShopCheckpoint
     from ._shop import ShopResult as ShopResult
+    from ._shop_profile import Category as Category
+    from ._shop_profile import ShopCategories as ShopCategories
+    from ._shop_profile import ShopProfile as ShopProfile
+    from ._shop_profile import ShopRating as ShopRating
     from ._throttle import Admission as Admission
     from ._throttle import Throttle as Throttle
     from ._transport import Answer as Answer
@@ -81,6 +85,7 @@ _SOURCES: dict[str, str] = {
     "Answer": "._transport",
     "AuthenticationError": "._errors",
     "BalanceError": "._errors",
+    "Category": "._shop_profile",
     "Change": "._diff",
     "Client": "._client",
     "DecodeError": "._errors",
@@ -108,10 +113,13 @@ _SOURCES: dict[str, str] = {
     "RequestBudgetExhausted": "._errors",
     "RetryPolicy": "._retry",
     "SaleInfo": "._models",
+    "ShopCategories": "._shop_profile",
     "ShopCheckpoint": "._shop",
     "ShopItem": "._models",
     "ShopItemsPage": "._models",
+    "ShopProfile": "._shop_profile",
     "ShopQuery": "._protocol",
+    "ShopRating": "._shop_profile",
     "ShopReader": "._reader",
     "ShopResult": "._shop",
     "ShopTakenOver": "._errors",

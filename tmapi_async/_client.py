@@ -8,7 +8,7 @@ sees the client only as a ``PageSource``.
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING, Self, TypeVar
 from urllib.parse import urlsplit
 
 from ._auth import AuthScheme, Scheme, auth_mode
@@ -19,7 +19,7 @@ from ._protocol import DEFAULT_BASE_URL, ShopQuery
 from ._reader import ShopReader
 from ._redis.connection import redis_url_from_env
 from ._redis.throttle import RedisThrottle
-from ._request import PageRequests
+from ._request import Endpoint, PageRequests
 from ._retry import RetryPolicy
 from ._secret import short_fingerprint
 from ._throttle import Admission, Throttle
@@ -27,6 +27,8 @@ from ._transport import AiohttpTransport, Transport
 
 if TYPE_CHECKING:
     from ._metrics import Metrics
+
+T = TypeVar("T")
 
 
 def _base_url(base_url: str | None) -> str:
@@ -213,6 +215,18 @@ class Client(ShopReader):
         self._throttle.fail(error)
 
     # -- one page (the PageSource) -----------------------------------------------------
+
+    async def fetch_endpoint(
+        self, endpoint: Endpoint[T], query: str, shop_url: str
+    ) -> tuple[T, int]:
+        """Ask another endpoint of the API about ``shop_url`` (``query`` encoded, no
+        token) as a page is asked: its data and the requests it took, retries included.
+
+        Raises: as :meth:`~tmapi_async.ShopReader.fetch_shop_profile`.
+        """
+        if not self._entered:
+            raise RuntimeError("the client is not open: use `async with Client(...)`")
+        return await self._requests.fetch_answer(endpoint, query, f"{endpoint.path} of {shop_url}")
 
     async def fetch_counted(self, query: ShopQuery, page: int) -> Fetched:
         """Fetch a page as a harvest does: a :class:`~tmapi_async.Fetched` with the

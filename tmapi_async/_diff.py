@@ -19,7 +19,10 @@ Which shops can be trusted comes from each export's manifest (``OUTPUT.manifest.
   row, and its items missing on one side are never reported ``gone``; its ``new`` and
   changed items still are;
 * a shop known to one side only gets one ``shop_only_in_old`` / ``shop_only_in_new`` row and
-  no item rows.
+  no item rows;
+* when both harvests fetched profiles (``--with-profiles``: ``OUTPUT.shops.EXT``), each
+  profile field of a shop that changed (name, company, location, badges, ratings) is one
+  ``shop_changed`` row, whose ``before`` and ``after`` hold the field by its name.
 
 Without a manifest (an export from elsewhere) every shop present is taken as complete; the
 summary says so.
@@ -46,6 +49,7 @@ from ._errors import DiffInputError, ExportReadError, ManifestError
 from ._export_reader import ExportRow, export_format_of, read_export
 from ._formats import ExportFormat
 from ._manifest import Manifest, manifest_path, read_manifest
+from ._shop_diff import ShopProfiles, changed_fields, read_shop_profiles
 
 __all__ = [
     "ITEM_FIELDS",
@@ -70,6 +74,7 @@ ChangeKind = Literal[
     "shop_incomplete",
     "shop_only_in_old",
     "shop_only_in_new",
+    "shop_changed",
 ]
 
 #: The compared fields of an item and the kind of change each one gives, in row order.
@@ -93,14 +98,16 @@ class Change(msgspec.Struct, frozen=True, kw_only=True):
     Attributes:
         change: the kind: ``new``, ``gone``, a field's kind (``price``, ``sales``, ``title``,
             ``img``, ``category_path``, ``category_name``, ``quantity``), or a shop-level
-            kind (``shop_incomplete``, ``shop_only_in_old``, ``shop_only_in_new``).
+            kind (``shop_incomplete``, ``shop_only_in_old``, ``shop_only_in_new``,
+            ``shop_changed``).
         shop_url: the shop.
         item_id: the item; ``None`` on a shop-level row.
         before, after: for ``new``/``gone`` the whole item (a dict of its fields) on its side
             and ``None`` on the other; for a field the field's two values (``sales``: the
             ``sale_info`` dicts); for a shop-level row the shop's status on each side
             (``complete``, ``partial``, ``failed``, ``new listings only``, ``not in
-            manifest``) or ``None`` where the shop is absent.
+            manifest``) or ``None`` where the shop is absent; for ``shop_changed`` the
+            profile field by its name on each side (``{"shop_name": "..."}``).
         price_change: on ``price`` rows, the relative change of the price's low end
             (0.1 = +10 %); ``None`` when either side has no price.
     """
@@ -255,6 +262,7 @@ class Diff:
         )
         self._workdir = workdir
         self._top = top
+        self._profiles: tuple[ShopProfiles, ShopProfiles] | None = None
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self._db: sqlite3.Connection | None = None
         self._started = False
@@ -294,7 +302,27 @@ class Diff:
         db = self._db = self._connect()
         for side in self._sides:
             self._load(db, side)
+        self._profiles = self._load_profiles()
         return db
+
+    def _load_profiles(self) -> tuple[ShopProfiles, ShopProfiles] | None:
+        """Both sides' shop profiles, when both harvests fetched them."""
+        try:
+            old, new = (read_shop_profiles(side.path, side.fmt) for side in self._sides)
+        except (OSError, ValueError) as exc:
+            raise DiffInputError(str(exc)) from None
+        return None if old is None or new is None else (old, new)
+
+    def _profile_changes(self, shop: str) -> Iterator[Change]:
+        if self._profiles is None:
+            return
+        old, new = (profiles.get(shop) for profiles in self._profiles)
+        if old is None or new is None:
+            return
+        for name, before, after in changed_fields(old, new):
+            yield Change(
+                change="shop_changed", shop_url=shop, before={name: before}, after={name: after}
+            )
 
     # -- the walk ------------------------------------------------------------------------------
     def _rows(self, db: sqlite3.Connection, side: _Side, shop: str) -> Iterator[tuple[str, bytes]]:
@@ -312,6 +340,7 @@ class Diff:
             yield Change(change="shop_only_in_new", shop_url=shop, after=after)
             return
         self.summary.shops_compared += 1
+        yield from self._profile_changes(shop)
         complete = before == after == "complete"
         if not complete:
             yield Change(change="shop_incomplete", shop_url=shop, before=before, after=after)

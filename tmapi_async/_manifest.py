@@ -83,6 +83,15 @@ class ManifestShop(msgspec.Struct, frozen=True, kw_only=True):
     error: str | None = None
 
 
+class ManifestProfiles(msgspec.Struct, frozen=True, kw_only=True):
+    """The shops file of a ``--with-profiles`` harvest: where, how many rows (every run
+    so far), and the shops this run left without one, with why (a rerun asks again)."""
+
+    shops_file: str
+    rows: int = 0
+    missing: dict[str, str] = msgspec.field(default_factory=dict)
+
+
 class Manifest(msgspec.Struct, frozen=True, kw_only=True):
     """Everything the manifest file holds (see the module's docstring).
 
@@ -102,6 +111,7 @@ class Manifest(msgspec.Struct, frozen=True, kw_only=True):
     finished_at: str
     stopped: str | None = None
     shops: tuple[ManifestShop, ...] = ()
+    profiles: ManifestProfiles | None = None  #: with ``--with-profiles``: the shops file
 
     def shop(self, shop_url: str) -> ManifestShop | None:
         """The entry of ``shop_url``, or ``None`` when the harvest did not reach it."""
@@ -147,6 +157,7 @@ def build_manifest(
     finished_at: str,
     since: Path | str | None = None,
     stopped: str | None = None,
+    profiles: ManifestProfiles | None = None,
 ) -> Manifest:
     """The manifest of a run whose shops ended with ``results`` (the last result of a shop
     given twice wins, as a resumed shop's does)."""
@@ -161,6 +172,7 @@ def build_manifest(
         finished_at=finished_at,
         stopped=None if stopped is None else scrub(stopped),
         shops=tuple(shops.values()),
+        profiles=profiles,
     )
 
 
@@ -227,6 +239,7 @@ class ManifestRecorder:
         self._since = since
         self._results: dict[str, ShopResult] = {}
         self.started_at = utc_now()
+        self.profiles: ManifestProfiles | None = None  #: set by a --with-profiles run
 
     def add(self, result: ShopResult) -> None:
         """Record how a shop ended (its items are not kept)."""
@@ -244,6 +257,7 @@ class ManifestRecorder:
             finished_at=utc_now(),
             since=self._since,
             stopped=stopped,
+            profiles=self.profiles,
         )
 
     def write(self, *, stopped: str | None = None) -> Manifest:

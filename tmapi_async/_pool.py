@@ -24,9 +24,9 @@ import contextlib
 import logging
 import os
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING, Self, TypeVar
 
 from ._budget import Budgeted, SharedBudget
 from ._client import Client
@@ -37,6 +37,7 @@ from ._protocol import ShopQuery
 from ._reader import ShopReader
 from ._redis.connection import redis_url_from_env
 from ._redis.throttle import RedisThrottle
+from ._request import Endpoint
 from ._retry import RetryPolicy
 from ._secret import short_fingerprint
 from ._throttle import Admission, Throttle
@@ -49,6 +50,8 @@ if TYPE_CHECKING:
 __all__ = ["TokenPool", "TokenUsage", "short_fingerprint", "split_tokens"]
 
 _log = logging.getLogger("tmapi_async")
+
+T = TypeVar("T")
 
 _SEPARATORS = re.compile(r"[\s,]+")
 
@@ -266,10 +269,22 @@ class TokenPool(ShopReader):
         Raises:
             FatalError: the pool is stopped (every token retired, a stop, the budget).
         """
+        return await self._routed(lambda client: client.fetch_counted(query, page))
+
+    async def fetch_endpoint(
+        self, endpoint: Endpoint[T], query: str, shop_url: str
+    ) -> tuple[T, int]:
+        """Ask another endpoint (a shop's profile or categories) through the token with
+        a free slot soonest, as a page is asked."""
+        return await self._routed(lambda client: client.fetch_endpoint(endpoint, query, shop_url))
+
+    async def _routed(self, call: Callable[[Client], Awaitable[T]]) -> T:
+        """``call`` with the token with a free slot soonest; with another if that one
+        retires meanwhile."""
         while True:
             member = await self._take()
             try:
-                fetched = await member.client.fetch_counted(query, page)
+                fetched = await call(member.client)
             except FatalError as error:
                 if self._fatal is None:
                     self._failed(member, error)

@@ -10,8 +10,9 @@ import email.utils
 import math
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import TypeVar
 from urllib.parse import quote, urlsplit
 
 import msgspec
@@ -33,6 +34,7 @@ from ._secret import REDACTED as REDACTED  # the marker, where callers look for 
 from ._secret import redact as _redact
 
 ENDPOINT_PATH = "/1688/shop/items/v2"
+T = TypeVar("T")
 DEFAULT_BASE_URL = "https://api.tmapi.io"
 
 _SHOP_NAME = re.compile(r"[a-z0-9][a-z0-9-]*")
@@ -235,7 +237,7 @@ _MESSAGE_LIMIT = 200  # the server's msg, in an error: a sentence, not a page of
 def _error_message(body: bytes, secret: str) -> tuple[int | None, str]:
     try:
         head = error_decoder.decode(body)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):  # nested past msgspec's depth limit
         return None, ""
     message = redact((head.msg or "").strip(), secret)  # scrub whole, then cut
     if len(message) > _MESSAGE_LIMIT:
@@ -252,23 +254,48 @@ def decipher(
     whose ``page_size`` or ``total_count`` is out of bounds (see :class:`ShopItemsPage`)
     is a :class:`DecodeError`: retried, like any answer that makes no sense.
     """
+    return decipher_as(_page_envelope, "a shop-items page", status, headers, body, secret=secret)
+
+
+def _page_envelope(body: bytes) -> tuple[int, ShopItemsPage | None]:
+    envelope = page_decoder.decode(body)
+    return envelope.code, envelope.data
+
+
+def decipher_as(
+    decode: Callable[[bytes], tuple[int, T | None]],
+    shape: str,
+    status: int,
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    secret: str = "",
+) -> T:
+    """:func:`decipher` for any endpoint of the API: ``decode(body)`` gives the envelope's
+    ``(code, data)`` (raising msgspec's errors), ``shape`` names what ``data`` should be.
+
+    Every endpoint shares the envelope and the error codes, so an answer means the same
+    on each: the data, or the most specific :class:`TmapiError`.
+    """
     shape_error = ""
     if status == 200:
         try:
-            envelope = page_decoder.decode(body)
+            code, data = decode(body)
         except msgspec.ValidationError as exc:
-            envelope = None  # an error envelope whose data is not a page: read below
+            code = None  # an error envelope whose data is not the shape: read below
             shape_error = str(exc)[:_MESSAGE_LIMIT]  # names the field, never its value
         except msgspec.DecodeError as exc:
             raise DecodeError(f"answer is not valid JSON: {exc}", status=status) from exc
-        if envelope is not None and envelope.code == 200:
-            if envelope.data is None:
+        except RecursionError:  # arrays or objects nested thousands deep: no answer
+            raise DecodeError("answer nests too deep to be read", status=status) from None
+        if code == 200:
+            if data is None:
                 raise DecodeError("answer has code 200 but no data", code=200, status=status)
-            return envelope.data
+            return data
     code, message = _error_message(body, secret)
     if status == 200 and code in (None, 200):
         detail = f": {shape_error}" if shape_error else ""
-        raise DecodeError(f"answer is not shaped like a shop-items page{detail}", status=status)
+        raise DecodeError(f"answer is not shaped like {shape}{detail}", status=status)
     retry_after = parse_retry_after(headers.get("Retry-After"))
     if status != 200:
         code = status  # the HTTP status is the stronger signal

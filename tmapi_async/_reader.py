@@ -1,10 +1,11 @@
 """``ShopReader``: a client's shop-reading methods, over the ``PageSource`` seam.
 
 :class:`~tmapi_async.Client` (one token) and :class:`~tmapi_async.TokenPool` (several)
-are siblings on this base. Each says how a page is fetched (``fetch_counted``), how
-many requests may be in flight, what it has sent, how it stops and how it opens and
-closes; the base turns that into a page, a shop and many shops, through one
-:class:`~tmapi_async.Harvest`.
+are siblings on this base. Each says how a page is fetched (``fetch_counted``) and
+another endpoint asked (``fetch_endpoint``), how many requests may be in flight, what
+it has sent, how it stops and how it opens and closes; the base turns that into a page,
+a shop and many shops, through one :class:`~tmapi_async.Harvest`, and a shop's profile
+and category tree.
 """
 
 from __future__ import annotations
@@ -13,20 +14,25 @@ from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable
 from contextlib import aclosing
 from types import TracebackType
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING, Self, TypeVar
 
 from ._errors import FatalError
 from ._harvest import Fetched, Harvest, ShopSource
 from ._journal import Journal
 from ._listing import Listing, choose_listing
 from ._models import ShopItem, ShopItemsPage, Sort
+from ._profiles import SHOP_CATEGORY, SHOP_INFO, shop_query
 from ._protocol import ShopQuery, validate_page
+from ._request import Endpoint
 from ._shop import ShopResult
+from ._shop_profile import ShopCategories, ShopProfile
 
 if TYPE_CHECKING:
     from ._metrics import Metrics
 
 __all__ = ["ShopReader"]
+
+T = TypeVar("T")
 
 
 class ShopReader(ABC):
@@ -106,6 +112,38 @@ class ShopReader(ABC):
         """
 
     # -- one page ----------------------------------------------------------------------
+
+    @abstractmethod
+    async def fetch_endpoint(
+        self, endpoint: Endpoint[T], query: str, shop_url: str
+    ) -> tuple[T, int]:
+        """Ask another endpoint of the API about ``shop_url`` (``query`` encoded, no
+        token) as a page is asked: its data and the requests it took, retries included."""
+
+    # -- who sells: a shop's profile and categories ------------------------------------
+
+    async def fetch_shop_profile(self, shop_url: str) -> ShopProfile:
+        """Fetch who sells: the shop's profile (``/1688/shop/shop_info``), one request.
+
+        Sent like a page: through the same throttle, budget, retries and key's way.
+
+        Raises:
+            InvalidParameterError: not a shop URL (nothing is sent), or a 422.
+            FatalError: authentication, balance or budget: the client is stopped.
+            TransientError: the failure persisted through every retry.
+        """
+        home, query = shop_query(shop_url)
+        answer, _ = await self.fetch_endpoint(SHOP_INFO, query, home)
+        return answer
+
+    async def fetch_shop_categories(self, shop_url: str) -> ShopCategories:
+        """Fetch how the shop sorts its catalogue (``/1688/shop/category``), one request.
+
+        Raises: as :meth:`fetch_shop_profile`.
+        """
+        home, query = shop_query(shop_url)
+        answer, _ = await self.fetch_endpoint(SHOP_CATEGORY, query, home)
+        return answer
 
     async def get_shop_items(
         self,

@@ -1,17 +1,19 @@
 """``PageRequests``: how one page is asked for with one key, retries included.
 
-Each send claims the key's scheme (:class:`~._auth.AuthScheme`), passes the throttle,
-goes through the transport and is deciphered; the answer is fed back to the throttle
-(congestion, pauses, a fatal stop) and to the key's scheme (accepted or refused).
+Another :class:`Endpoint` of the API (a shop's profile, its categories) is asked the
+same way: the endpoint says its path and how its answer is deciphered. Each send claims
+the key's scheme (:class:`~._auth.AuthScheme`), passes the throttle, goes through the
+transport and is deciphered; the answer is fed back to the throttle (congestion,
+pauses, a fatal stop) and to the key's scheme (accepted or refused).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
-from dataclasses import replace
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from ._auth import AuthScheme, Scheme
 from ._errors import (
@@ -23,7 +25,7 @@ from ._errors import (
 )
 from ._harvest import Fetched
 from ._models import ShopItemsPage
-from ._protocol import ShopQuery, decipher
+from ._protocol import ENDPOINT_PATH, ShopQuery, decipher
 from ._retry import RetryPolicy, retry_transient
 from ._throttle import Admission
 from ._transport import Answer, Transport
@@ -31,9 +33,30 @@ from ._transport import Answer, Transport
 if TYPE_CHECKING:
     from ._metrics import TokenInstruments
 
-__all__ = ["PageRequests"]
+__all__ = ["ITEMS", "Endpoint", "PageRequests"]
 
 _log = logging.getLogger("tmapi_async")
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint(Generic[T]):
+    """One endpoint of the API: its path, and how an answer of it is deciphered
+    (``decipher(status, headers, body, secret)``: the data, or the most specific error)."""
+
+    path: str
+    decipher: Callable[[int, Mapping[str, str], bytes, str], T]
+
+
+def _decipher_page(
+    status: int, headers: Mapping[str, str], body: bytes, secret: str
+) -> ShopItemsPage:
+    return decipher(status, headers, body, secret=secret)
+
+
+ITEMS: Endpoint[ShopItemsPage] = Endpoint(ENDPOINT_PATH, _decipher_page)
+"""The shop-items endpoint, which harvests page through."""
 
 
 class _Sends:
@@ -46,7 +69,8 @@ class _Sends:
 
 
 class PageRequests:
-    """Pages asked for with one key, through one throttle and one transport."""
+    """Pages (and other endpoints' answers) asked for with one key, through one throttle
+    and one transport."""
 
     __slots__ = ("_retry", "_throttle", "_token", "_transport", "auth", "instruments", "retries")
 
@@ -78,7 +102,8 @@ class PageRequests:
         encoded = f"{query.query}&page={page}"
         sends = _Sends()
         try:
-            return Fetched(await self._attempt(encoded, sends), None, sends.count)
+            answer = await self._attempt(ITEMS, encoded, sends)
+            return Fetched(answer, None, sends.count)
         except TransientError as error:
             first = error
         except FatalError:
@@ -97,7 +122,7 @@ class PageRequests:
             _log.info("retrying %s page %d after %r", shop_url, page, error)
 
         async def again() -> ShopItemsPage:
-            return await self._attempt(encoded, sends, retry=True)
+            return await self._attempt(ITEMS, encoded, sends, retry=True)
 
         try:
             page_answer = await retry_transient(first, again, self._retry, log_retry)
@@ -107,7 +132,31 @@ class PageRequests:
             return Fetched(None, error, sends.count)
         return Fetched(page_answer, None, sends.count)
 
-    async def _attempt(self, encoded: str, sends: _Sends, *, retry: bool = False) -> ShopItemsPage:
+    async def fetch_answer(self, endpoint: Endpoint[T], encoded: str, what: str) -> tuple[T, int]:
+        """Ask ``endpoint`` with the query ``encoded`` (no token) as a page is asked:
+        the same throttle, key's way and retries. Returns the data and the requests sent.
+
+        Raises:
+            TmapiError: the most specific error, once retries are spent or at once when
+                it is not transient (a :class:`FatalError` stops the client first).
+        """
+        sends = _Sends()
+        try:
+            return await self._attempt(endpoint, encoded, sends), sends.count
+        except TransientError as error:
+            first = error
+
+        def log_retry(error: TransientError) -> None:
+            _log.info("retrying %s after %r", what, error)
+
+        async def again() -> T:
+            return await self._attempt(endpoint, encoded, sends, retry=True)
+
+        return await retry_transient(first, again, self._retry, log_retry), sends.count
+
+    async def _attempt(
+        self, endpoint: Endpoint[T], encoded: str, sends: _Sends, *, retry: bool = False
+    ) -> T:
         # The success path: one claim of a settled scheme, one admission, one send, one
         # decode. Only the one request that probes a key's scheme may send twice.
         throttle, auth = self._throttle, self.auth
@@ -116,9 +165,11 @@ class PageRequests:
         scheme, probing = claimed
         try:
             while True:
-                (status, headers, body), ticket = await self._send(encoded, scheme, sends, retry)
+                (status, headers, body), ticket = await self._send(
+                    endpoint.path, encoded, scheme, sends, retry
+                )
                 try:
-                    page = self._decipher(status, headers, body)
+                    page = self._decipher(endpoint, status, headers, body)
                 except AuthenticationError as error:
                     verdict = auth.refused(scheme, error)
                     if isinstance(verdict, AuthenticationError):
@@ -145,13 +196,15 @@ class PageRequests:
             if probing:
                 auth.undecided()  # unless it settled: the next request probes instead
 
-    def _decipher(self, status: int, headers: Mapping[str, str], body: bytes) -> ShopItemsPage:
-        """The page an answer holds, or its error; counted when metrics are kept."""
+    def _decipher(
+        self, endpoint: Endpoint[T], status: int, headers: Mapping[str, str], body: bytes
+    ) -> T:
+        """The data an answer holds, or its error; counted when metrics are kept."""
         instruments = self.instruments
         if instruments is None:
-            return decipher(status, headers, body, secret=self._token)
+            return endpoint.decipher(status, headers, body, self._token)
         try:
-            page = decipher(status, headers, body, secret=self._token)
+            page = endpoint.decipher(status, headers, body, self._token)
         except TmapiError as error:
             instruments.failed(error)
             raise
@@ -159,24 +212,32 @@ class PageRequests:
         return page
 
     async def _send(
-        self, encoded: str, scheme: Scheme, sends: _Sends, retry: bool
+        self, path: str, encoded: str, scheme: Scheme, sends: _Sends, retry: bool
     ) -> tuple[Answer, int]:
         """One request through the throttle: the answer, and the admission's ticket."""
         if self.instruments is not None:
-            return await self._send_measured(self.instruments, encoded, scheme, sends, retry)
+            return await self._send_measured(self.instruments, path, encoded, scheme, sends, retry)
         throttle = self._throttle
         ticket = await throttle.acquire()
         sends.count += 1
         if retry:  # counted once admitted: a retry that a stop cancels was never sent
             self.retries += 1
         try:
-            return await self._transport.get(encoded, auth=scheme), ticket
+            return await self._get(path, encoded, scheme), ticket
         finally:
             throttle.release(ticket)
+
+    def _get(self, path: str, encoded: str, scheme: Scheme) -> Awaitable[Answer]:
+        # The items endpoint is asked as a transport has always been asked (no path):
+        # transports written before the other endpoints keep working for items.
+        if path == ENDPOINT_PATH:
+            return self._transport.get(encoded, auth=scheme)
+        return self._transport.get(encoded, auth=scheme, path=path)
 
     async def _send_measured(
         self,
         instruments: TokenInstruments,
+        path: str,
         encoded: str,
         scheme: Scheme,
         sends: _Sends,
@@ -192,7 +253,7 @@ class PageRequests:
         if retry:
             self.retries += 1
         try:
-            answer = await self._transport.get(encoded, auth=scheme)
+            answer = await self._get(path, encoded, scheme)
         except TmapiError as error:  # no answer: a timeout, a reset
             instruments.failed(error)
             raise

@@ -43,9 +43,13 @@ class Transport(Protocol):
     async def close(self) -> None:
         """Let go of connections (the client's ``aclose`` awaits it)."""
 
-    async def get(self, query: str, *, auth: Scheme = "query") -> Answer:
+    async def get(self, query: str, *, auth: Scheme = "query", path: str = ENDPOINT_PATH) -> Answer:
         """Answer the endpoint's GET for ``query`` (encoded; no token, which the
         transport adds if it sends over a network, the way ``auth`` says).
+
+        ``path`` is the endpoint's; it is passed only for the endpoints beside the
+        shop-items one (shop profiles and categories), so a transport that serves items
+        alone may leave it out.
 
         Raises:
             TransportError: no complete answer arrived; its text names no token.
@@ -58,17 +62,19 @@ Handler = Callable[[str], Answer | Awaitable[Answer]]
 class MockTransport:
     """A :class:`Transport` that asks ``handler(query)`` (plain or async) for answers.
 
-    ``queries`` lists every query asked, in order, and ``auths`` the scheme each was
-    sent with (read ``auths[-1]`` in the handler to answer by scheme). The handler may
+    ``queries`` lists every query asked, in order, ``auths`` the scheme each was
+    sent with (read ``auths[-1]`` in the handler to answer by scheme) and ``paths`` the
+    endpoint each asked (read ``paths[-1]`` to answer by endpoint). The handler may
     raise :class:`TransportError` to act as a network failure.
     """
 
-    __slots__ = ("_handler", "auths", "queries")
+    __slots__ = ("_handler", "auths", "paths", "queries")
 
     def __init__(self, handler: Handler) -> None:
         self._handler = handler
         self.queries: list[str] = []
         self.auths: list[Scheme] = []
+        self.paths: list[str] = []
 
     async def open(self) -> None:
         """Nothing to open."""
@@ -76,10 +82,11 @@ class MockTransport:
     async def close(self) -> None:
         """Nothing to close."""
 
-    async def get(self, query: str, *, auth: Scheme = "query") -> Answer:
+    async def get(self, query: str, *, auth: Scheme = "query", path: str = ENDPOINT_PATH) -> Answer:
         """The handler's answer to ``query``."""
         self.queries.append(query)
         self.auths.append(auth)
+        self.paths.append(path)
         answer = self._handler(query)
         if inspect.isawaitable(answer):
             return await answer
@@ -105,6 +112,7 @@ class AiohttpTransport:
     __slots__ = (
         "_header",
         "_prefix",
+        "_quoted_token",
         "_redactor",
         "_session",
         "_timeout",
@@ -124,6 +132,7 @@ class AiohttpTransport:
             "query": f"{self.base_url}{ENDPOINT_PATH}?apiToken={quote(token, safe='')}&",
             "header": f"{self.base_url}{ENDPOINT_PATH}?",
         }
+        self._quoted_token = quote(token, safe="")
         self._header = {HEADER: token}
         self._session: aiohttp.ClientSession | None = None
 
@@ -149,9 +158,9 @@ class AiohttpTransport:
             session, self._session = self._session, None
             await session.close()
 
-    async def get(self, query: str, *, auth: Scheme = "query") -> Answer:
-        """GET the endpoint with ``query`` (encoded, without the token), the token
-        sent as ``auth`` says.
+    async def get(self, query: str, *, auth: Scheme = "query", path: str = ENDPOINT_PATH) -> Answer:
+        """GET the endpoint ``path`` with ``query`` (encoded, without the token), the
+        token sent as ``auth`` says.
 
         Raises:
             TransportError: no complete answer arrived (refused, reset, cut, timed out).
@@ -160,7 +169,8 @@ class AiohttpTransport:
         if session is None:
             raise RuntimeError("the client is not open: use `async with Client(...)`")
         try:
-            url = URL(self._prefix[auth] + query, encoded=True)
+            prefix = self._prefix[auth] if path == ENDPOINT_PATH else self._other(path, auth)
+            url = URL(prefix + query, encoded=True)
             headers = self._header if auth == "header" else None
             async with session.get(url, headers=headers) as response:
                 length = response.content_length
@@ -175,6 +185,12 @@ class AiohttpTransport:
             error = self._error(f"{type(exc).__name__}: {exc}", exc)
         # Raised outside the handlers, so that the aiohttp error is no implicit context.
         raise error
+
+    def _other(self, path: str, auth: Scheme) -> str:
+        """The URL prefix of an endpoint beside the shop-items one."""
+        if auth == "query":
+            return f"{self.base_url}{path}?apiToken={self._quoted_token}&"
+        return f"{self.base_url}{path}?"
 
     def _error(self, message: str, cause: BaseException) -> TransportError:
         error = TransportError(self._redactor.scrub(message))

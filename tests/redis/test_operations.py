@@ -3,8 +3,8 @@ rotated state files, a Redis emptied mid-harvest, a worker frozen past the take-
 workers waiting for work when a harvest opens, a dead worker's shop behind live ones.
 
 Each test synchronises on events (the simulator's request count, lines a process
-prints, process exits, results in Redis), never on sleeps; the 8 s freeze of a worker
-is the fault itself, not a wait for something to happen.
+prints, process exits, results in Redis) or on Redis's own state (who holds which shop),
+never on sleeps.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from _cluster import (
     RequestCount,
     expected_items,
     exported_items,
+    harvest_id_of,
     pages_of,
     pages_served_twice,
 )
@@ -32,7 +33,7 @@ from redis.asyncio import Redis
 from tmapi_async import Client
 from tmapi_async._admission import CappedAdmission
 from tmapi_async._redis.connection import open_connection
-from tmapi_async._redis.queue import HarvestQueue
+from tmapi_async._redis.queue import SHOP_GROUP, HarvestQueue
 from tmapi_async._redis.throttle import RedisThrottle
 from tmapi_async._redis.worker import OwnershipGate, RedisWorker
 from tmapi_async.testing import SimulatedTmapi, fingerprint
@@ -59,6 +60,23 @@ def _rotate(folder: Path, pattern: str, to: Path) -> None:
     to.mkdir()
     for path in folder.glob(pattern):
         path.rename(to / path.name)
+
+
+async def _held_by(redis: Redis, hid: str, worker: str) -> set[str]:
+    """The shop messages of harvest ``hid`` that ``worker`` holds, as Redis sees them."""
+    queue = HarvestQueue(redis, hid)
+    pending = await redis.xpending_range(
+        queue.shops_key, SHOP_GROUP, "-", "+", 10_000, consumername=worker
+    )
+    return {entry["message_id"].decode() for entry in pending}
+
+
+async def _until_taken_over(redis: Redis, hid: str, worker: str) -> None:
+    """Wait until ``worker`` holds no shop of harvest ``hid`` any more: another worker took
+    them over (Redis has no event for it: its pending list is looked at every 50 ms)."""
+    async with asyncio.timeout(TIMEOUT):
+        while await _held_by(redis, hid, worker):  # noqa: ASYNC110 (state in Redis)
+            await asyncio.sleep(0.05)
 
 
 def _assert_exact(sim: SimulatedTmapi, output: Path, names: list[str]) -> None:
@@ -139,10 +157,10 @@ async def test_a_redis_emptied_mid_harvest_is_detected_and_the_run_ends_exact(
 async def test_a_worker_frozen_past_the_take_over_costs_only_its_requests_in_flight(
     redis_url: str, tmp_path: Path, cluster: Cluster
 ) -> None:
-    """One of two workers is frozen (SIGSTOP: a stolen VM) for 8 s while most of a large
-    harvest is still to do, then resumed. The other takes its shops over; the frozen one,
-    when it wakes, drops them at once: the pages paid twice are at most the requests it
-    had in flight, not the rest of its shops."""
+    """One of two workers is frozen (SIGSTOP: a stolen VM) while most of a large harvest
+    is still to do, until Redis shows the other took every shop it held over; the frozen
+    one, when it wakes, drops them at once: the pages paid twice are at most the requests
+    it had in flight, not the rest of its shops."""
     names = [f"frozen{i}" for i in range(6)]
     shops = _shops(tmp_path, names)
     output = tmp_path / "items.jsonl"
@@ -154,15 +172,19 @@ async def test_a_worker_frozen_past_the_take_over_costs_only_its_requests_in_fli
         cluster.env["TMAPI_BASE_URL"] = sim.url
         worker_args = ("worker", "--redis", redis_url, "--concurrency", str(cap), "-v")
         workers = [await cluster.start(*worker_args) for _ in range(2)]
-        for worker in workers:
-            await worker.line("ready")
+        ids = [(await worker.line(" ready")).split()[1] for worker in workers]
         coordinator = await cluster.start(*_harvest(shops, output, redis_url, "--workers", "0"))
         pages = pages_of(sim, names)
         await requests.reach(pages // 8)
         frozen = workers[0]
+        hid = harvest_id_of(output)
         os.kill(frozen.process.pid, signal.SIGSTOP)
         try:
-            await asyncio.sleep(8.0)  # the fault: frozen past the take-over (3 s)
+            async with Redis.from_url(redis_url) as redis:
+                held = await _held_by(redis, hid, ids[0])
+                assert held, "the worker froze holding no shop: nothing to take over"
+                # Stopped, it cannot acknowledge: its shops leave it only by a take-over.
+                await _until_taken_over(redis, hid, ids[0])
         finally:
             os.kill(frozen.process.pid, signal.SIGCONT)
         assert requests.count < pages * 3 // 4  # most of the harvest was still to do

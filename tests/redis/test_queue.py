@@ -58,6 +58,7 @@ async def _take_over(queue: HarvestQueue, consumer: str, **keywords: int) -> lis
 
 
 async def test_create_refuses_other_parameters(queue: HarvestQueue, redis: Redis) -> None:
+    """Creating a harvest again with the same parameters is fine; with others it is refused."""
     again = HarvestQueue(redis, "h1")
     await again.create(output="/tmp/out.jsonl", params={"page_size": 20})  # same: fine
     with pytest.raises(ValueError, match="other parameters"):
@@ -65,6 +66,8 @@ async def test_create_refuses_other_parameters(queue: HarvestQueue, redis: Redis
 
 
 async def test_submit_is_idempotent_and_retries_failed_shops(queue: HarvestQueue) -> None:
+    """Submitting a shop twice queues it once; a rerun queues the failed shops again, once, not the
+    complete."""
     assert await queue.submit([SHOP, OTHER]) == [1, 1]
     assert await queue.submit([SHOP, OTHER]) == [0, 0]
     assert await queue.redis.xlen(queue.shops_key) == 2
@@ -83,6 +86,8 @@ async def test_submit_is_idempotent_and_retries_failed_shops(queue: HarvestQueue
 
 
 async def test_commit_page_is_idempotent_per_read(queue: HarvestQueue) -> None:
+    """A page commits once per read: a late duplicate is dropped, a refetch after drift is a commit
+    of its own."""
     await queue.submit([SHOP])
     (delivery,) = await queue.read_shops("w1")
     items = msgspec.json.encode([{"item_id": "1"}])
@@ -120,6 +125,8 @@ async def test_commit_page_is_idempotent_per_read(queue: HarvestQueue) -> None:
 
 
 async def test_finish_is_once_and_closes_the_shop(queue: HarvestQueue) -> None:
+    """A shop finishes once; after that its holder can neither finish it again nor commit a page to
+    it."""
     await queue.submit([SHOP])
     (delivery,) = await queue.read_shops("w1")
     held = ("w1", delivery.message_id)
@@ -146,6 +153,8 @@ async def test_finish_is_once_and_closes_the_shop(queue: HarvestQueue) -> None:
 
 
 async def test_heartbeat_renews_only_what_the_worker_still_owns(queue: HarvestQueue) -> None:
+    """A heartbeat renews the shops its worker still holds and reports those taken over, without
+    taking them back."""
     await queue.submit([SHOP, OTHER])
     held = await queue.read_shops("slow", count=2)
     ids = [d.message_id for d in held]
@@ -162,6 +171,7 @@ async def test_heartbeat_renews_only_what_the_worker_still_owns(queue: HarvestQu
 
 
 async def test_take_over_skips_deleted_messages(queue: HarvestQueue) -> None:
+    """Taking over idle shops skips messages deleted from the stream."""
     await queue.submit([SHOP, OTHER])
     first, second = await queue.read_shops("dead", count=2)
     await queue.redis.xdel(queue.shops_key, first.message_id)
@@ -172,6 +182,7 @@ async def test_take_over_skips_deleted_messages(queue: HarvestQueue) -> None:
 
 
 async def test_hand_back_lets_another_take_the_shop_at_once(queue: HarvestQueue) -> None:
+    """A shop handed back is taken by another worker at once, with no failed delivery counted."""
     await queue.submit([SHOP])
     (held,) = await queue.read_shops("stopping")
     assert await _take_over(queue, "other", min_idle_ms=10_000) == []  # held: renewed now
@@ -185,6 +196,7 @@ async def test_hand_back_lets_another_take_the_shop_at_once(queue: HarvestQueue)
 
 
 async def test_a_shop_delivered_too_often_is_dead_lettered(queue: HarvestQueue) -> None:
+    """A shop delivered more than max_deliveries times is dead-lettered: failed, with the reason."""
     await queue.submit([SHOP])
     (delivery,) = await queue.read_shops("w0")
     for n in range(2, 5):
@@ -202,6 +214,7 @@ async def test_a_shop_delivered_too_often_is_dead_lettered(queue: HarvestQueue) 
 
 
 async def test_results_pending_then_new_and_ack(queue: HarvestQueue) -> None:
+    """Results not acknowledged are read again from the start; acknowledged ones are not."""
     await queue.submit([SHOP])
     (delivery,) = await queue.read_shops("w1")
     for page in (1, 2):

@@ -98,6 +98,8 @@ def _expected(sim: SimulatedTmapi, shops: list[str]) -> set[tuple[str, str]]:
 async def test_drift_through_redis_misses_nothing_and_duplicates_nothing(
     redis_url: str, tmp_path: Path
 ) -> None:
+    """Shops whose listing drifts while read through Redis workers are exported whole, each item
+    once."""
     shops = [f"https://drift{i}.1688.com/" for i in range(4)]
     async with SimulatedTmapi(
         default_shop_size=300, drift_every=3, drift_items=4, drift_max=12, seed=9
@@ -114,6 +116,8 @@ async def test_drift_through_redis_misses_nothing_and_duplicates_nothing(
 async def test_a_rerun_submits_nothing_twice_and_tries_failed_shops_again(
     redis_url: str, tmp_path: Path
 ) -> None:
+    """A rerun through Redis asks again only for the pages that failed; queues end empty and status
+    names no token."""
     shops = [f"https://shop{i}.1688.com/" for i in range(1, 7)]
     output = tmp_path / "items.jsonl"
     async with SimulatedTmapi(
@@ -176,6 +180,7 @@ async def test_a_workers_failed_shop_reaches_the_coordinator_with_its_class(
 async def test_worker_concurrency_caps_its_own_requests_not_the_token(
     redis_url: str, tmp_path: Path, cap: int
 ) -> None:
+    """A worker's concurrency caps its own requests in flight, below the token's limit."""
     shops = [f"https://shop{i}.1688.com/" for i in range(1, 9)]
     async with SimulatedTmapi(default_shop_size=60, latency_ms=(5.0, 15.0)) as sim:
         output = tmp_path / "items.jsonl"
@@ -218,6 +223,8 @@ async def test_a_coordinator_dying_between_commit_and_ack_loses_and_duplicates_n
 async def test_a_shop_delivered_too_often_is_given_up_then_tried_again_by_a_rerun(
     redis_url: str, tmp_path: Path
 ) -> None:
+    """A shop past max_deliveries is given up unfetched, exported as failed, and harvested whole by
+    a rerun."""
     shops = ["https://shop1.1688.com/", "https://shop2.1688.com/"]
     output = tmp_path / "items.jsonl"
     async with SimulatedTmapi(default_shop_size=30) as sim, Redis.from_url(redis_url) as redis:

@@ -85,6 +85,8 @@ def _harvest_args(shops: Path, output: Path, redis_url: str) -> list[str]:
 async def test_kill_9_of_a_worker_and_of_the_coordinator_lose_and_duplicate_nothing(
     sim: tuple[SimulatedTmapi, RequestCount], cluster: Cluster, redis_url: str, tmp_path: Path
 ) -> None:
+    """kill -9 of a worker and of the coordinator mid-harvest: every item exported once, within the
+    token's limits."""
     server, requests = sim
     shops, names = _shops(tmp_path, 36)
     output = tmp_path / "items.jsonl"
@@ -122,6 +124,8 @@ async def test_kill_9_of_a_worker_and_of_the_coordinator_lose_and_duplicate_noth
 async def test_a_worker_stopped_by_sigterm_finishes_its_requests_and_hands_shops_back(
     sim: tuple[SimulatedTmapi, RequestCount], cluster: Cluster, redis_url: str, tmp_path: Path
 ) -> None:
+    """A worker stopped by SIGTERM finishes its requests, hands its shops back and exits 0; nothing
+    is paid twice."""
     server, requests = sim
     shops, names = _shops(tmp_path, 24)
     output = tmp_path / "items.jsonl"
@@ -221,6 +225,8 @@ def _alive(pid: int) -> bool:
 async def test_local_workers_of_a_harvest_stop_when_it_is_killed_and_a_rerun_finishes(
     sim: tuple[SimulatedTmapi, RequestCount], cluster: Cluster, redis_url: str, tmp_path: Path
 ) -> None:
+    """The local workers of a harvest killed with -9 stop with it; a rerun exports every item
+    once."""
     server, requests = sim
     shops, names = _shops(tmp_path, 24)
     output = tmp_path / "items.jsonl"

@@ -9,6 +9,7 @@ import asyncio
 import subprocess
 import sys
 import textwrap
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
@@ -37,6 +38,8 @@ async def redis_now(redis_url: str) -> float:
 
 
 async def test_clients_of_one_token_share_rate_burst_and_in_flight(redis_url: str) -> None:
+    """Three clients of one token through one Redis keep together to its rate, burst and in-flight
+    limit: the simulator refuses nothing."""
     # The simulator refuses (503/429) anything over the limits: none may be refused.
     async with SimulatedTmapi(latency_ms=(5, 25), concurrency_limit=3, rate_limit=42) as sim:
         clients = [
@@ -64,6 +67,8 @@ async def test_clients_of_one_token_share_rate_burst_and_in_flight(redis_url: st
 
 
 async def test_the_slots_of_a_dead_holder_free_themselves(redis_url: str) -> None:
+    """Slots held by a process killed while holding them come back once their leases expire, by
+    Redis's clock."""
     keys = TokenKeys(fingerprint(TOKEN))
     throttle = RedisThrottle(redis_url, TOKEN, rate=100, concurrency=2)
     await throttle.start()
@@ -80,6 +85,7 @@ async def test_the_slots_of_a_dead_holder_free_themselves(redis_url: str) -> Non
 
 
 async def test_the_heartbeat_keeps_a_live_request_s_lease(redis_url: str) -> None:
+    """A request still in flight keeps its lease past the first expiry: the heartbeat renews it."""
     keys = TokenKeys(fingerprint(TOKEN))
     throttle = RedisThrottle(redis_url, TOKEN, lease=1.0, heartbeat=0.2)
     await throttle.start()
@@ -102,6 +108,7 @@ async def test_the_heartbeat_keeps_a_live_request_s_lease(redis_url: str) -> Non
 
 
 async def test_close_gives_back_every_lease(redis_url: str) -> None:
+    """Closing the throttle removes the leases of requests never released from Redis."""
     keys = TokenKeys(fingerprint(TOKEN))
     throttle = RedisThrottle(redis_url, TOKEN, rate=100, concurrency=4)
     await throttle.start()
@@ -114,6 +121,8 @@ async def test_close_gives_back_every_lease(redis_url: str) -> None:
 
 
 async def test_a_fatal_answer_in_one_process_stops_the_others(redis_url: str) -> None:
+    """A fatal answer in one process ends another's backoff and refuses its next request, and that
+    of a process started later."""
     a = RedisThrottle(redis_url, TOKEN, heartbeat=0.2)
     b = RedisThrottle(redis_url, TOKEN, heartbeat=0.2)
     await a.start()
@@ -140,6 +149,8 @@ async def test_a_fatal_answer_in_one_process_stops_the_others(redis_url: str) ->
 
 
 async def test_a_spent_budget_stops_only_its_own_process(redis_url: str) -> None:
+    """A --max-requests budget is per process: when one runs out, another process of the token goes
+    on."""
     a = RedisThrottle(redis_url, TOKEN, max_requests=1)
     b = RedisThrottle(redis_url, TOKEN)
     await a.start()
@@ -156,6 +167,8 @@ async def test_a_spent_budget_stops_only_its_own_process(redis_url: str) -> None
 
 
 async def test_a_client_whose_token_was_refused_elsewhere_sends_nothing(redis_url: str) -> None:
+    """A token refused through one client is refused to a second client of that Redis without a
+    request of its own."""
     async with SimulatedTmapi(tokens=["another-token"]) as sim:
         first = tm.Client(TOKEN, base_url=sim.url, redis_url=redis_url)
         second = tm.Client(TOKEN, base_url=sim.url, redis_url=redis_url)
@@ -169,6 +182,8 @@ async def test_a_client_whose_token_was_refused_elsewhere_sends_nothing(redis_ur
 
 
 async def test_the_token_is_never_written_to_redis(redis_url: str) -> None:
+    """No key, value or member in Redis holds the token: tokens are known by their fingerprint
+    only."""
     async with SimulatedTmapi(tokens=[TOKEN], rate_limit=5, retry_after=True) as sim:
         async with tm.Client(TOKEN, base_url=sim.url, redis_url=redis_url, rate=50) as client:
             await client.fetch_shop(shop("xldjjg"))  # 429s with Retry-After: a pause, a cut
@@ -222,6 +237,8 @@ async def test_limits_not_set_keep_those_set_in_redis(redis_url: str) -> None:
 def test_the_url_comes_from_the_environment(
     redis_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """TMAPI_REDIS_URL gives the client a Redis throttle; a given throttle beside a Redis URL, or a
+    bad limit, is refused."""
     monkeypatch.setenv("TMAPI_REDIS_URL", redis_url)
     assert isinstance(tm.Client(TOKEN).throttle, RedisThrottle)
     with pytest.raises(tm.InvalidParameterError, match="not both"):
@@ -242,6 +259,8 @@ def closed_port() -> int:
 async def test_unreachable_redis_is_an_error_naming_it_without_the_password(
     closed_port: int,
 ) -> None:
+    """A Redis nobody listens on is a fatal error naming its address, without its password or the
+    token."""
     url = f"redis://:hunter2pass@127.0.0.1:{closed_port}/0"
     client = tm.Client(TOKEN, base_url="http://127.0.0.1:9", redis_url=url)
     with pytest.raises(RedisUnavailableError) as caught:
@@ -255,6 +274,7 @@ async def test_unreachable_redis_is_an_error_naming_it_without_the_password(
 
 
 async def test_a_wrong_password_is_an_error_without_the_password(redis_url: str) -> None:
+    """A refused password is an error that names the user and masks the password."""
     wrong = redis_url.replace("redis://", "redis://nobody:hunter2pass@")
     with pytest.raises(RedisUnavailableError) as caught:
         await open_connection(wrong)
@@ -273,10 +293,13 @@ async def test_a_wrong_password_is_an_error_without_the_password(redis_url: str)
     ],
 )
 def test_redact_url_masks_the_password(url: str, shown: str) -> None:
+    """redact_url hides the password of every form of Redis URL and keeps the rest."""
     assert redact_url(url) == shown
 
 
 def test_the_library_works_without_redis_py_and_names_the_extra() -> None:
+    """Without redis-py the library still imports and works; asking for Redis says which extra to
+    install."""
     code = textwrap.dedent(
         """
         import asyncio, sys
@@ -299,13 +322,24 @@ def test_the_library_works_without_redis_py_and_names_the_extra() -> None:
 
 
 async def test_an_acquire_given_up_leaves_no_slot_taken(redis_url: str) -> None:
+    """A cancelled wait for a slot takes no slot and counts no request; the lease set ends empty."""
     keys = TokenKeys(fingerprint(TOKEN))
     throttle = RedisThrottle(redis_url, TOKEN, rate=100, concurrency=1)
     await throttle.start()
+    told_full = asyncio.Event()
+    admit = throttle._admit
+
+    async def admit_and_note(wanted: int) -> Any:
+        reply = await admit(wanted)
+        if reply[0] in ("full", b"full"):  # Redis's verdict, as text or as it came
+            told_full.set()
+        return reply
+
+    throttle._admit = admit_and_note  # type: ignore[method-assign]
     try:
         held = await throttle.acquire()
-        waiting = asyncio.create_task(throttle.acquire())  # full: waits for the slot
-        await asyncio.sleep(0)  # let it queue
+        waiting = asyncio.create_task(throttle.acquire())
+        await asyncio.wait_for(told_full.wait(), WAIT)  # Redis said full: it waits for the slot
         waiting.cancel()
         with pytest.raises(asyncio.CancelledError):
             await waiting
@@ -321,6 +355,7 @@ async def test_an_acquire_given_up_leaves_no_slot_taken(redis_url: str) -> None:
 
 
 async def test_many_waiting_requests_are_admitted_in_order(redis_url: str) -> None:
+    """200 requests waiting on one throttle are admitted in the order they asked."""
     throttle = RedisThrottle(redis_url, TOKEN, rate=1000, burst=50, concurrency=100)
     await throttle.start()
     try:
@@ -344,6 +379,8 @@ async def _settled(throttle: RedisThrottle) -> None:
 
 
 async def test_a_refusal_in_one_process_cuts_the_limit_of_all(redis_url: str) -> None:
+    """A concurrency refusal in one process halves the in-flight limit of every process of the
+    token; successes anywhere raise it back."""
     a = RedisThrottle(redis_url, TOKEN, rate=1000, burst=50, concurrency=8)
     b = RedisThrottle(redis_url, TOKEN)
     await a.start()
@@ -368,16 +405,22 @@ async def test_a_refusal_in_one_process_cuts_the_limit_of_all(redis_url: str) ->
 
 
 async def test_a_retry_after_in_one_process_holds_the_others(redis_url: str) -> None:
+    """A Retry-After pause set by one process holds another's admission until it ends, by
+    Redis's clock."""
     a = RedisThrottle(redis_url, TOKEN, rate=1000, burst=50)
     b = RedisThrottle(redis_url, TOKEN)
     await a.start()
     await b.start()
     try:
-        a.pause(1.0)
+        a.pause(3.0)
         await _settled(a)
-        start = asyncio.get_running_loop().time()
+        async with aioredis.Redis.from_url(redis_url) as r:
+            raw = await r.hget(TokenKeys(fingerprint(TOKEN)).state, "pause_until")
+        assert raw is not None
+        pause_until = float(raw)  # on the token's clock: Redis's, in µs
+        assert await redis_now(redis_url) < pause_until  # b asks while the pause is on
         b.release(await asyncio.wait_for(b.acquire(), WAIT))
-        assert asyncio.get_running_loop().time() - start >= 0.8  # held by a's pause
+        assert await redis_now(redis_url) >= pause_until  # admitted only once it ended
     finally:
         await a.aclose()
         await b.aclose()

@@ -79,6 +79,8 @@ def shops(prefix: str, count: int) -> list[str]:
 async def test_four_processes_together_keep_the_token_s_limits(
     redis_url: str, spawn: Spawn
 ) -> None:
+    """Four processes of one token keep together to its rate, burst and in-flight limit, and use
+    most of the rate."""
     rate, burst, concurrency = 60, 3, 4  # burst: the default for 60/s
     # Over the limits the simulator refuses (503/429): a refusal would show an excess.
     async with SimulatedTmapi(
@@ -111,6 +113,8 @@ async def test_a_process_killed_while_holding_every_slot_does_not_block(
     redis_url: str,
     spawn,  # type: ignore[no-untyped-def]
 ) -> None:
+    """A process killed with -9 while holding every slot blocks the token only until its leases
+    expire."""
     held: list[RequestRecord] = []
     all_held = asyncio.Event()
     released = asyncio.Event()

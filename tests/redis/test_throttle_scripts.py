@@ -63,6 +63,8 @@ async def scripts(request: pytest.FixtureRequest) -> AsyncIterator[Scripts]:
 
 
 async def test_admits_the_burst_then_asks_to_wait_about_one_interval(scripts: Scripts) -> None:
+    """The acquire script admits the burst with tickets in sequence, then asks to wait one
+    interval."""
     replies = [await scripts.acquire(concurrency=10) for _ in range(4)]
     assert [r[0] for r in replies] == ["ok", "ok", "ok", "wait"]
     assert [r[1] for r in replies[:3]] == [1, 2, 3]  # tickets: the token's sequence
@@ -72,6 +74,7 @@ async def test_admits_the_burst_then_asks_to_wait_about_one_interval(scripts: Sc
 
 
 async def test_one_call_admits_the_waiting_requests_the_gates_allow(scripts: Scripts) -> None:
+    """One acquire call admits as many waiting requests as the burst and the free slots allow."""
     reply = await scripts.acquire(burst=3, concurrency=10, wanted=5)  # the burst allows 3
     assert (reply[0], reply[1], reply[7]) == ("ok", 1, 3)
     assert reply[3] == 3  # in flight
@@ -83,12 +86,14 @@ async def test_one_call_admits_the_waiting_requests_the_gates_allow(scripts: Scr
 
 
 async def test_the_burst_keeps_back_what_send_jitter_could_bunch(scripts: Scripts) -> None:
+    """The burst keeps back the requests that send jitter could bunch together."""
     # 1/s, burst 5, 2 s of send jitter: 2 requests' worth are kept back, capacity 3.
     verdicts = [(await scripts.acquire(burst=5, concurrency=99, jitter=2.0))[0] for _ in range(4)]
     assert verdicts == ["ok", "ok", "ok", "wait"]
 
 
 async def test_full_when_every_slot_is_leased_and_free_after_a_release(scripts: Scripts) -> None:
+    """With every slot leased the answer is full (no ticket taken); a released lease frees one."""
     first = await scripts.acquire()
     second = await scripts.acquire("p2")
     full = await scripts.acquire()
@@ -100,6 +105,7 @@ async def test_full_when_every_slot_is_leased_and_free_after_a_release(scripts: 
 
 
 async def test_the_leases_of_a_dead_process_expire(scripts: Scripts) -> None:
+    """Leases whose expiry has passed are dropped by the next acquire and free their slots."""
     # A process killed with -9 stops renewing: its leases' expiries pass.
     await scripts.redis.zadd(KEYS.leases, {"dead:1": 1.0, "dead:2": 2.0})
     reply = await scripts.acquire()
@@ -108,6 +114,7 @@ async def test_the_leases_of_a_dead_process_expire(scripts: Scripts) -> None:
 
 
 async def test_a_pause_holds_every_request(scripts: Scripts) -> None:
+    """A pause makes every acquire wait until it ends; a shorter pause does not shorten it."""
     await scripts.run("pause", [KEYS.state], [30])
     reply = await scripts.acquire()
     assert reply[0] == "wait"
@@ -117,6 +124,7 @@ async def test_a_pause_holds_every_request(scripts: Scripts) -> None:
 
 
 async def test_a_fatal_answer_stops_the_token_and_the_first_is_kept(scripts: Scripts) -> None:
+    """The first fatal answer is kept, for a while, and every acquire returns it without a lease."""
     await scripts.run("fail", [KEYS.fatal], ["BalanceError", 439, 439, "balance spent", 60000])
     await scripts.run("fail", [KEYS.fatal], ["AuthenticationError", 401, 401, "later", 60000])
     reply = await scripts.acquire()
@@ -126,6 +134,7 @@ async def test_a_fatal_answer_stops_the_token_and_the_first_is_kept(scripts: Scr
 
 
 async def test_limits_set_last_win_and_an_empty_one_is_kept(scripts: Scripts) -> None:
+    """The limits set last win over a caller's defaults; a limit left empty keeps its value."""
     await scripts.set_limits("60", "3", "4")
     await scripts.set_limits(rate="30")
     state = await scripts.state()
@@ -136,6 +145,8 @@ async def test_limits_set_last_win_and_an_empty_one_is_kept(scripts: Scripts) ->
 
 
 async def test_a_cut_halves_once_per_cohort_and_growth_returns(scripts: Scripts) -> None:
+    """Refusals halve the limit once per cohort of requests and cap its ceiling; successes grow it
+    back."""
     await scripts.set_limits("1", "8", "8")
     tickets = [(await scripts.acquire(concurrency=8, burst=8))[1] for _ in range(4)]
     adapt = [KEYS.state, KEYS.leases]
@@ -156,6 +167,7 @@ async def test_a_cut_halves_once_per_cohort_and_growth_returns(scripts: Scripts)
 
 
 async def test_a_new_concurrency_restarts_the_adaptive_limit(scripts: Scripts) -> None:
+    """A changed concurrency restarts the adaptive limit; the same one again keeps the cut."""
     await scripts.set_limits(concurrency="8")
     ticket = (await scripts.acquire(concurrency=8))[1]
     await scripts.run("adapt", [KEYS.state, KEYS.leases], ["cut", 8, ticket, f"p1:{ticket}"])
@@ -168,6 +180,7 @@ async def test_a_new_concurrency_restarts_the_adaptive_limit(scripts: Scripts) -
 
 
 async def test_renewal_extends_live_leases_and_reports_the_token(scripts: Scripts) -> None:
+    """Renewal pushes a live lease's expiry on, returns the token's limits, and its fatal answer."""
     await scripts.set_limits("5", "2", "3")
     await scripts.redis.zadd(KEYS.leases, {"p1:7": 1.0})  # about to expire
     reply = await scripts.run("renew", TRIPLE, [5.0, "p1:7"])
@@ -182,6 +195,7 @@ async def test_renewal_extends_live_leases_and_reports_the_token(scripts: Script
 
 
 async def test_growth_is_one_per_round_trip_below_the_ceiling(scripts: Scripts) -> None:
+    """Below the ceiling the limit grows by about one per round trip of successes."""
     await scripts.redis.hset(KEYS.state, mapping={"limit": "2", "ceiling": "8"})
     adapt = [KEYS.state, KEYS.leases]
     # A round trip at limit L is L successes, each adding 1/L: about one in all.
@@ -190,6 +204,7 @@ async def test_growth_is_one_per_round_trip_below_the_ceiling(scripts: Scripts) 
 
 
 async def test_an_admission_carries_the_releases_of_its_process(scripts: Scripts) -> None:
+    """An acquire call carries the leases its process released since, and frees them first."""
     await scripts.acquire()
     await scripts.acquire()
     assert (await scripts.acquire())[0] == "full"

@@ -24,6 +24,8 @@ class FakeClock:
 
 
 async def test_missing_empty_or_unknown_token_is_401(fetch: Fetch) -> None:
+    """A missing or empty token is 401; any token passes until tokens are set, then only those
+    do."""
     unauthorized = {"code": 401, "msg": "Token is not authorized or has expired", "data": None}
     async with SimulatedTmapi() as sim:
         for token in (None, ""):
@@ -38,6 +40,8 @@ async def test_missing_empty_or_unknown_token_is_401(fetch: Fetch) -> None:
 
 
 async def test_quota_then_439_per_token(fetch: Fetch) -> None:
+    """Each token has its quota of billed requests (bad ones too), then 439; a reset starts a new
+    period."""
     balance = {"code": 439, "msg": "Subscription expired or insufficient balance", "data": None}
     async with SimulatedTmapi(quota=3, quotas={"rich": 5}) as sim:
         statuses = [(await fetch(sim, "abc", page=p)).status for p in (1, 2)]
@@ -60,6 +64,8 @@ async def test_quota_then_439_per_token(fetch: Fetch) -> None:
 
 
 async def test_concurrency_limit_503_with_gated_requests(fetch: Fetch) -> None:
+    """A request over a token's concurrency limit is 503 with the documented body; other tokens are
+    not affected."""
     gate = asyncio.Event()
     two_in = asyncio.Event()
     held: list[RequestRecord] = []
@@ -92,6 +98,7 @@ async def test_concurrency_limit_503_with_gated_requests(fetch: Fetch) -> None:
 
 
 async def test_rate_limit_429_without_and_with_retry_after(fetch: Fetch) -> None:
+    """Past a token's rate in a one-second window: 429, with Retry-After only when configured."""
     clock = FakeClock()
     async with SimulatedTmapi(rate_limit=3, clock=clock, quota=100) as sim:
         assert [(await fetch(sim, "abc")).status for _ in range(3)] == [200] * 3

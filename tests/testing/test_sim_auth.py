@@ -71,6 +71,7 @@ async def test_tokens_apply_to_the_key_whichever_way_it_comes() -> None:
 
 
 def test_an_unknown_auth_is_refused() -> None:
+    """An auth other than both, header or query is refused, naming the three."""
     with pytest.raises(ValueError, match="both, header, query"):
         SimulatorConfig(auth="apikey")  # type: ignore[arg-type]
 

@@ -41,10 +41,13 @@ Fetch = Callable[..., Awaitable[Any]]  # the ``fetch`` fixture of conftest.py
     ],
 )
 def test_shop_name_from_url(url: str, name: str | None) -> None:
+    """The shop's name is read from every form of 1688 shop URL; anything else has none."""
     assert shop_name_from_url(url) == name
 
 
 def test_catalogue_is_deterministic_and_prefix_stable() -> None:
+    """A shop's catalogue is the same every time, a smaller size is its prefix, and ids are unique
+    across shops."""
     a = shop_catalogue("xldjjg", 120)
     assert a == shop_catalogue("xldjjg", 120)
     assert shop_catalogue("xldjjg", 50) == a[:50]
@@ -57,6 +60,8 @@ def test_catalogue_is_deterministic_and_prefix_stable() -> None:
 
 
 def test_items_have_the_endpoint_quirks() -> None:
+    """Items carry the endpoint's quirks: four-slash or relative images, price ranges and blanks,
+    null quantities."""
     items = shop_catalogue("quirky", 2000)
     imgs = [i.img for i in items]
     four = sum(i.startswith("https:////cbu01.alicdn.com/") for i in imgs)
@@ -77,6 +82,7 @@ def test_items_have_the_endpoint_quirks() -> None:
 
 
 def test_sort_orders_are_permutations_with_their_order() -> None:
+    """Every sort lists the same items, in the order it names (sales, price up or down, time)."""
     base = shop_catalogue("sorty", 300)
     ids = sorted(i.item_id for i in base)
     for sort in SORTS:
@@ -121,6 +127,8 @@ async def _all_pages(
 
 @pytest.mark.parametrize("sort", SORTS)
 async def test_every_item_once_for_each_sort_and_page_size(fetch: Fetch, sort: str) -> None:
+    """Paging through a shop gives every item once, in order, for each sort and page size (capped at
+    the maximum)."""
     async with SimulatedTmapi(shop_sizes={"paged": 103}, page_size_max=20) as sim:
         expected = [i.item_id for i in shop_catalogue("paged", 103, sort=sort)]
         for page_size, used in ((1, 1), (7, 7), (20, 20), (50, 20)):
@@ -131,6 +139,8 @@ async def test_every_item_once_for_each_sort_and_page_size(fetch: Fetch, sort: s
 
 
 async def test_envelope_matches_the_endpoint_page(fetch: Fetch) -> None:
+    """The answer has the endpoint's envelope and item fields in its order and types, as compact
+    JSON."""
     async with SimulatedTmapi(shop_sizes={"xldjjg": 162}) as sim:
         r = await fetch(sim, "https://xldjjg.1688.com/", page=1, page_size=3, sort="default")
     assert r.status == 200
@@ -163,6 +173,7 @@ async def test_envelope_matches_the_endpoint_page(fetch: Fetch) -> None:
 
 
 def test_hand_written_item_json_is_what_msgspec_writes() -> None:
+    """The items' hand-written JSON bytes are byte for byte what msgspec writes for them."""
     # Items are written to JSON bytes directly (for speed): they must be valid, typed and
     # byte-identical to msgspec's own encoding, for every theme and quirk.
     for n in range(60):
@@ -172,6 +183,8 @@ def test_hand_written_item_json_is_what_msgspec_writes() -> None:
 
 
 async def test_defaults_and_past_the_end(fetch: Fetch) -> None:
+    """Without parameters: page 1 of 20, default sort; past the last page, no items and the same
+    total."""
     async with SimulatedTmapi(shop_sizes={"small": 45}) as sim:
         r = await fetch(sim, "small")
         data = r.json["data"]
@@ -192,6 +205,7 @@ async def test_defaults_and_past_the_end(fetch: Fetch) -> None:
 
 
 async def test_shop_sizes_size_fn_and_default(fetch: Fetch) -> None:
+    """A shop's size comes from shop_sizes, then size_fn, then the default."""
     fn = sizes_between(10, 30)
     config = SimulatorConfig(shop_sizes={"named": 7}, size_fn=fn)
     async with SimulatedTmapi(config) as sim:
@@ -207,6 +221,8 @@ async def test_shop_sizes_size_fn_and_default(fetch: Fetch) -> None:
 
 @pytest.mark.parametrize("sort", ["default", "price_down"])
 async def test_category_subsets(fetch: Fetch, sort: str) -> None:
+    """A leaf category or a group (cat_type 1) selects its items in the sort's order; leaves
+    partition the shop."""
     size = 150
     async with SimulatedTmapi(shop_sizes={"cats": size}) as sim:
         cats = shop_categories("cats")
@@ -250,6 +266,8 @@ async def test_category_subsets(fetch: Fetch, sort: str) -> None:
 
 
 async def test_prebuild_builds_ahead_and_serves_the_same(fetch: Fetch) -> None:
+    """prebuild builds catalogues ahead, and a shop evicted from the cache serves the same items
+    again."""
     async with SimulatedTmapi(shop_sizes={"a": 30, "b": 12}, catalogue_cache_size=2) as sim:
         assert sim.prebuild(["a", "https://b.1688.com/"]) == 42
         r = await fetch(sim, "b", page_size=20)

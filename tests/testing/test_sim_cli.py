@@ -31,6 +31,8 @@ async def _start(*flags: str) -> tuple[asyncio.subprocess.Process, str]:
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 async def test_cli_prints_url_serves_and_exits_zero(sig: signal.Signals) -> None:
+    """The simulator command prints its URL first, serves with the given flags, exits 0 on the
+    signal, never echoes the token."""
     proc, line = await _start("--shop", "abc=30", "--token", "T0k", "--page-size-max", "10")
     try:
         assert re.fullmatch(r"http://127\.0\.0\.1:\d+\n", line)
@@ -52,6 +54,7 @@ async def test_cli_prints_url_serves_and_exits_zero(sig: signal.Signals) -> None
 
 
 async def test_cli_refuses_a_non_loopback_host() -> None:
+    """A host other than loopback is refused with exit 2 before anything is served."""
     proc, line = await _start("--host", "0.0.0.0")
     _, err = await asyncio.wait_for(proc.communicate(), 20)
     assert line == ""
@@ -60,6 +63,7 @@ async def test_cli_refuses_a_non_loopback_host() -> None:
 
 
 async def test_cli_help_teaches() -> None:
+    """--help names the fault, drift and shop flags, and has examples."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "tmapi_async.testing", "--help", stdout=asyncio.subprocess.PIPE
     )
@@ -76,6 +80,7 @@ def _parse(*argv: str) -> argparse.Namespace:
 
 
 def test_flags_build_the_config(tmp_path: object) -> None:
+    """Every flag reaches the simulator's config; no flag gives the documented defaults."""
     args = _parse(
         "--shops", "3", "--items-per-shop", "20..40", "--shop", "big=500",
         "--fault-rate", "0.25", "--faults", "status,hang", "--fault-codes", "417,500",
@@ -109,5 +114,6 @@ def test_flags_build_the_config(tmp_path: object) -> None:
     [["--faults", "nope"], ["--latency-ms", "9..1"], ["--drift", "x"], ["--fault-rate", "2"]],
 )
 def test_bad_flags_are_rejected(flags: list[str]) -> None:
+    """A malformed flag value is a usage error."""
     with pytest.raises(SystemExit):
         _parse(*flags)

@@ -29,6 +29,7 @@ def _by_id(items: list[Item]) -> dict[str, Item]:
 
 
 def test_day_zero_is_the_plain_catalogue() -> None:
+    """Day 0 is the plain catalogue, for every sort."""
     plain = ShopCatalogue("daily", 150)
     for sort in SORTS:
         assert shop_catalogue("daily", 150, sort=sort, day=0) == plain.items(sort)
@@ -36,6 +37,7 @@ def test_day_zero_is_the_plain_catalogue() -> None:
 
 @pytest.mark.parametrize("day", [1, 2, 5])
 def test_each_day_adds_removes_and_reprices_exactly(day: int) -> None:
+    """Each day adds 7 items, removes 3 and moves the price and sales of 5, and nothing else."""
     before = _by_id(shop_catalogue("daily", 150, day=day - 1))
     after = _by_id(shop_catalogue("daily", 150, day=day))
     new = after.keys() - before.keys()
@@ -54,6 +56,7 @@ def test_each_day_adds_removes_and_reprices_exactly(day: int) -> None:
 
 
 def test_new_listings_lead_time_down_newest_first() -> None:
+    """Sorted time_down, each day's new listings come first, newest day first, with unique ids."""
     day1 = shop_catalogue("daily", 150, sort="time_down", day=1)
     day2 = shop_catalogue("daily", 150, sort="time_down", day=2)
     day0_ids = {i.item_id for i in shop_catalogue("daily", 150)}
@@ -69,6 +72,7 @@ def test_new_listings_lead_time_down_newest_first() -> None:
 
 
 def test_small_shops_do_not_change_and_changes_are_knobs() -> None:
+    """Shops below min_size do not change; DayChanges sets the numbers and refuses negative ones."""
     assert shop_catalogue("tiny", 19, day=3) == shop_catalogue("tiny", 19)
     changes = DayChanges(new=2, gone=0, repriced=1, min_size=5)
     before = _by_id(shop_catalogue("tiny", 19))
@@ -83,6 +87,7 @@ def test_small_shops_do_not_change_and_changes_are_knobs() -> None:
 
 
 async def test_the_simulator_serves_the_configured_day(fetch: Fetch) -> None:
+    """The simulator serves the configured day's catalogue, and another day once reconfigured."""
     async with SimulatedTmapi(shop_sizes={"daily": 45}, day=1) as sim:
         expected = shop_catalogue("daily", 45, sort="time_down", day=1)
         assert sim.expected_items("daily", sort="time_down") == expected
@@ -98,6 +103,7 @@ async def test_the_simulator_serves_the_configured_day(fetch: Fetch) -> None:
 
 
 async def test_failing_shops_fail_from_their_page_on(fetch: Fetch) -> None:
+    """A failing shop answers 500 from its given page on; other shops and earlier pages answer."""
     async with SimulatedTmapi(failing_shops={"broken": 1, "late": 3}) as sim:
         assert (await fetch(sim, "broken", page=1)).status == 500
         assert (await fetch(sim, "late", page=2)).status == 200
@@ -111,6 +117,7 @@ async def test_failing_shops_fail_from_their_page_on(fetch: Fetch) -> None:
 
 
 def test_command_line_days_and_failing_shops() -> None:
+    """--day, --day-changes and --fail-shop build the config; malformed values are refused."""
     parser = argparse.ArgumentParser()
     configure_parser(parser)
     config = build_config(

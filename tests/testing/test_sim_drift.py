@@ -17,6 +17,8 @@ def _ids(reply: Any) -> list[str]:
 
 
 async def test_every_nth_request_inserts_k_items_up_to_max(fetch: Fetch) -> None:
+    """Every nth request of a shop inserts k new items in front, up to the maximum; a reset undoes
+    it."""
     config = {"shop_sizes": {"d": 50}, "drift_every": 2, "drift_items": 3, "drift_max": 7}
     async with SimulatedTmapi(**config) as sim:
         base = [i.item_id for i in shop_catalogue("d", 50)]
@@ -39,6 +41,7 @@ async def test_every_nth_request_inserts_k_items_up_to_max(fetch: Fetch) -> None
 
 @pytest.mark.parametrize("sort", SORTS)
 async def test_new_items_come_first_newest_first_in_every_sort(fetch: Fetch, sort: str) -> None:
+    """Drifted items lead every sort, newest first, and expected_items is what was served."""
     async with SimulatedTmapi(shop_sizes={"d": 30}, drift_every=1, drift_items=2) as sim:
         before = [i.item_id for i in shop_catalogue("d", 30, sort=sort)]
         first = await fetch(sim, "d", sort=sort, page_size=5)  # request 1: 2 new items
@@ -54,6 +57,8 @@ async def test_new_items_come_first_newest_first_in_every_sort(fetch: Fetch, sor
 
 
 async def test_drift_respects_categories(fetch: Fetch) -> None:
+    """Drift inserts items into their categories: a category's page shows its own new items
+    first."""
     async with SimulatedTmapi(shop_sizes={"d": 80}, drift_every=1, drift_items=10) as sim:
         leaf = next(c for c in shop_categories("d") if c.parent_id)
         r = await fetch(sim, "d", cat=leaf.cat_id, page_size=20)
@@ -66,6 +71,7 @@ async def test_drift_respects_categories(fetch: Fetch) -> None:
 
 
 async def test_a_reader_sees_overlap_when_the_shop_drifts(fetch: Fetch) -> None:
+    """A naive reader paging through a drifting shop sees some items twice."""
     async with SimulatedTmapi(shop_sizes={"d": 60}, drift_every=2, drift_items=1) as sim:
         seen: list[str] = []
         page = 1

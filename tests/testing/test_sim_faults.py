@@ -28,6 +28,8 @@ ALWAYS = {"fault_rate": 1.0}
 
 @pytest.mark.parametrize("code", DEFAULT_FAULT_CODES)
 async def test_status_fault_for_each_code(fetch: Fetch, code: int) -> None:
+    """A status fault answers the code's HTTP status with its documented JSON body, and is logged as
+    such."""
     async with SimulatedTmapi(
         **ALWAYS, fault_kinds=(FaultKind.STATUS,), fault_codes=(code,)
     ) as sim:
@@ -41,6 +43,7 @@ async def test_status_fault_for_each_code(fetch: Fetch, code: int) -> None:
 
 @pytest.mark.parametrize("code", DEFAULT_FAULT_CODES)
 async def test_envelope_fault_for_each_code(fetch: Fetch, code: int) -> None:
+    """An envelope fault answers 200 with the code in the body, and is logged as such."""
     async with SimulatedTmapi(**ALWAYS, fault_kinds=("envelope",), fault_codes=(code,)) as sim:
         r = await fetch(sim, "abc")
         assert r.status == 200
@@ -49,6 +52,8 @@ async def test_envelope_fault_for_each_code(fetch: Fetch, code: int) -> None:
 
 
 async def test_truncated_json(fetch: Fetch) -> None:
+    """A truncated answer is a prefix of the real page that does not decode, cut at a different
+    place each time."""
     async with SimulatedTmapi() as sim:
         whole = (await fetch(sim, "abc", page=2)).body
         sim.configure(**ALWAYS, fault_kinds=(FaultKind.TRUNCATED,))
@@ -67,6 +72,7 @@ async def test_truncated_json(fetch: Fetch) -> None:
 
 @pytest.mark.parametrize(("kind", "status"), [("html502", 502), ("html200", 200)])
 async def test_html_pages(fetch: Fetch, kind: str, status: int) -> None:
+    """An HTML fault answers an HTML page with its status, as a proxy in front of the API would."""
     async with SimulatedTmapi(**ALWAYS, fault_kinds=(kind,)) as sim:
         r = await fetch(sim, "abc")
         assert r.status == status
@@ -77,6 +83,7 @@ async def test_html_pages(fetch: Fetch, kind: str, status: int) -> None:
 
 
 async def test_connection_reset_sends_no_response() -> None:
+    """A reset fault closes the connection without a byte of answer, and is logged."""
     async with SimulatedTmapi(**ALWAYS, fault_kinds=("reset",)) as sim:
         # A raw HTTP/1.1 request, so no client library retries behind our back.
         reader, writer = await asyncio.open_connection("127.0.0.1", sim.port)
@@ -95,6 +102,8 @@ async def test_connection_reset_sends_no_response() -> None:
 
 
 async def test_connection_reset_seen_by_aiohttp() -> None:
+    """aiohttp sees a reset as a connection error; each of its silent retries is logged and
+    billed."""
     async with SimulatedTmapi(**ALWAYS, fault_kinds=("reset",)) as sim:
         async with aiohttp.ClientSession() as session:
             params = {"apiToken": "t", "shop_url": sim.shop_url("abc")}
@@ -106,6 +115,8 @@ async def test_connection_reset_seen_by_aiohttp() -> None:
 
 
 async def test_hang_outlasts_the_client_then_close_is_prompt() -> None:
+    """A hang holds the request past the client's patience; closing the simulator ends it at
+    once."""
     arrived = asyncio.Event()
 
     async def note(_rec: RequestRecord) -> None:
@@ -138,6 +149,7 @@ async def test_hang_outlasts_the_client_then_close_is_prompt() -> None:
 
 
 async def test_short_hang_answers_the_real_page(fetch: Fetch) -> None:
+    """A hang shorter than the client's patience answers the real page, late."""
     async with SimulatedTmapi() as sim:
         whole = (await fetch(sim, "abc")).body
         sim.configure(**ALWAYS, fault_kinds=("hang",), hang_seconds=0.05)
@@ -178,6 +190,8 @@ async def _outcomes(seed: int, concurrent: bool = False, token: str = "t") -> di
 
 
 async def test_same_seed_same_faults_whatever_the_concurrency_or_token() -> None:
+    """One seed draws the same faults per shop, page and attempt, whatever the concurrency or
+    token."""
     first = await _outcomes(7)
     assert first == await _outcomes(7)
     assert first == await _outcomes(7, concurrent=True)
@@ -191,6 +205,7 @@ async def test_same_seed_same_faults_whatever_the_concurrency_or_token() -> None
 
 
 async def test_every_kind_occurs_in_a_mix(fetch: Fetch) -> None:
+    """With a mix of fault kinds, every kind occurs, and some requests succeed."""
     kinds = (*MIXED.fault_kinds, FaultKind.RESET)
     async with SimulatedTmapi(MIXED, seed=1, fault_rate=0.6, fault_kinds=kinds) as sim:
         for page in range(1, 120):
@@ -202,6 +217,7 @@ async def test_every_kind_occurs_in_a_mix(fetch: Fetch) -> None:
 
 
 async def test_latency_is_applied(fetch: Fetch) -> None:
+    """The configured latency delays the answer by at least its lower bound."""
     async with SimulatedTmapi(latency_ms=(40, 60)) as sim:
         started = time.monotonic()
         await fetch(sim, "abc")

@@ -26,6 +26,8 @@ class FakeClock:
 
 
 async def test_log_is_exact_and_never_holds_the_token(fetch: Fetch) -> None:
+    """The request log counts every request by outcome, status, page and attempt, holds no token,
+    and resets."""
     async with SimulatedTmapi(quota=8) as sim:
         for page in (1, 2, 2, 3):
             await fetch(sim, "alpha", page=page, page_size=10, sort="sales")
@@ -66,6 +68,7 @@ async def test_log_is_exact_and_never_holds_the_token(fetch: Fetch) -> None:
 
 
 async def test_peak_in_flight_per_token() -> None:
+    """The log's in-flight count and peak are right per token and overall."""
     gate = asyncio.Event()
     arrived: list[RequestRecord] = []
     all_in = asyncio.Event()
@@ -101,6 +104,7 @@ async def test_peak_in_flight_per_token() -> None:
 
 
 async def test_peak_in_sliding_window(fetch: Fetch) -> None:
+    """peak_in_window counts the most arrivals in any half-open window, per token and overall."""
     clock = FakeClock()
     async with SimulatedTmapi(clock=clock) as sim:
         for t in (0, 1, 2, 9, 10, 11, 15, 30):

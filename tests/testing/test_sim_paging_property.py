@@ -32,6 +32,8 @@ def test_pages_concatenate_to_the_listing(
     cat_type: str | None,
     drift: int,
 ) -> None:
+    """For any shop, size, page size, sort, category and drift, the pages concatenate to the
+    listing."""
     sim = Simulator(SimulatorConfig(page_size_max=cap))
     cats = shop_categories(name)
     cat = None if cat_pick < 0 else cats[cat_pick % len(cats)].cat_id

@@ -46,6 +46,8 @@ PARAMETER_ERROR = {"code": 422, "msg": "Parameter error", "data": None}
 async def test_malformed_parameter_is_422(
     tmapi_sim: SimulatedTmapi, fetch: Fetch, params: dict[str, Any]
 ) -> None:
+    """A malformed parameter is 422 with the documented body, logged as bad_parameter and not billed
+    as a page."""
     r = await fetch(tmapi_sim, "abc", **params)
     assert r.status == 422
     assert r.json == PARAMETER_ERROR
@@ -62,6 +64,7 @@ async def test_malformed_parameter_is_422(
 async def test_empty_optional_parameters_mean_absent(
     tmapi_sim: SimulatedTmapi, fetch: Fetch
 ) -> None:
+    """Empty optional parameters are taken as absent: the defaults apply."""
     r = await fetch(tmapi_sim, "abc", page="", page_size="", sort="", cat="", cat_type="")
     assert r.status == 200
     data = r.json["data"]
@@ -69,6 +72,7 @@ async def test_empty_optional_parameters_mean_absent(
 
 
 async def test_cat_type_without_cat_is_ignored(tmapi_sim: SimulatedTmapi, fetch: Fetch) -> None:
+    """cat_type without cat is ignored: the whole shop is listed."""
     r = await fetch(tmapi_sim, "abc", cat_type="1")
     assert r.status == 200
     assert r.json["data"]["total_count"] == 100

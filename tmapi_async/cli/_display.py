@@ -264,12 +264,14 @@ class HarvestSummary:
     pages_needed: int
     retries: int
     elapsed: float
+    profile_answers: int = 0  #: with --with-profiles: profiles and category trees answered
 
     @classmethod
     def from_progress(
-        cls, p: HarvestProgress, *, export_items: int, pages_needed: int
+        cls, p: HarvestProgress, *, export_items: int, pages_needed: int, profile_answers: int = 0
     ) -> HarvestSummary:
-        """Freeze the counters of a finished (or stopped) harvest."""
+        """Freeze the counters of a finished (or stopped) harvest (``profile_answers``:
+        the answers of ``--with-profiles``, billed with the pages)."""
         return cls(
             shops_complete=p.shops_complete,
             shops_partial=p.shops_partial,
@@ -283,19 +285,21 @@ class HarvestSummary:
             pages_needed=pages_needed,
             retries=p.retries,
             elapsed=p.elapsed,
+            profile_answers=profile_answers,
         )
 
     def lines(self) -> list[str]:
         """The summary as short lines of text."""
         resumed = f" ({self.shops_resumed} already done before)" if self.shops_resumed else ""
-        extra = self.requests - self.pages_done
+        extra = self.requests - self.pages_done - self.profile_answers
+        answers = f" and {self.profile_answers:,} profile answers" if self.profile_answers else ""
         rate = self.requests / self.elapsed if self.elapsed > 0 else math.nan
         return [
             f"shops:    {self.shops_complete} complete{resumed}, {self.shops_partial} partial, "
             f"{self.shops_failed} failed"
             + (f", {self.duplicates} duplicate lines skipped" if self.duplicates else ""),
             f"items:    {self.items:,} new this run, {self.export_items:,} in the export",
-            f"requests: {self.requests:,} billed for {self.pages_done:,} pages read "
+            f"requests: {self.requests:,} billed for {self.pages_done:,} pages read{answers} "
             f"({self.pages_needed:,} pages needed this run; {extra:,} extra: "
             f"{self.retries:,} retries)",
             f"elapsed:  {format_duration(self.elapsed)}"

@@ -191,9 +191,10 @@ class ClientOptions:
             max_requests=self.max_requests,
         )
 
-    def client(self, metrics: Any = None) -> Any:
+    def client(self, metrics: Any = None, redis_url: str | None = None) -> Any:
         """A :class:`~tmapi_async.Client` with these options (imported only now),
-        keeping ``metrics`` (a :class:`~tmapi_async.Metrics`) if given.
+        keeping ``metrics`` (a :class:`~tmapi_async.Metrics`) if given, sharing the
+        token's limits through ``redis_url`` if given.
 
         Raises:
             UsageError: the library refuses an option.
@@ -209,6 +210,7 @@ class ClientOptions:
                 limits=self.limits,
                 timeout=self.timeout,
                 metrics=metrics,
+                **({} if redis_url is None else {"redis_url": redis_url}),
             )
         except InvalidParameterError as exc:
             raise UsageError(str(exc)) from None

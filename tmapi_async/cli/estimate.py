@@ -17,6 +17,7 @@ from ._options import (
     add_output_level,
 )
 from ._output import UsageError, clip, err, fatal_message, library_logs, say
+from ._profiles import add_profiles_option
 
 if TYPE_CHECKING:
     import asyncio
@@ -29,7 +30,8 @@ EPILOG = """\
 Fetches page 1 of each shop (one billed request each, retries aside) and prints, per
 shop, its total_count, the page size the server answers with and the pages a full
 harvest needs; the totals give the requests a harvest will cost (each page once, at most
---max-pages a shop).
+--max-pages a shop). --with-profiles adds the 2 requests a shop of harvest --with-profiles
+(its profile and its category tree), which the estimate does not send.
 
 examples:
   tmapi-async estimate shops.txt
@@ -52,6 +54,7 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
     parser.add_argument(
         "--json", action="store_true", help="one JSON object per shop and one of totals"
     )
+    add_profiles_option(parser, estimate=True)
     add_listing_options(parser)
     add_client_options(parser, budget=False)
     add_output_level(parser)
@@ -68,13 +71,20 @@ class EstimateOptions:
     json: bool = False
     verbose: bool = False
     quiet: bool = False
+    with_profiles: bool = False  #: count the 2 requests a shop of harvest --with-profiles
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> EstimateOptions:
         """From parsed arguments."""
         client = ClientOptions.from_args(args)
         return cls(
-            args.shops, ListingOptions.from_args(args), client, args.json, args.verbose, args.quiet
+            args.shops,
+            ListingOptions.from_args(args),
+            client,
+            args.json,
+            args.verbose,
+            args.quiet,
+            with_profiles=getattr(args, "with_profiles", False),
         )
 
 
@@ -101,7 +111,12 @@ class _Totals:
     duplicates: int = 0
     items: int = 0
     pages: int = 0
+    profiles: int = 0  #: requests for profiles and categories (--with-profiles)
     seen: set[str] = field(default_factory=set)
+
+    def needed(self) -> int:
+        """Requests a full harvest costs: each page once, and the profiles."""
+        return self.pages + self.profiles
 
 
 async def _estimate_one(client: Any, options: EstimateOptions, query: Any, shop: str) -> _Estimate:
@@ -177,12 +192,15 @@ async def estimate(options: EstimateOptions) -> int:
                 async for text in shop_lines(stream, shops):
                     try:
                         key = normalise_shop_url(text)
+                        valid = True
                     except InvalidParameterError:
-                        key = text
+                        key, valid = text, False
                     if key in totals.seen:
                         totals.duplicates += 1
                         continue
                     totals.seen.add(key)
+                    if valid and options.with_profiles:  # a profile and a category tree
+                        totals.profiles += 2
                     window.append(asyncio.create_task(_estimate_one(client, options, query, text)))
                     # Keep about 2x concurrency in flight; print in input order.
                     while len(window) > 2 * client.concurrency:
@@ -217,14 +235,21 @@ def _print_totals(options: EstimateOptions, totals: _Totals, spent: int) -> None
             "items": totals.items,
             "pages": totals.pages,
             "requests_spent": spent,
-            "requests_needed": totals.pages,
+            "requests_needed": totals.needed(),
         }
+        if options.with_profiles:
+            summary["profile_requests"] = totals.profiles
         say(json.dumps({"totals": summary}))
     elif not options.quiet:
         ok = totals.shops - totals.failed
+        why = (
+            f"one per page and {totals.profiles:,} for profiles"
+            if options.with_profiles
+            else "one per page"
+        )
         say(
             f"\n{ok} shops, {totals.items:,} items: a full harvest needs "
-            f"{totals.pages:,} requests (one per page, retries aside); "
+            f"{totals.needed():,} requests ({why}, retries aside); "
             f"this estimate spent {spent:,}"
             + (f"; {totals.failed} shops failed" if totals.failed else "")
             + (f"; {totals.duplicates} duplicate lines skipped" if totals.duplicates else "")

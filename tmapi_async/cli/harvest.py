@@ -33,6 +33,14 @@ from ._options import (
     add_output_level,
 )
 from ._output import UsageError, err, fatal_message, library_logs, say, secrets
+from ._profiles import (
+    PROFILES_HELP,
+    add_profiles_option,
+    open_shops_journal,
+    profiles_running,
+    report_profiles,
+    with_profiles,
+)
 from ._scale_out import add_scale_out_options, redis_option, scale_out_job
 from ._signals import Stop
 
@@ -77,7 +85,7 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
         help="harvest the shops of a list into an export (resumable)",
         description="Harvest every product of the shops listed in SHOPS into OUTPUT, one "
         "row per item. Progress on stderr, a summary at the end.",
-        epilog=f"{EPILOG}\n{SINCE_HELP}",
+        epilog=f"{EPILOG}\n{PROFILES_HELP}\n{SINCE_HELP}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("shops", metavar="SHOPS", help="file of shop URLs, one a line; - = stdin")
@@ -102,6 +110,7 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
         help="CSV: write text cells as sent, without the apostrophe that stops a "
         "spreadsheet from running =, +, -, @ cells as formulas",
     )
+    add_profiles_option(out)
     add_listing_options(parser)
     add_since_option(parser)
     add_client_options(parser, budget=True)
@@ -133,6 +142,7 @@ class HarvestOptions:
     max_backlog: int = 2000  #: with ``redis``: unexported pages that hold workers back
     metrics: MetricsOptions | None = None  #: serve ``/metrics`` while running
     log_format: Literal["text", "json"] = "text"  #: what stderr says: lines, or JSON lines
+    with_profiles: bool = False  #: each shop's profile and categories into OUTPUT.shops.EXT
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> HarvestOptions:
@@ -160,6 +170,7 @@ class HarvestOptions:
             max_backlog=args.max_backlog,
             metrics=metrics_option(args),
             log_format=getattr(args, "log_format", "text"),
+            with_profiles=with_profiles(args),
         )
 
 
@@ -188,6 +199,9 @@ class _Run:
     export_items: int = 0
     manifest: Any = None  #: the run's ManifestRecorder (OUTPUT.manifest.json)
     metrics: Any = None  #: the run's Metrics, with --metrics-port
+    shops_journal: Any = None  #: with --with-profiles: the ShopsJournal of OUTPUT.shops.EXT
+    shop_rows: int = 0  #: with --with-profiles: shops in OUTPUT.shops.EXT, every run
+    profiles: Any = None  #: with --with-profiles: the run's ProfileHarvest
 
 
 async def harvest(options: HarvestOptions) -> int:
@@ -204,11 +218,17 @@ async def harvest(options: HarvestOptions) -> int:
     known = known_items(options.since)
     session = _open(options)
     session.manifest = start_manifest(options)
+    shops = _shop_texts(session)
+    if session.shops_journal is not None:
+        from .._profile_harvest import ProfileHarvest
+
+        session.profiles = ProfileHarvest(session.client, session.shops_journal)
+        shops = session.profiles.tee(shops)
     job = (
         scale_out_job(
             options.redis,
             session.journal,
-            _shop_texts(session),
+            shops,
             client=options.client,
             listing=options.listing,
             output=options.output,
@@ -220,7 +240,7 @@ async def harvest(options: HarvestOptions) -> int:
         )
         if options.redis is not None
         else session.client.harvest(
-            _shop_texts(session),
+            shops,
             listing=options.listing.listing(),
             max_pages=options.listing.max_pages,
             journal=session.journal,
@@ -273,7 +293,10 @@ def _open(options: HarvestOptions) -> _Run:
     from ._shoplist import ShopList, ShopListError, close_shops, open_shops
 
     metrics = None if options.metrics is None else options.metrics.metrics()
-    client = options.client.client(metrics=metrics)
+    # With --redis and --with-profiles, this process asks the profiles itself: within
+    # the limits the token's workers share through that Redis.
+    shared = options.redis if options.with_profiles else None
+    client = options.client.client(metrics=metrics, redis_url=shared)
     try:
         stream = open_shops(options.shops)
     except ShopListError as exc:
@@ -293,6 +316,12 @@ def _open(options: HarvestOptions) -> _Run:
     except (OSError, sqlite3.Error) as exc:
         close_shops(stream)
         raise UsageError(f"cannot open the state file {options.state}: {exc}") from None
+    try:
+        shops_journal = open_shops_journal(options) if options.with_profiles else None
+    except UsageError:
+        close_shops(stream)
+        journal.close()
+        raise
     return _Run(
         options,
         client,
@@ -302,6 +331,7 @@ def _open(options: HarvestOptions) -> _Run:
         Failures(options.output),
         Stop(),
         metrics=metrics,
+        shops_journal=shops_journal,
     )
 
 
@@ -350,7 +380,7 @@ async def _drive(session: _Run, job: Any, display: ProgressDisplay) -> None:
 
     undo = install_signals(session.stop, first, second)
     try:
-        async with session.client:
+        async with session.client, profiles_running(session.profiles):
             results = cast(AsyncGenerator["ShopResult", None], aiter(job))
             with display, library_logs(display.log, verbose=session.options.verbose):
                 async with contextlib.aclosing(results):
@@ -437,7 +467,13 @@ def _finished_event(session: _Run, progress: Any) -> None:
         retries=progress.retries,
         elapsed_s=round(progress.elapsed, 3),
         output=str(session.options.output),
+        **_profile_fields(session),
     )
+
+
+def _profile_fields(session: _Run) -> dict[str, Any]:
+    """With --with-profiles: the shops in OUTPUT.shops.EXT, for harvest_finished."""
+    return {} if session.shops_journal is None else {"profiles": session.shop_rows}
 
 
 def _close(session: _Run, display: ProgressDisplay) -> None:
@@ -448,6 +484,15 @@ def _close(session: _Run, display: ProgressDisplay) -> None:
     from ._shoplist import close_shops
 
     close_shops(session.stream)
+    shops_file = session.shops_journal
+    if shops_file is not None:  # the shops file first: it shares the export's state file
+        try:
+            session.shop_rows = shops_file.rows
+            report_profiles(session, display)
+            shops_file.close()
+        except (OSError, SinkError, sqlite3.Error) as exc:
+            display.error(f"error: cannot finish {shops_file.path}: {exc}")
+            session.fatal = session.fatal or exc
     session.failures.close()
     try:
         session.export_items = session.journal.summary().items
@@ -461,8 +506,13 @@ def _print_summary(session: _Run, progress: Any) -> None:
     from ._display import HarvestSummary
     from ._tokens import token_lines
 
+    answers = 0 if session.profiles is None else session.profiles.progress.answers
     summary = HarvestSummary.from_progress(
-        progress, export_items=session.export_items, pages_needed=progress.pages_planned
+        progress,
+        export_items=session.export_items,
+        pages_needed=progress.pages_planned,
+        # Through Redis the workers' requests are counted, not this process's profiles.
+        profile_answers=answers if session.options.redis is None else 0,
     )
     # With --redis the workers send the requests, not this process's client.
     pool = session.client if session.options.redis is None else None
@@ -473,6 +523,11 @@ def _print_summary(session: _Run, progress: Any) -> None:
         f"export:   {session.options.output}"
         + (f" (failures: {failures.path})" if failures.count else "")
     )
+    if session.shops_journal is not None:
+        say(
+            f"profiles: {session.shops_journal.path} ({session.shop_rows} shops; "
+            f"{answers:,} answers this run)"
+        )
 
 
 def _exit_code(session: _Run) -> int:

@@ -21,6 +21,7 @@ one SQLite file beside the export (its *state file*) and owns the export's
 :class:`Sink`, so that a page's items and the export's position commit together.
 """
 
+from ._shops import ShopRow, ShopsJournal, shops_path
 from ._sinks import (
     FORMATS,
     CsvSink,
@@ -50,11 +51,14 @@ __all__ = [
     "JournalSummary",
     "JsonlSink",
     "ParquetSink",
+    "ShopRow",
+    "ShopsJournal",
     "Sink",
     "SinkError",
     "default_state_path",
     "neutralise",
     "open_sink",
     "public_base_url",
+    "shops_path",
     "spool_path",
 ]

@@ -14,9 +14,12 @@ from typing import Any, Literal
 
 __all__ = ["ColumnKind", "load_pyarrow", "read_batches", "spool_size_of", "write_parquet"]
 
-#: What a column holds: text, a whole number, a float, a list of texts, or a
-#: ``sale_info`` (``sale_quantity`` as a whole number, ``sale_amount`` as a float).
-ColumnKind = Literal["text", "int", "float", "texts", "sale_info"]
+#: What a column holds: text, a whole number, a float, a flag, a list of texts, a
+#: ``sale_info`` (``sale_quantity`` as a whole number, ``sale_amount`` as a float), a
+#: shop's ``ratings`` (``title``, ``type``, ``score``) or its ``categories`` (``id``,
+#: ``name``, ``full_name``, ``count`` and the sub-categories, two levels nested: deeper
+#: ones are JSON text in the second level's ``children``).
+ColumnKind = Literal["text", "int", "float", "bool", "texts", "sale_info", "ratings", "categories"]
 
 INSTALL = "pip install 'tmapi-async[parquet]'"
 
@@ -43,8 +46,23 @@ def _arrow_type(pa: Any, kind: ColumnKind) -> Any:
         return pa.int64()
     if kind == "float":
         return pa.float64()
+    if kind == "bool":
+        return pa.bool_()
     if kind == "texts":
         return pa.list_(pa.string())
+    if kind == "ratings":
+        return pa.list_(
+            pa.struct([("title", pa.string()), ("type", pa.string()), ("score", pa.float64())])
+        )
+    if kind == "categories":
+        category = [
+            ("id", pa.string()),
+            ("name", pa.string()),
+            ("full_name", pa.string()),
+            ("count", pa.int64()),
+        ]
+        child = pa.struct([*category, ("children", pa.string())])
+        return pa.list_(pa.struct([*category, ("children", pa.list_(child))]))
     return pa.struct([("sale_quantity", pa.int64()), ("sale_amount", pa.float64())])
 
 

@@ -205,6 +205,36 @@ def _csv_row(
     ]
 
 
+class _CsvFile:
+    """CSV rows appended to an :class:`_AppendFile`, a header first on a new file."""
+
+    def __init__(self, path: Path, resume_at: int, header: Sequence[str]) -> None:
+        self._out = _AppendFile(path, resume_at)
+        self._text = io.StringIO()
+        # CRLF rows (RFC 4180): with "\n" alone, csv would not quote a cell holding a
+        # bare CR, and a reader would split the row there.
+        self._writer = csv.writer(self._text, lineterminator="\r\n")
+        if resume_at == 0:
+            self.write_rows([header])
+
+    @property
+    def position(self) -> int:
+        return self._out.position
+
+    def write_rows(self, rows: Iterable[Sequence[object]]) -> None:
+        """Append ``rows`` and flush them to the OS."""
+        self._writer.writerows(rows)
+        self._out.append(self._text.getvalue().encode())
+        self._text.seek(0)
+        self._text.truncate()
+
+    def sync(self) -> None:
+        self._out.sync()
+
+    def close(self) -> None:
+        self._out.close()
+
+
 class CsvSink:
     """CSV with a header row; nested fields flattened (see :data:`CSV_COLUMNS`).
 
@@ -215,32 +245,20 @@ class CsvSink:
     def __init__(self, path: Path, *, resume_at: int = 0, raw: bool = False) -> None:
         self.path = path
         self._safe = _as_is if raw else neutralise
-        self._out = _AppendFile(path, resume_at)
+        self._out = _CsvFile(path, resume_at, CSV_COLUMNS)
         self._encode = msgspec.json.Encoder().encode
-        self._text = io.StringIO()
-        # CRLF rows (RFC 4180): with "\n" alone, csv would not quote a cell holding a
-        # bare CR, and a reader would split the row there.
-        self._writer = csv.writer(self._text, lineterminator="\r\n")
-        if resume_at == 0:
-            self._writer.writerow(CSV_COLUMNS)
-            self._drain()
 
     @property
     def position(self) -> int:
         """Bytes written and flushed so far (the header included)."""
         return self._out.position
 
-    def _drain(self) -> None:
-        self._out.append(self._text.getvalue().encode())
-        self._text.seek(0)
-        self._text.truncate()
-
     def write(self, shop_url: str, items: Sequence[ShopItem]) -> None:
         """Append one row per item."""
         if items:
-            rows = (_csv_row(shop_url, item, self._encode, self._safe) for item in items)
-            self._writer.writerows(rows)
-            self._drain()
+            self._out.write_rows(
+                _csv_row(shop_url, item, self._encode, self._safe) for item in items
+            )
 
     def sync(self) -> None:
         """fsync the file."""

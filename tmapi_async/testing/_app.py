@@ -8,7 +8,7 @@ import math
 import socket
 import struct
 from collections import Counter, OrderedDict, deque
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Final
 
 import msgspec
@@ -27,11 +27,23 @@ from ._faults import (
     latency_seconds,
 )
 from ._log import RequestLog, RequestRecord, fingerprint
+from ._profiles import shop_category_tree, shop_profile
 
-__all__ = ["ENDPOINT", "SIMULATOR_KEY", "Simulator", "create_app"]
+__all__ = [
+    "ENDPOINT",
+    "SHOP_CATEGORY_ENDPOINT",
+    "SHOP_INFO_ENDPOINT",
+    "SIMULATOR_KEY",
+    "Simulator",
+    "create_app",
+]
 
 #: Path of the simulated endpoint.
 ENDPOINT: Final = "/1688/shop/items/v2"
+#: Path of the simulated shop-profile endpoint.
+SHOP_INFO_ENDPOINT: Final = "/1688/shop/shop_info"
+#: Path of the simulated shop-category endpoint.
+SHOP_CATEGORY_ENDPOINT: Final = "/1688/shop/category"
 
 _JSON: Final = "application/json"
 _REASONS: Final = {439: "Insufficient Balance", 499: "Client Closed Request"}
@@ -227,12 +239,46 @@ class Simulator:
             async with asyncio.timeout(seconds):
                 await self.closing.wait()
 
+    def _shop_body(self, endpoint: str, name: str) -> bytes:
+        """The answer of a shop-profile or shop-category request (cached)."""
+        cfg = self.config
+        key: tuple[object, ...] = (endpoint, name, cfg.day, cfg.day_changes())
+        body = self._pages.get(key)
+        if body is None:
+            if endpoint == SHOP_INFO_ENDPOINT:
+                data = shop_profile(name, cfg.day)
+            else:
+                data = shop_category_tree(self.catalogue(name, cfg.shop_size(name)))
+            body = _encode({"code": 200, "msg": "success", "data": data})
+            self._pages[key] = body
+            if len(self._pages) > cfg.page_cache_size:
+                self._pages.popitem(last=False)
+        return body
+
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """aiohttp handler for :data:`ENDPOINT`."""
+        return await self._handle(request, self._serve)
+
+    async def handle_shop_info(self, request: web.Request) -> web.StreamResponse:
+        """aiohttp handler for :data:`SHOP_INFO_ENDPOINT`: the shop's profile."""
+        return await self._handle(request, self._serve_shop)
+
+    async def handle_shop_category(self, request: web.Request) -> web.StreamResponse:
+        """aiohttp handler for :data:`SHOP_CATEGORY_ENDPOINT`: the shop's categories."""
+        return await self._handle(request, self._serve_shop)
+
+    async def _handle(
+        self,
+        request: web.Request,
+        serve: Callable[[web.Request, RequestRecord], Awaitable[web.StreamResponse]],
+    ) -> web.StreamResponse:
+        """The account rules every endpoint shares (key, quota, rate, in flight), then
+        ``serve``."""
         cfg = self.config
         token, auth = _key(request)
         fp = self._fingerprint(token) if token else ""
         rec = self.log.begin(cfg.clock(), fp, auth)
+        rec.endpoint = request.path
         try:
             try:
                 accepted = cfg.auth == "both" or auth in (cfg.auth, "both")
@@ -243,7 +289,7 @@ class Simulator:
                 return reject.response
             self._admitted[fp] += 1
             try:
-                return await self._serve(request, rec)
+                return await serve(request, rec)
             finally:
                 self._admitted[fp] -= 1
         finally:
@@ -265,21 +311,12 @@ class Simulator:
             rec.shop, rec.page, rec.page_size, rec.sort = name, page, page_size, sort
             rec.cat, rec.cat_type = cat, cat_type
             key = (name, page, page_size, sort, cat, cat_type)
-            self._attempts[key] += 1
-            rec.attempt = self._attempts[key]
-            if cfg.latency_ms[1] > 0:
-                await self._sleep(latency_seconds(cfg.seed, key, rec.attempt, *cfg.latency_ms))
-        if cfg.on_request is not None:
-            await cfg.on_request(rec)
+        await self._arrive(rec, key)
         if params is None:
-            rec.outcome, rec.status, rec.code = "bad_parameter", 422, 422
-            return self._error(422)
+            return self._bad_parameter(rec)
         name, page, page_size = params
-        failing_from = cfg.failing_shops.get(name)
-        if failing_from is not None and page >= failing_from:
-            rec.outcome = "failing_shop"
-            rec.status = rec.code = cfg.failing_code
-            return self._error(cfg.failing_code)
+        if (failed := self._failing(rec, name, page)) is not None:
+            return failed
 
         if cfg.drift_every:
             n = self._shop_requests[name] = self._shop_requests[name] + 1
@@ -296,6 +333,54 @@ class Simulator:
             page,
             min(page_size, cfg.page_size_max),
         )
+        return await self._answer(request, rec, key, body)
+
+    async def _serve_shop(self, request: web.Request, rec: RequestRecord) -> web.StreamResponse:
+        """A shop's profile or categories: the same parameters check, latency, failing
+        shops and faults as a page (a failing shop fails here when its page 1 does)."""
+        name = self._shop_name(request.query.get("shop_url") or "")
+        key: tuple[object, ...] = ()
+        if name:
+            rec.shop = name
+            key = (request.path, name)
+        await self._arrive(rec, key)
+        if not name:
+            return self._bad_parameter(rec)
+        if (failed := self._failing(rec, name, 1)) is not None:
+            return failed
+        return await self._answer(request, rec, key, self._shop_body(request.path, name))
+
+    async def _arrive(self, rec: RequestRecord, key: tuple[object, ...]) -> None:
+        """Number the attempt at ``key`` (if the parameters were read), wait its latency,
+        then the ``on_request`` hook."""
+        cfg = self.config
+        if key:
+            self._attempts[key] += 1
+            rec.attempt = self._attempts[key]
+            if cfg.latency_ms[1] > 0:
+                await self._sleep(latency_seconds(cfg.seed, key, rec.attempt, *cfg.latency_ms))
+        if cfg.on_request is not None:
+            await cfg.on_request(rec)
+
+    def _bad_parameter(self, rec: RequestRecord) -> web.Response:
+        """422: the parameters name no shop or page."""
+        rec.outcome, rec.status, rec.code = "bad_parameter", 422, 422
+        return self._error(422)
+
+    def _failing(self, rec: RequestRecord, name: str, page: int) -> web.Response | None:
+        """The failing code for a page of a failing shop (``None``: not failing)."""
+        failing_from = self.config.failing_shops.get(name)
+        if failing_from is None or page < failing_from:
+            return None
+        rec.outcome = "failing_shop"
+        rec.status = rec.code = self.config.failing_code
+        return self._error(self.config.failing_code)
+
+    async def _answer(
+        self, request: web.Request, rec: RequestRecord, key: tuple[object, ...], body: bytes
+    ) -> web.StreamResponse:
+        """``body``, or the fault the seed draws for this request instead."""
+        cfg = self.config
         fault = None
         if cfg.fault_rate > 0:
             fault = decide_fault(
@@ -377,5 +462,7 @@ def create_app(config: SimulatorConfig | None = None) -> web.Application:
     sim = Simulator(config)
     app[SIMULATOR_KEY] = sim
     app.router.add_get(ENDPOINT, sim.handle)
+    app.router.add_get(SHOP_INFO_ENDPOINT, sim.handle_shop_info)
+    app.router.add_get(SHOP_CATEGORY_ENDPOINT, sim.handle_shop_category)
     app.on_shutdown.append(_on_shutdown)
     return app

@@ -24,7 +24,9 @@ It serves until SIGINT/SIGTERM and then exits 0.
 
 Shops: every shop URL https://NAME.1688.com/... has a deterministic catalogue seeded by NAME,
 of a size from --items-per-shop (a fixed N, or A..B picked from NAME). With --shops N, only
-shop1 .. shopN exist (https://shop1.1688.com ...) and any other shop is empty.
+shop1 .. shopN exist (https://shop1.1688.com ...) and any other shop is empty. Each shop
+also has a profile (GET /1688/shop/shop_info) and a category tree (GET /1688/shop/category),
+under the same keys, limits and faults; --day N moves its ratings and favourites.
 """
 
 _EPILOG = """\

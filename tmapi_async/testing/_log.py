@@ -30,6 +30,9 @@ class RequestRecord:
     from 1 (0 for a request rejected before its parameters were read). ``drift`` is the number of
     drift items the shop had when the page was served. ``auth`` is how the request sent
     its key: ``header`` (``apikey``), ``query`` (``apiToken``), ``both`` or ``none``.
+    ``endpoint`` is the path asked: the shop-items endpoint, or the shop's profile
+    (``/1688/shop/shop_info``) or categories (``/1688/shop/category``), whose records
+    have no ``page``.
     """
 
     seq: int
@@ -48,6 +51,7 @@ class RequestRecord:
     outcome: str = ""
     drift: int = 0
     auth: str = "none"
+    endpoint: str = "/1688/shop/items/v2"
 
 
 class RequestLog:
@@ -141,6 +145,10 @@ class RequestLog:
         return sum(
             1 for r in self._records if r.outcome == "unauthorized" and fp in (None, r.token_fp)
         )
+
+    def count_by_endpoint(self, outcome: str | None = None) -> Counter[tuple[str, str | None]]:
+        """Number of requests per (endpoint path, shop), of ``outcome`` if given."""
+        return Counter((r.endpoint, r.shop) for r in self._records if outcome in (None, r.outcome))
 
     def count_by_status(self) -> Counter[int]:
         """Number of requests per HTTP status (0 = reset)."""

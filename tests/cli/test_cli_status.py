@@ -1,4 +1,5 @@
-"""The scale-out commands' edges: what they say and return before any work starts."""
+"""``tmapi-async status``: what it prints of an empty Redis, and what it says of a Redis
+it cannot reach (as ``worker`` does)."""
 
 from __future__ import annotations
 
@@ -15,26 +16,11 @@ def _closed_port() -> int:
         return int(probe.getsockname()[1])  # closed again when this returns
 
 
-def test_worker_needs_a_token(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    monkeypatch.delenv("TMAPI_TOKEN", raising=False)
-    assert main(["worker", "--redis", "redis://127.0.0.1:1/0"]) == 2
-    assert "no API token" in capsys.readouterr().err
-
-
-def test_worker_needs_a_redis(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    monkeypatch.setenv("TMAPI_TOKEN", "tok-cli")
-    monkeypatch.delenv("TMAPI_REDIS_URL", raising=False)
-    assert main(["worker"]) == 2
-    assert "--redis URL or set TMAPI_REDIS_URL" in capsys.readouterr().err
-
-
 def test_unreachable_redis_is_fatal_and_named_without_its_password(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """worker and status against a closed port exit 3, naming the host but not the password or
+    token."""
     monkeypatch.setenv("TMAPI_TOKEN", "tok-cli-secret")
     url = f"redis://:hunter2-password@127.0.0.1:{_closed_port()}/0"
     assert main(["worker", "--redis", url]) == 3
@@ -46,6 +32,7 @@ def test_unreachable_redis_is_fatal_and_named_without_its_password(
 
 
 def test_status_of_an_empty_redis(redis_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """status of an empty Redis lists no harvests, workers or tokens, and exits 0."""
     assert main(["status", "--redis", redis_url]) == 0
     out = capsys.readouterr().out
     assert out.splitlines() == [

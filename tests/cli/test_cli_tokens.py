@@ -1,18 +1,25 @@
-"""``harvest --auth``: against a server that takes the key one way only, ``auto`` finds
+"""The API key on the command line: how it is sent and that it is never shown.
+
+``harvest --auth``: against a server that takes the key one way only, ``auto`` finds
 the way at the cost of at most one refused request per key (counted at the server);
 ``--auth header`` never puts ``apiToken`` in a URL; a key refused both ways exits 3
-after exactly two requests, naming both ways and not the key."""
+after exactly two requests, naming both ways and not the key. No token: a usage error
+saying how to give one. The token is in no output, state or export, even when it is
+a short piece of ordinary words."""
 
 from __future__ import annotations
 
 import json
 import re
+import sqlite3
 from collections import Counter
 from pathlib import Path
 
+import clishops
 import pytest
-from clirun import cli_env, harvest_args, run_cli
+from clirun import TOKEN, cli_env, harvest_args, run_cli
 
+from tmapi_async.cli import ExitCode
 from tmapi_async.testing import SimulatedTmapi
 
 KEY = "key-SECRET-6c2a91"  # distinctive: a leak is found by a plain search
@@ -149,17 +156,60 @@ async def test_an_invalid_auth_is_a_usage_error_naming_the_values(
         assert len(sim.log) == 0
 
 
-@pytest.mark.parametrize(
-    ("flag", "env"), [(["--auth", "apikey"], None), ([], "bearer")], ids=["flag", "env"]
-)
-async def test_a_worker_refuses_an_invalid_auth(flag: list[str], env: str | None) -> None:
-    """``worker --auth`` (or ``TMAPI_AUTH``) takes the same values: exit 2 otherwise."""
-    environment = cli_env(KEY)
-    if env is not None:
-        environment["TMAPI_AUTH"] = env
-    run = await run_cli("worker", "--redis", "redis://127.0.0.1:1/0", *flag, env=environment)
+# -- no token; the token stays secret -----------------------------------------------------
+
+
+async def test_exit_2_no_token(tmp_path: Path) -> None:
+    """No --token and no TMAPI_TOKEN: say how to give one."""
+    shops = clishops.write_shops(tmp_path / "shops.txt", clishops.SHOPS)
+    run = await run_cli("harvest", str(shops), "-o", str(tmp_path / "o.jsonl"), env=cli_env(None))
     assert run.code == 2
-    assert "auto" in run.err
-    assert "header" in run.err
-    assert "query" in run.err
-    assert KEY not in run.err
+    assert "TMAPI_TOKEN" in run.err
+
+
+async def test_token_never_printed_or_stored(sim: SimulatedTmapi, tmp_path: Path) -> None:
+    """Not in stdout or stderr (even --verbose, even with failures), state, exports."""
+    shops = clishops.write_shops(tmp_path / "shops.txt", [*clishops.SHOPS, "bad line", f"x{TOKEN}"])
+    out = tmp_path / "items.csv"
+    runs = [
+        await run_cli(*harvest_args(sim, shops, out, "--verbose", "--token", TOKEN)),
+        await run_cli(*harvest_args(sim, shops, out, "--verbose", f"--token={TOKEN}")),
+        await run_cli("harvest", str(shops), "-o", str(out), "--tokn", TOKEN),
+        await run_cli(
+            *harvest_args(sim, shops, tmp_path / "e.jsonl", "--verbose"), "--max-requests", "2"
+        ),
+        await run_cli("estimate", str(shops), "--base-url", sim.url, "--token", TOKEN, "-v"),
+    ]
+    assert [r.code for r in runs] == [1, 1, 2, 3, 1]
+    assert "complete https://shop1.1688.com/" in runs[0].err  # --verbose names shops
+    for run in runs:
+        assert TOKEN not in run.out
+        assert TOKEN not in run.err
+    assert clishops.files_containing(tmp_path, TOKEN) == ["shops.txt"]
+    db = sqlite3.connect(tmp_path / "items.csv.state.db")
+    dump = "\n".join(db.iterdump())
+    db.close()
+    assert TOKEN not in dump
+
+
+async def test_a_short_token_does_not_mangle_the_summary(
+    sim: SimulatedTmapi, tmp_path: Path
+) -> None:
+    """A 4-letter test token that is also part of ordinary words: the summary reads as
+    usual, and the token as a token appears nowhere (output, state, export)."""
+    token = "plet"  # as in "complete"
+    shops = clishops.write_shops(tmp_path / "shops.txt", [*clishops.SHOPS[:3], "not a shop"])
+    out = tmp_path / "items.jsonl"
+    run = await run_cli(*harvest_args(sim, shops, out, "--verbose"), env=cli_env(token))
+    assert run.code == ExitCode.SHOPS_FAILED, run.err
+    assert "3 complete" in run.out
+    assert "***" not in run.out
+    assert "complete https://shop1.1688.com/" in run.err
+    for text in (run.out, run.err):
+        assert f"apiToken={token}" not in text
+        assert f" {token} " not in text
+    db = sqlite3.connect(tmp_path / "items.jsonl.state.db")
+    dump = "\n".join(db.iterdump())
+    db.close()
+    assert not re.search(rf"\b{token}\b", dump)  # "complete" is in the schema
+    assert token.encode() not in out.read_bytes()

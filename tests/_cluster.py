@@ -193,3 +193,22 @@ def only_harvest(url: str) -> str | None:
     with redis_sync.Redis.from_url(url) as conn:
         hids = conn.smembers("tmapi:harvests")
     return next(iter(hids)).decode() if len(hids) == 1 else None
+
+
+def create_harvests(url: str, *hids: str, shops: int = 0, max_backlog: int | None = None) -> None:
+    """Create harvests ``hids`` in the Redis at ``url`` (kept an hour once finished), each
+    with ``shops`` shops submitted, as a coordinator would."""
+    from redis.asyncio import Redis
+
+    from tmapi_async._redis.control import configure
+    from tmapi_async._redis.queue import HarvestQueue
+
+    async def create() -> None:
+        async with Redis.from_url(url) as client:
+            for hid in hids:
+                queue = HarvestQueue(client, hid)
+                await queue.create(output=f"/tmp/{hid}.jsonl", params={"page_size": 20})
+                await configure(queue, keep=3600, max_backlog=max_backlog)
+                await queue.submit([f"https://{hid}{i}.1688.com/" for i in range(shops)])
+
+    asyncio.run(create())

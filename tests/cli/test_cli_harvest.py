@@ -1,80 +1,31 @@
-"""The ``tmapi-async`` command line, run as a subprocess against an in-process simulator.
+"""``tmapi-async harvest``, run as a subprocess against an in-process simulator.
 
 Every exit code of the contract, the shop-list rules, the export formats, the budget
-stop, fatal API errors, signals, and the token never leaving the process.
+stop, fatal API errors, signals, resuming, and the options that must reach the API.
 """
 
 from __future__ import annotations
 
 import asyncio
-import csv
-import json
+import re
 import signal
 import sqlite3
-from collections import Counter
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pyarrow.parquet as pq
 import pytest
-import pytest_asyncio
-from clirun import TOKEN, cli_env, finish, harvest_args, run_cli, start_cli
+from clirun import TOKEN, finish, harvest_args, run_cli, start_cli
+from clishops import (
+    SHOPS,
+    SIZES,
+    assert_exactly_once,
+    expected_rows,
+    pages_requested,
+    read_rows,
+    write_shops,
+)
 
-import tmapi_async
+from tmapi_async.cli import ExitCode, main
 from tmapi_async.testing import RequestRecord, SimulatedTmapi
-
-SIZES = {"shop1": 45, "shop2": 0, "shop3": 1, "shop4": 20, "shop5": 21, "shop6": 100}
-SHOPS = [f"https://shop{i}.1688.com/" for i in range(1, 7)]
-
-
-def write_shops(path: Path, lines: list[str]) -> Path:
-    """A SHOPS file with these lines."""
-    path.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
-    return path
-
-
-def read_rows(path: Path) -> list[tuple[str, str]]:
-    """(shop_url, item_id) of every row of an export, in file order."""
-    if path.suffix == ".csv":
-        with open(path, newline="", encoding="utf-8") as f:
-            return [(r["shop_url"], r["item_id"]) for r in csv.DictReader(f)]
-    if path.suffix == ".parquet":
-        table = pq.read_table(path, columns=["shop_url", "item_id"])
-        return list(zip(*(c.to_pylist() for c in table.columns), strict=True))
-    return [
-        (row["shop_url"], row["item_id"])
-        for row in map(json.loads, path.read_text(encoding="utf-8").splitlines())
-    ]
-
-
-def expected_rows(sim: SimulatedTmapi, shops: list[str]) -> set[tuple[str, str]]:
-    """Every (shop_url, item_id) the simulator holds for these shops."""
-    return {(s, item.item_id) for s in shops for item in sim.expected_items(s)}
-
-
-def assert_exactly_once(rows: list[tuple[str, str]], expected: set[tuple[str, str]]) -> None:
-    """Every expected row once, nothing else."""
-    dupes = [row for row, n in Counter(rows).items() if n > 1]
-    assert not dupes, f"duplicated rows: {dupes[:5]}"
-    assert set(rows) == expected
-
-
-def files_containing(directory: Path, secret: str) -> list[str]:
-    """Names of the files in ``directory`` whose bytes contain ``secret``."""
-    return sorted(p.name for p in directory.iterdir() if secret.encode() in p.read_bytes())
-
-
-def pages_requested(records: list[RequestRecord]) -> Counter[tuple[str | None, int | None]]:
-    """Requests per (shop name, page)."""
-    return Counter((r.shop, r.page) for r in records)
-
-
-@pytest_asyncio.fixture
-async def sim() -> AsyncIterator[SimulatedTmapi]:
-    """A simulator with shops of the sizes in SIZES (pages of 20)."""
-    async with SimulatedTmapi(shop_sizes=SIZES, default_shop_size=0) as server:
-        yield server
-
 
 # -- exit 0 -------------------------------------------------------------------------------
 
@@ -189,33 +140,6 @@ async def test_failures_file_is_removed_once_nothing_fails(
 # -- exit 2 -------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("extra", "message"),
-    [
-        (["--nope"], "unrecognized arguments: --nope"),
-        (["--page-size", "0"], "must be at least 1"),
-        (["--cat-type", "3"], "invalid choice: '3'"),
-        (["--sort", "cheap"], "invalid choice: 'cheap'"),
-        (["--rate", "fast"], "expected a number"),
-        (["--format", "xml"], "invalid choice: 'xml'"),
-    ],
-)
-async def test_exit_2_bad_flags(tmp_path: Path, extra: list[str], message: str) -> None:
-    """A bad flag: usage on stderr, exit 2, nothing sent or written."""
-    shops = write_shops(tmp_path / "shops.txt", SHOPS)
-    run = await run_cli("harvest", str(shops), "--output", str(tmp_path / "o.jsonl"), *extra)
-    assert run.code == 2
-    assert message in run.err
-    assert "Traceback" not in run.err
-    assert not (tmp_path / "o.jsonl").exists()
-
-
-async def test_exit_2_missing_output_and_no_command(tmp_path: Path) -> None:
-    """``--output`` is required; so is a command."""
-    assert (await run_cli("harvest", "shops.txt")).code == 2
-    assert (await run_cli()).code == 2
-
-
 async def test_exit_2_unreadable_shops_file(tmp_path: Path) -> None:
     """A SHOPS file that does not exist or is a directory is a usage error."""
     run = await run_cli("harvest", str(tmp_path / "nope.txt"), "-o", str(tmp_path / "o.jsonl"))
@@ -226,14 +150,6 @@ async def test_exit_2_unreadable_shops_file(tmp_path: Path) -> None:
     assert run.code == 2
     assert "is a directory" in run.err
     assert "Traceback" not in run.err
-
-
-async def test_exit_2_no_token(tmp_path: Path) -> None:
-    """No --token and no TMAPI_TOKEN: say how to give one."""
-    shops = write_shops(tmp_path / "shops.txt", SHOPS)
-    run = await run_cli("harvest", str(shops), "-o", str(tmp_path / "o.jsonl"), env=cli_env(None))
-    assert run.code == 2
-    assert "TMAPI_TOKEN" in run.err
 
 
 async def test_exit_2_output_directory_missing(tmp_path: Path) -> None:
@@ -358,137 +274,35 @@ async def test_signal_stops_gracefully_and_rerun_resumes(
         assert_exactly_once(read_rows(out), expected_rows(server, names))
 
 
-# -- the token stays secret ---------------------------------------------------------------
+async def test_a_second_ctrl_c_quits_at_once(tmp_path: Path) -> None:
+    """The first Ctrl-C waits for the requests in flight; when they hang, a second one
+    quits at once (exit 130, no traceback) and the state stays usable."""
+    arrived = asyncio.Event()
+    never = asyncio.Event()
 
+    async def hang(_record: RequestRecord) -> None:
+        arrived.set()
+        await never.wait()  # the answer never comes (until the simulator closes)
 
-async def test_token_never_printed_or_stored(sim: SimulatedTmapi, tmp_path: Path) -> None:
-    """Not in stdout or stderr (even --verbose, even with failures), state, exports."""
-    shops = write_shops(tmp_path / "shops.txt", [*SHOPS, "bad line", f"x{TOKEN}"])
-    out = tmp_path / "items.csv"
-    runs = [
-        await run_cli(*harvest_args(sim, shops, out, "--verbose", "--token", TOKEN)),
-        await run_cli(*harvest_args(sim, shops, out, "--verbose", f"--token={TOKEN}")),
-        await run_cli("harvest", str(shops), "-o", str(out), "--tokn", TOKEN),
-        await run_cli(
-            *harvest_args(sim, shops, tmp_path / "e.jsonl", "--verbose"), "--max-requests", "2"
-        ),
-        await run_cli("estimate", str(shops), "--base-url", sim.url, "--token", TOKEN, "-v"),
-    ]
-    assert [r.code for r in runs] == [1, 1, 2, 3, 1]
-    assert "complete https://shop1.1688.com/" in runs[0].err  # --verbose names shops
-    for run in runs:
-        assert TOKEN not in run.out
-        assert TOKEN not in run.err
-    assert files_containing(tmp_path, TOKEN) == ["shops.txt"]
-    db = sqlite3.connect(tmp_path / "items.csv.state.db")
-    dump = "\n".join(db.iterdump())
-    db.close()
-    assert TOKEN not in dump
-
-
-# -- estimate -----------------------------------------------------------------------------
-
-
-async def test_estimate_reports_pages_and_requests(sim: SimulatedTmapi, tmp_path: Path) -> None:
-    """One request per shop; per-shop pages and the total a harvest will cost."""
-    shops = write_shops(tmp_path / "shops.txt", [*SHOPS, SHOPS[0]])
-    run = await run_cli("estimate", str(shops), "--base-url", sim.url)
-    assert run.code == 0, run.err
-    assert len(sim.log) == 6
-    row = next(x for x in run.out.splitlines() if x.startswith("https://shop6.1688.com/"))
-    assert row.split()[1:4] == ["100", "20", "5"]
-    assert "a full harvest needs 13 requests" in run.out
-    assert "1 duplicate lines skipped" in run.out
-
-
-async def test_estimate_json_and_failures(sim: SimulatedTmapi, tmp_path: Path) -> None:
-    """--json gives one object per shop and the totals; a bad line makes exit 1."""
-    shops = write_shops(tmp_path / "shops.txt", [SHOPS[0], "oops"])
-    run = await run_cli("estimate", str(shops), "--base-url", sim.url, "--json")
-    assert run.code == 1
-    objects = [json.loads(x) for x in run.out.splitlines()]
-    assert objects[0] == {
-        "shop_url": SHOPS[0],
-        "total_count": 45,
-        "page_size": 20,
-        "pages": 3,
-    }
-    assert objects[1]["shop_url"] == "oops"
-    assert "error" in objects[1]
-    assert objects[2]["totals"]["requests_needed"] == 3
-    assert objects[2]["totals"]["failed"] == 1
-
-
-async def test_estimate_exit_3_on_bad_token(tmp_path: Path) -> None:
-    """A refused token stops the estimate with exit 3."""
-    async with SimulatedTmapi(tokens={"other"}) as server:
+    async with SimulatedTmapi(shop_sizes=SIZES, on_request=hang) as server:
         shops = write_shops(tmp_path / "shops.txt", SHOPS)
-        run = await run_cli("estimate", str(shops), "--base-url", server.url)
-    assert run.code == 3
-    assert "Token is not authorized" in run.err
-
-
-# -- help, version, simulate --------------------------------------------------------------
-
-
-async def test_help_teaches_and_version() -> None:
-    """--help has examples and exit codes; --version prints the version."""
-    run = await run_cli("--help")
-    assert run.code == 0
-    assert "examples:" in run.out
-    assert "tmapi-async demo" in run.out
-    run = await run_cli("harvest", "--help")
-    assert run.code == 0
-    for flag in ("--output", "--format", "--state", "--max-requests", "--cat-type", "--quiet"):
-        assert flag in run.out
-    assert "exit codes" in run.out
-    run = await run_cli("--version")
-    assert run.code == 0
-    assert run.out.strip() == f"tmapi-async {tmapi_async.__version__}"
-
-
-async def test_simulate_subcommand_prints_its_url_first(tmp_path: Path) -> None:
-    """``tmapi-async simulate`` serves until SIGTERM and prints its URL on line 1."""
-    proc = await start_cli("simulate", "--port", "0")
-    assert proc.stdout is not None
-    line = await asyncio.wait_for(proc.stdout.readline(), timeout=30)
-    assert line.decode().startswith("http://127.0.0.1:")
-    proc.send_signal(signal.SIGTERM)
-    assert await asyncio.wait_for(proc.wait(), timeout=30) == 0
-
-
-async def test_demo_runs_without_token_or_network(tmp_path: Path) -> None:
-    """The demo starts its own simulator, harvests, says where the export is."""
-    run = await run_cli(
-        "demo", "--shops", "12", "--dir", str(tmp_path / "demo"), "--quiet", env=cli_env(None)
-    )
-    assert run.code == 0, run.err
-    export = tmp_path / "demo" / "items.jsonl"
-    assert str(export.resolve()) in run.out
-    rows = read_rows(export)
-    assert rows
-    assert len(rows) == len(set(rows))
-    assert {s for s, _ in rows} <= {f"https://shop{i}.1688.com/" for i in range(1, 13)}
-
-
-async def test_demo_next_day_diffs_the_two_exports(tmp_path: Path) -> None:
-    """--next-day harvests the shops a day later and writes what changed between the two."""
-    demo = tmp_path / "demo"
-    run = await run_cli(
-        "demo", "--shops", "12", "--dir", str(demo), "--next-day", "--quiet", env=cli_env(None)
-    )
-    assert run.code == 0, run.err
-    changes = demo / "changes.jsonl"
-    assert str(changes.resolve()) in run.out
-    day0, day1 = set(read_rows(demo / "items.jsonl")), set(read_rows(demo / "items-day1.jsonl"))
-    rows = [json.loads(line) for line in changes.read_text(encoding="utf-8").splitlines()]
-    by_kind: dict[str, set[tuple[str, str]]] = {}
-    for row in rows:
-        by_kind.setdefault(row["change"], set()).add((row["shop_url"], row["item_id"]))
-    assert by_kind["new"] == day1 - day0
-    assert by_kind["gone"] == day0 - day1
-    assert by_kind["price"]
-    assert by_kind["price"] <= day0 & day1
+        out = tmp_path / "items.jsonl"
+        args = harvest_args(server, shops, out)
+        args[args.index("--timeout") + 1] = "600"  # only the second Ctrl-C can end it
+        proc = await start_cli(*args)
+        await asyncio.wait_for(arrived.wait(), timeout=60)
+        proc.send_signal(signal.SIGINT)
+        assert proc.stderr is not None
+        line = await asyncio.wait_for(proc.stderr.readline(), timeout=60)
+        assert b"stopping" in line
+        proc.send_signal(signal.SIGINT)
+        run = await asyncio.wait_for(finish(proc), timeout=60)  # not the 600 s timeout
+    assert run.code == ExitCode.SIGINT
+    assert "stopped by SIGINT" in run.err
+    assert "Traceback" not in run.err
+    db = sqlite3.connect(tmp_path / "items.jsonl.state.db")
+    assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    db.close()
 
 
 async def test_a_fatal_error_ends_the_run_while_stdin_is_still_open(tmp_path: Path) -> None:
@@ -501,3 +315,103 @@ async def test_a_fatal_error_ends_the_run_while_stdin_is_still_open(tmp_path: Pa
         code = await asyncio.wait_for(proc.wait(), timeout=60)
         proc.stdin.close()
     assert code == 3
+
+
+# -- hostile input lines ------------------------------------------------------------------
+
+
+async def test_a_2mb_garbage_line_is_not_echoed_whole(sim: SimulatedTmapi, tmp_path: Path) -> None:
+    """The message quotes the start of the line and says how long it was; the failures
+    file keeps the line whole, so it stays a SHOPS list."""
+    garbage = "x" * 2_000_000
+    shops = write_shops(tmp_path / "shops.txt", [SHOPS[0], garbage])
+    out = tmp_path / "items.jsonl"
+    run = await run_cli(*harvest_args(sim, shops, out))
+    assert run.code == ExitCode.SHOPS_FAILED, run.err[:2000]
+    assert len(run.err) < 5_000
+    assert re.search(r"2,?000,?000 characters", run.err)
+    failures = (tmp_path / "items.jsonl.failures.txt").read_text(encoding="utf-8").splitlines()
+    assert garbage in failures
+    assert all(len(line) < 5_000 for line in failures if line.startswith("#"))
+
+
+async def test_a_utf8_bom_before_the_first_shop_is_no_part_of_it(
+    sim: SimulatedTmapi, tmp_path: Path
+) -> None:
+    """Editors on Windows start files with a BOM: the first shop is still a shop."""
+    shops = tmp_path / "shops.txt"
+    shops.write_bytes(b"\xef\xbb\xbf" + "".join(f"{s}\n" for s in SHOPS[:3]).encode())
+    out = tmp_path / "items.jsonl"
+    run = await run_cli(*harvest_args(sim, shops, out))
+    assert run.code == ExitCode.OK, run.err
+    assert_exactly_once(read_rows(out), expected_rows(sim, SHOPS[:3]))
+    run = await run_cli("estimate", str(shops), "--base-url", sim.url)
+    assert run.code == ExitCode.OK, run.out + run.err
+
+
+# -- options reach the API ------------------------------------------------------------------
+
+
+async def test_listing_options_reach_every_request(sim: SimulatedTmapi, tmp_path: Path) -> None:
+    """--page-size, --sort, --cat and --cat-type are what the API is asked for."""
+    shops = write_shops(tmp_path / "shops.txt", SHOPS)
+    out = tmp_path / "items.jsonl"
+    extra = ["--page-size", "10", "--sort", "sales", "--cat", "12345", "--cat-type", "1"]
+    run = await run_cli(*harvest_args(sim, shops, out, *extra))
+    assert run.code == ExitCode.OK, run.err
+    records = sim.log.records
+    assert records
+    assert {(r.page_size, r.sort, r.cat, r.cat_type) for r in records} == {
+        (10, "sales", "12345", "1")
+    }
+
+
+async def test_state_option_is_the_journal_that_resumes(
+    sim: SimulatedTmapi, tmp_path: Path
+) -> None:
+    """--state puts the journal where asked (not beside the export), and a rerun with
+    the same --state resumes from it: nothing is requested again."""
+    shops = write_shops(tmp_path / "shops.txt", SHOPS)
+    out = tmp_path / "items.jsonl"
+    state = tmp_path / "elsewhere" / "harvest.db"
+    state.parent.mkdir()
+    assert (await run_cli(*harvest_args(sim, shops, out, "--state", str(state)))).code == 0
+    assert state.exists()
+    assert not (tmp_path / "items.jsonl.state.db").exists()
+    served = len(sim.log)
+    run = await run_cli(*harvest_args(sim, shops, out, "--state", str(state)))
+    assert run.code == ExitCode.OK, run.err
+    assert len(sim.log) == served
+    assert "already done before" in run.out
+
+
+async def test_max_pages_bounds_each_shop(sim: SimulatedTmapi, tmp_path: Path) -> None:
+    """--max-pages 2: a shop of 5 pages ends partial after 2 pages (exit 1, named in
+    the failures file); shops within the bound are complete."""
+    shops = write_shops(tmp_path / "shops.txt", [SHOPS[0], SHOPS[5]])  # 3 and 5 pages
+    out = tmp_path / "items.jsonl"
+    run = await run_cli(*harvest_args(sim, shops, out, "--max-pages", "3"))
+    assert run.code == ExitCode.SHOPS_FAILED, run.err
+    assert {p for s, p in sim.log.per_page() if s == "shop6"} == {1, 2, 3}
+    assert f"partial: {SHOPS[5]}" in run.err
+    failures = (tmp_path / "items.jsonl.failures.txt").read_text(encoding="utf-8")
+    assert SHOPS[5] in failures.splitlines()
+    assert SHOPS[0] not in failures.splitlines()
+    run = await run_cli("estimate", str(shops), "--base-url", sim.url, "--max-pages", "3")
+    assert run.code == ExitCode.OK
+    assert "needs 6 requests" in run.out
+
+
+# -- through Redis -------------------------------------------------------------------
+
+
+def test_harvest_redis_alone_needs_the_variable(
+    tmp_path: object, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """harvest --redis without a URL and without TMAPI_REDIS_URL is a usage error saying where the
+    URL comes from."""
+    monkeypatch.setenv("TMAPI_TOKEN", TOKEN)
+    monkeypatch.delenv("TMAPI_REDIS_URL", raising=False)
+    output = f"{tmp_path}/items.jsonl"
+    assert main(["harvest", "-", "--output", output, "--redis"]) == 2
+    assert "--redis without a URL takes $TMAPI_REDIS_URL" in capsys.readouterr().err

@@ -1,5 +1,5 @@
-"""Operator controls of a harvest through Redis, with real processes: pause, resume and
-cancel; retention of a finished harvest and ``forget``; backpressure; a corrupt record.
+"""The operator's controls of a harvest through Redis, with real processes: ``pause``,
+``resume`` and ``cancel``; retention of a finished harvest and ``forget``.
 
 Each test synchronises on events (the simulator's request count, lines a process
 prints, exits, a worker's heartbeats in Redis), never on sleeps.
@@ -18,12 +18,14 @@ from _cluster import (
     TIMEOUT,
     Cluster,
     RequestCount,
+    create_harvests,
     expected_items,
     exported_items,
     harvest_id_of,
     only_harvest,
 )
 
+from tmapi_async.cli import main
 from tmapi_async.testing import SimulatedTmapi
 
 TOKEN = "tok-" + secrets.token_hex(16)
@@ -173,6 +175,8 @@ async def test_forget_refuses_while_a_coordinator_is_attached_unless_forced(
 async def test_pause_resume_cancel_and_a_rerun_that_finishes_once(
     sim: tuple[SimulatedTmapi, RequestCount], cluster: Cluster, redis_url: str, tmp_path: Path
 ) -> None:
+    """pause holds a harvest (nothing sent), resume lets it go on, cancel ends it (exit 3), a rerun
+    finishes it once."""
     server, requests = sim
     shops, names = _shops(tmp_path, 12)  # 5 pages a shop: 60 requests, 2 at a time
     output = tmp_path / "items.jsonl"
@@ -216,3 +220,36 @@ async def test_pause_resume_cancel_and_a_rerun_that_finishes_once(
     assert set(exported) == expected_items(server, names)
     worker.terminate()
     assert await worker.exit_code() == 0, worker.output()
+
+
+def test_a_harvest_is_named_by_its_id_or_a_unique_prefix(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Every control takes TMAPI_REDIS_URL without --redis; ambiguous or unknown: exit 2."""
+    create_harvests(redis_url, "abc1", "abc2", "fed9")
+    monkeypatch.setenv("TMAPI_REDIS_URL", redis_url)
+    assert main(["pause", "ab"]) == 2
+    assert "'ab' is ambiguous: abc1, abc2" in capsys.readouterr().err
+    assert main(["resume", "zz"]) == 2
+    assert "no harvest 'zz'" in capsys.readouterr().err
+    assert main(["pause", "abc1"]) == 0
+    assert "abc1: open -> paused" in capsys.readouterr().out
+    assert main(["pause", "abc1"]) == 0
+    assert "already" in capsys.readouterr().out
+    assert main(["status"]) == 0
+    out = capsys.readouterr().out
+    assert "abc1  paused" in out
+    assert "abc2  open" in out
+    assert main(["resume", "abc1"]) == 0
+    assert "paused -> open" in capsys.readouterr().out
+    assert main(["cancel", "f"]) == 0
+    assert "fed9: open -> cancelled" in capsys.readouterr().out
+    assert main(["resume", "fed9"]) == 1  # a cancelled harvest is rerun, not resumed
+    assert "fed9 is cancelled: nothing to resume" in capsys.readouterr().err
+    assert main(["forget", "fed"]) == 0
+    assert "fed9 forgotten" in capsys.readouterr().out
+    assert main(["forget", "fed9"]) == 2
+    monkeypatch.delenv("TMAPI_REDIS_URL")
+    for command in ("pause", "resume", "cancel", "forget"):
+        assert main([command, "abc1"]) == 2
+        assert "--redis URL or set TMAPI_REDIS_URL" in capsys.readouterr().err

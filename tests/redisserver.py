@@ -1,5 +1,6 @@
-"""A real ``redis-server`` for the Redis tests: started once on a free loopback port with
-persistence off, emptied before each test, stopped at the end.
+"""A real ``redis-server`` for the Redis tests (a plugin of ``tests/conftest.py``):
+started on a free loopback port with persistence off the first time a test asks for it,
+emptied before each test, stopped at the end.
 
 Fixtures:
 
