@@ -3,7 +3,8 @@
 A worker's page commit is queued and sent with the next script of the process to the
 same Redis (or alone, soon). These tests check what that must not change: the order
 of what a worker sends (a shop's finish after its pages, even on a Redis that never saw
-the commit script), one round trip for a ride and the call it rides on, a refused
+the commit script), one round trip for a ride and the call it rides on, the slots
+released since riding with a commit, a refused
 commit dropping its shop, and a journal that awaits its commits while the worker's
 hold on its shops is not fresh.
 """
@@ -18,9 +19,11 @@ import pytest
 
 from tmapi_async._errors import ShopTakenOver
 from tmapi_async._models import ShopItemsPage
-from tmapi_async._redis.connection import RedisConnection, open_connection
+from tmapi_async._redis.connection import RedisConnection, load_lua, open_connection
 from tmapi_async._redis.journal import RedisJournal
+from tmapi_async._redis.leases import Leases, carry
 from tmapi_async._redis.queue import HarvestQueue, PageCommit, PageCommitted, ShopFinished
+from tmapi_async._redis.token import TokenKeys
 from tmapi_async._shop import ShopResult
 
 SHOP = "https://alpha.1688.com/"
@@ -191,3 +194,33 @@ async def test_a_round_trip_cancelled_under_its_caller_leaves_its_ride_to_the_ne
     answer = await asyncio.wait_for(riding.answer, WAIT)
     assert [int(verdict) for verdict in answer] in ([1], [0])
     assert (await queue.counts()).pages == 1
+
+
+async def test_a_commit_frees_the_slots_released_since_the_last_round_trip(
+    queue: HarvestQueue, conn: RedisConnection
+) -> None:
+    """A request's slot given back just before its page is committed leaves Redis with
+    the commit, in its round trip (no ZREM of its own), and a wait for a freed slot
+    wakes."""
+    keys = TokenKeys("f1")
+    leases = Leases(
+        keys, lease=5.0, heartbeat=1.0, on_renewed=lambda reply: None, on_lost=lambda e: None
+    )
+    await leases.start(conn, conn.script(load_lua("throttle_renew")))
+    try:
+        leases.take(1, leases.clock())
+        await leases.renew()  # the lease is in Redis, as an admission leaves it
+        assert await conn.client.zcard(keys.leases) == 1
+        (delivery,) = await queue.read_shops("w1")
+        leases.freed.clear()
+        leases.release(1)
+        carried = carry(conn)
+        assert carried.keys_and_ids() == [(keys.leases, [leases.id(1)])]
+        sent = _round_trips(conn)
+        assert await queue.commit_pages("w1", [_page(delivery.message_id)], carried) == [1]
+        carried.done()
+        assert sent == ["EVALSHA"]
+        assert leases.freed.is_set()
+        assert await conn.client.zcard(keys.leases) == 0
+    finally:
+        await leases.aclose()
