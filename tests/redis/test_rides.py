@@ -2,9 +2,9 @@
 
 A worker's page commit is queued and sent with the next script of the process to the
 same Redis (or alone, soon). These tests check what that must not change: the order
-of what a worker sends (a shop's finish after its pages, even on a Redis that never saw
-the commit script), one round trip for a ride and the call it rides on, the slots
-released since riding with a commit, a refused
+of what a worker sends (a shop's finish after its pages, even on a Redis that lost the
+commit script), one round trip for a ride and the call it rides on, the slots released
+since riding with a commit, a ride surviving the cancel of its carrier, a refused
 commit dropping its shop, and a journal that awaits its commits while the worker's
 hold on its shops is not fresh.
 """
