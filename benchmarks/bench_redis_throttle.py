@@ -5,9 +5,13 @@ shops, share one token's rate of 100/s, then 1,000/s. At the server (a simulator
 process of its own, 1-3 ms an answer, shops of 1,000 items, account limits far above):
 the rate achieved,
 ``(requests - burst) / (last arrival - first arrival)`` against the target, and the
-busiest sliding second against ``rate + burst``. The control: the same four processes,
-each with a local throttle of a quarter of the rate (what the machine does without
-Redis; where it cannot reach the rate, neither can the shared one).
+busiest sliding second against ``rate + burst``, there and where the clients were
+admitted (an overloaded simulator stamps late, bunching arrivals), and the CPU each
+request cost the client processes. The control: the same four processes, each with a
+local throttle of a quarter of the rate (what the machine does without Redis; where it
+cannot reach the rate, neither can the shared one). Both allow 256 requests in flight
+in all, far above what 1-3 ms answers need: on a loaded machine the simulator answers
+in tens of ms, and an in-flight cap that binds would measure it, not the rate.
 
 ``cost``: what one admission costs, shared through Redis against the local token
 bucket, in one process with the rate and in-flight limit far above what is asked:
@@ -61,17 +65,20 @@ async def _child(base_url: str, redis_url: str, rate: float, shops: list[str]) -
     from tmapi_async._redis.throttle import RedisThrottle
 
     if redis_url == "local":  # the control: a local throttle of a quarter of the rate each
-        inner: Any = tm.Throttle(rate=rate / PROCESSES, concurrency=16)
+        inner: Any = tm.Throttle(rate=rate / PROCESSES, concurrency=64)
     else:
-        inner = RedisThrottle(redis_url, TOKEN, rate=rate, concurrency=64)
+        inner = RedisThrottle(redis_url, TOKEN, rate=rate, concurrency=PROCESSES * 64)
     throttle = _Stamped(inner)
     client = tm.Client(TOKEN, base_url=base_url, throttle=throttle)
     async with client:
         print("ready", flush=True)
         await asyncio.to_thread(sys.stdin.readline)
+        cpu = time.process_time()
         async for _ in client.harvest(shops, keep_items=False):
             pass
-        print(json.dumps({"requests": client.requests, "stamps": throttle.stamps}), flush=True)
+        cpu = time.process_time() - cpu
+    report = {"requests": client.requests, "stamps": throttle.stamps, "cpu": cpu}
+    print(json.dumps(report), flush=True)
 
 
 def _fidelity_run(
@@ -111,12 +118,13 @@ def _fidelity_run(
             assert child.stdin is not None
             child.stdin.write("go\n")
             child.stdin.flush()
-        sent, stamps = 0, []
+        sent, stamps, cpu = 0, [], 0.0
         for child in children:
             out, _ = child.communicate(timeout=_WAIT)
             report = json.loads(out.strip().splitlines()[-1])
             sent += report["requests"]
             stamps += report["stamps"]
+            cpu += report["cpu"]
     finally:
         for child in children:
             if child.poll() is None:
@@ -138,6 +146,7 @@ def _fidelity_run(
         "busiest_second_at_clients": _busiest_second(stamps),
         "bound": rate + burst,
         "peak_in_flight": summary["peak_in_flight"],
+        "client_cpu_us_per_request": 1e6 * cpu / sent,
         "outcomes": summary["outcomes"],
         "loadavg": os.getloadavg()[0],
     }
@@ -169,6 +178,7 @@ def fidelity(redis_url: str, *, seconds: float) -> list[dict[str, Any]]:
                     f"{run['achieved_per_s']:.1f}/s (ratio {run['ratio']:.3f}), busiest second "
                     f"{run['busiest_second']} at the server, {run['busiest_second_at_clients']} "
                     f"at the clients (bound {run['bound']}), {run['requests']} requests, "
+                    f"{run['client_cpu_us_per_request']:.0f} µs CPU a request in the clients, "
                     f"load {run['loadavg']:.1f}",
                     file=sys.stderr,
                 )
@@ -179,11 +189,13 @@ def fidelity(redis_url: str, *, seconds: float) -> list[dict[str, Any]]:
 
 
 async def _admissions(throttle: Any, count: int, tasks: int) -> float:
-    """Seconds for ``count`` admissions (acquire + release) by ``tasks`` tasks."""
+    """Seconds for ``count`` admissions (acquire, release, success: what a client does for
+    a page) by ``tasks`` tasks."""
 
     async def admit(n: int) -> None:
         for _ in range(n):
             throttle.release(await throttle.acquire())
+            throttle.succeeded()
 
     start = time.perf_counter()
     await asyncio.gather(*(admit(count // tasks) for _ in range(tasks)))
@@ -266,12 +278,13 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(_child(base_url, redis_url, float(rate), shops))
         return 0
     report = run_all(quick=args.quick)
-    print(" rate  throttle  achieved/s  ratio  busiest s (server)  (clients)  bound")
+    print(" rate  throttle  achieved/s  ratio  busiest s (server)  (clients)  bound  CPU µs/req")
     for run in report["fidelity"]:
         print(
             f"{run['rate']:>5}  {run['throttle']:>8}  {run['achieved_per_s']:>10.1f}  "
             f"{run['ratio']:.3f}  {run['busiest_second']:>18}  "
-            f"{run['busiest_second_at_clients']:>9}  {run['bound']:>5}"
+            f"{run['busiest_second_at_clients']:>9}  {run['bound']:>5}  "
+            f"{run['client_cpu_us_per_request']:>10.0f}"
         )
     print("throttle  µs/admission (1 task)  admissions/s (16 tasks)  CPU µs here  CPU µs Redis")
     for run in report["cost"]:

@@ -23,12 +23,14 @@ REPO = Path(tm.__file__).resolve().parent.parent
 
 PUBLIC_NAMES: dict[str, tuple[str, ...]] = {
     "tmapi_async": (
-        "Admission", "Answer", "AuthenticationError", "BalanceError", "Change", "Client",
+        "Admission", "Answer", "AuthenticationError", "BalanceError", "Category", "Change",
+        "Client",
         "DecodeError", "Diff", "DiffInputError", "DiffSummary", "ExportError", "FatalError",
         "Fetched", "Harvest", "HarvestProgress", "HarvestStopped", "InvalidParameterError",
         "Journal", "KnownItems", "Limits", "Listing", "MaxPagesReached", "Metrics", "MockTransport",
         "PageEvent", "PageSource", "RateLimitError", "RedisUnavailableError",
-        "RequestBudgetExhausted", "RetryPolicy", "SaleInfo", "ShopCheckpoint", "ShopItem",
+        "RequestBudgetExhausted", "RetryPolicy", "SaleInfo", "ShopCategories", "ShopCheckpoint",
+        "ShopItem", "ShopProfile", "ShopRating",
         "ShopItemsPage", "ShopQuery", "ShopReader", "ShopResult", "ShopTakenOver", "Sort",
         "Throttle", "TmapiError", "TokenPool", "TokenUsage", "TransientError", "Transport",
         "TransportError", "UpstreamError", "__version__", "diff", "normalise_image_url",
@@ -64,7 +66,7 @@ COMMAND_FLAGS: dict[str, tuple[str, ...]] = {
     "estimate": (
         "--auth", "--base-url", "--burst", "--cat", "--cat-type", "--concurrency", "--help",
         "--json", "--max-pages", "--page-size", "--quiet", "--rate", "--sort", "--timeout",
-        "--token", "--verbose", "-h", "-q", "-v",
+        "--token", "--verbose", "--with-profiles", "-h", "-q", "-v",
     ),
     "diff": ("--format", "--help", "--output", "--quiet", "--top", "-h", "-o", "-q"),
     "simulate": (

@@ -1,13 +1,16 @@
-"""The throttle on a virtual clock: window bound, in-flight bound, pauses, AIMD, fatal stop."""
+"""The throttle on a virtual clock: window bound, in-flight bound, pauses, the adaptive
+limit, fatal stop."""
 
 from __future__ import annotations
 
 import asyncio
 import bisect
+import itertools
 
 import pytest
 
 from tmapi_async import AuthenticationError, Limits, RequestBudgetExhausted, Throttle
+from tmapi_async._adaptive import PROBE_FIRST, START
 
 
 def peak_in_window(times: list[float], window: float) -> int:
@@ -31,6 +34,18 @@ async def admit_all(throttle: Throttle, n: int) -> list[float]:
 
     await asyncio.gather(*(one() for _ in range(n)))
     return times
+
+
+async def round_trips(throttle: Throttle, n: int) -> list[int]:
+    """``n`` round trips that each fill every slot and succeed; the limit after each."""
+    limits = []
+    for _ in range(n):
+        tickets = [await throttle.acquire() for _ in range(throttle.limit)]
+        for ticket in tickets:
+            throttle.release(ticket)
+            throttle.succeeded()
+        limits.append(throttle.limit)
+    return limits
 
 
 @pytest.mark.parametrize(("rate", "burst"), [(10.0, 1), (50.0, 5), (200.0, 10), (1000.0, 50)])
@@ -106,90 +121,88 @@ def test_retry_after_pauses_the_whole_client(run_virtual):
     assert max(delays) < 2.6
 
 
-def test_concurrency_refusal_halves_the_limit_once_per_cohort(run_virtual):
-    """A burst of refusals from requests sent together cuts the limit once."""
+def test_a_refusal_sets_the_limit_below_the_depth_it_was_sent_at(run_virtual):
+    """Sixteen sent, those sent 11th to 16th refused: the limit becomes 10 whatever the
+    order the answers come in, and a late success of the 14th raises nothing."""
 
     async def scenario() -> None:
         throttle = Throttle(rate=1e6, burst=1000, concurrency=16)
-        tickets = [await throttle.acquire() for _ in range(8)]
-        for _ in tickets:
-            throttle.release()
-        for ticket in tickets:
+        await round_trips(throttle, 3)  # slow start: the limit grows while it is in use
+        assert throttle.limit == 16
+        tickets = [await throttle.acquire() for _ in range(16)]
+        for ticket in (tickets[15], tickets[12], tickets[10]):
+            throttle.release(ticket)
             throttle.congested(ticket)
-        assert throttle.limit == 8
-        later = await throttle.acquire()
-        throttle.release()
-        throttle.congested(later)
-        assert throttle.limit == 4
-        for _ in range(40):
-            throttle.congested(1)  # old tickets change nothing
-        assert throttle.limit == 4
+        assert throttle.limit == 10
+        throttle.release(tickets[13])
+        throttle.succeeded()
+        assert throttle.limit == 10
+        for ticket in tickets[:10]:
+            throttle.release(ticket)
+            throttle.succeeded()
+        assert throttle.limit == 10
 
     run_virtual(scenario())
 
 
-def test_refusals_locate_the_server_limit(run_virtual):
-    """Sixteen sent, eight refused at once: the limit drops to 8 and does not race
-    back to 16, since the refusals came with 8 still in flight."""
+def test_the_limit_starts_low_and_grows_while_in_use(run_virtual):
+    """A concurrency of 40 starts at START in flight (a guess too high must not send
+    40 at once) and grows at most twofold a round trip (only successes sent at half the limit or
+    more count), to 40."""
+
+    async def scenario() -> list[int]:
+        throttle = Throttle(rate=1e6, burst=1000, concurrency=40)
+        return [throttle.limit, *await round_trips(throttle, 6)]
+
+    limits = run_virtual(scenario())
+    assert limits[0] == START
+    grown = limits[: limits.index(40) + 1]
+    assert all(old < new <= 2 * old for old, new in itertools.pairwise(grown))
+    assert len(grown) <= 6
+    assert limits[-1] == 40
+
+
+def test_limit_probes_above_the_refusal_level_rarely(run_virtual):
+    """Held at 8 after a refusal at depth 9: the 9th slot opens after PROBE_FIRST
+    successes, and after a refused probe only after twice as many."""
 
     async def scenario() -> list[int]:
         throttle = Throttle(rate=1e6, burst=1000, concurrency=16)
-        tickets = [await throttle.acquire() for _ in range(16)]
-        for ticket in tickets[8:]:  # refused at once, while the first 8 are served
-            throttle.release()
-            throttle.congested(ticket)
-        assert throttle.limit == 8
-        limits = []
-        for _ in tickets[:8]:
-            throttle.release()
-            throttle.succeeded()
-            limits.append(throttle.limit)
-        for _ in range(60):
-            throttle.succeeded()
-            limits.append(throttle.limit)
-        return limits
-
-    limits = run_virtual(scenario())
-    assert limits[:8] == [8] * 8  # no fast regrowth past where refusals came
-    assert limits[-1] in (8, 9)  # only a slow probe upwards
-
-
-def test_limit_recovers_gradually_after_refusals(run_virtual):
-    """After a refusal at 9 in flight, successes regrow the limit about one per
-    round trip up to just below 9, then probe ten times slower, never past concurrency."""
-
-    async def scenario() -> list[int]:
-        throttle = Throttle(rate=1e6, burst=1000, concurrency=9)
+        await round_trips(throttle, 3)
         tickets = [await throttle.acquire() for _ in range(9)]
-        throttle.release()
-        throttle.congested(tickets[-1])  # refused with 8 others in flight
-        for _ in tickets[:8]:
-            throttle.release()
-        assert throttle.limit == 4
-        limits = []
-        for _ in range(5000):
-            throttle.succeeded()
-            limits.append(throttle.limit)
-        return limits
+        throttle.release(tickets[8])
+        throttle.congested(tickets[8])
+        for ticket in tickets[:8]:
+            throttle.release(ticket)
+        gaps = []
+        for _ in range(2):
+            successes = 0
+            while throttle.limit == 8:
+                throttle.release(await throttle.acquire())
+                throttle.succeeded()
+                successes += 1
+            gaps.append(successes)
+            probes = [await throttle.acquire() for _ in range(9)]  # 9 fit now
+            for ticket in probes[:8]:
+                throttle.release(ticket)
+            throttle.release(probes[8])
+            throttle.congested(probes[8])  # the probe at depth 9 is refused
+            assert throttle.limit == 8
+        return gaps
 
-    limits = run_virtual(scenario())
-    assert limits[0] == 4  # not back at once
-    assert limits == sorted(limits)  # only up
-    assert limits[3] <= 5  # about +1 after a round trip of 4 successes
-    fast = limits.index(8)  # just below the refusal level of 9, quickly
-    assert fast < 25
-    probe = limits.index(9) - fast
-    assert probe > 3 * fast  # then several times slower past it
-    assert limits[-1] == 9  # and in the end back to concurrency, never past it
+    assert run_virtual(scenario()) == [PROBE_FIRST, 2 * PROBE_FIRST]
 
 
 def test_reduced_limit_bounds_in_flight(run_virtual):
-    """After a cut, requests beyond the new limit wait."""
+    """After a refusal at depth 5, requests beyond 4 in flight wait."""
 
     async def scenario() -> int:
         throttle = Throttle(rate=1e6, burst=1000, concurrency=8)
-        throttle.congested(await throttle.acquire())
-        throttle.release()
+        tickets = [await throttle.acquire() for _ in range(5)]
+        throttle.release(tickets[4])
+        throttle.congested(tickets[4])
+        for ticket in tickets[:4]:
+            throttle.release(ticket)
         gate = asyncio.Event()
         peak = 0
 

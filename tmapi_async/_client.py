@@ -46,8 +46,8 @@ class Client(ShopReader):
 
     Every request it sends, retries included, passes one shared throttle: a token
     bucket of ``rate`` requests/s with capacity ``burst``, and at most
-    ``concurrency`` requests in flight (halved on a concurrency refusal, regrown on
-    success). Transient failures are retried with exponential backoff and jitter;
+    ``concurrency`` requests in flight (fewer once a concurrency refusal shows where
+    the token's own limit is). Transient failures are retried with exponential backoff and jitter;
     an authentication or balance error stops the client at once.
 
     Args:

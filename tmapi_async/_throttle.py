@@ -3,11 +3,11 @@
 Four gates, in this order, so that a request leaves the moment it passes the last:
 
 1. fatal: after an auth/balance error (or a spent budget) nothing more is admitted;
-2. in-flight: at most ``limit`` requests on the wire. ``limit`` starts at
-   ``concurrency``, halves on a concurrency refusal and grows back by about one per
-   round trip of successes up to just below the level at which the server refused,
-   then probes ten times slower (AIMD), because TMAPI limits requests in flight per
-   token and bills every refusal;
+2. in-flight: at most ``limit`` requests on the wire, learnt by
+   :class:`~tmapi_async._adaptive.InFlightLimit` from the depth (requests in flight)
+   at which answers are refused: it finds where refusals begin, stays there and
+   probes above rarely, because TMAPI limits requests in flight per token, publishes
+   no figure and bills every refusal;
 3. pause: a ``Retry-After`` stops the whole client, not just the task that saw it;
 4. token bucket (aiolimiter): capacity ``burst`` refilled at ``rate`` per second, so
    any window of T seconds admits at most ``burst + rate * T`` requests.
@@ -25,6 +25,7 @@ from typing import Any, Protocol
 
 from aiolimiter import AsyncLimiter
 
+from ._adaptive import InFlightLimit, SentRequests
 from ._errors import FatalError, RequestBudgetExhausted
 from ._limits import Limits, choose_limits
 
@@ -126,14 +127,13 @@ class Throttle:
     """
 
     __slots__ = (
+        "_adaptive",
         "_bucket",
-        "_ceiling",
-        "_cut_after",
         "_fatal",
         "_in_flight",
-        "_limit",
         "_loop",
         "_resume_at",
+        "_sent",
         "_slot_waiters",
         "_slots",
         "_waiting",
@@ -173,13 +173,12 @@ class Throttle:
         # It binds to the running loop on first use.
         capacity = max(1, burst - int(rate * _SEND_JITTER))
         self._bucket = AsyncLimiter(capacity, capacity / rate)
-        self._limit = float(concurrency)
-        self._slots = concurrency  # int(_limit), kept with it: read on every request
-        self._ceiling = float(concurrency)  # in flight when the server last refused
+        self._adaptive = InFlightLimit(concurrency)
+        self._slots = self._adaptive.limit  # kept with it: read on every request
         self._in_flight = 0
+        self._sent = SentRequests(concurrency)  # the depth each request left at
         self._slot_waiters: deque[asyncio.Future[None]] = deque()
         self._waiting: set[asyncio.Task[Any]] = set()
-        self._cut_after = 0  # tickets up to this were sent before the last cut
         self._resume_at = 0.0
         self._fatal: FatalError | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -232,6 +231,7 @@ class Throttle:
             self.release()
             raise
         self.sent += 1
+        self._sent.sent(self.sent, self._in_flight, self._adaptive.epoch)
         return self.sent
 
     async def start(self) -> None:
@@ -243,6 +243,7 @@ class Throttle:
     def release(self, ticket: int = 0) -> None:
         """Give back the in-flight slot taken by :meth:`acquire` (any ticket frees one)."""
         self._in_flight -= 1
+        self._sent.released(ticket)
         self._wake_slot_waiter()
 
     def _bind(self) -> asyncio.AbstractEventLoop:
@@ -282,27 +283,23 @@ class Throttle:
     # -- feedback from answers ---------------------------------------------------------
 
     def congested(self, ticket: int) -> None:
-        """A request refused for concurrency or rate: halve the in-flight limit.
-
-        Only requests sent after the previous cut count, so one burst of refusals
-        from the same cohort cuts once. Every refusal tells where the server's limit
-        is: at most the requests still in flight plus the refused one.
-        """
-        self._ceiling = min(self._ceiling, float(self._in_flight + 1))
-        if ticket > self._cut_after:
-            self._limit = max(1.0, self._limit / 2)
-            self._slots = int(self._limit)
-            self._cut_after = self.sent
+        """A request refused for concurrency or rate: the limit drops to just below the
+        depth it was sent at (the account admits fewer at once than that)."""
+        adaptive = self._adaptive
+        depth, epoch = self._sent.of(ticket) or (self._in_flight + 1, adaptive.epoch)
+        adaptive.refused(depth, epoch)
+        self._slots = adaptive.limit
 
     def succeeded(self) -> None:
-        """A request succeeded: grow the limit back, fast up to just below where the
-        last refusal came (about one per round trip), then probing ten times slower:
-        every refusal is a billed request."""
-        if self._limit < self.concurrency:
-            step = 1.0 if self._limit + 1 < self._ceiling else 0.1
-            self._limit = min(float(self.concurrency), self._limit + step / self._limit)
-            self._slots = int(self._limit)
-            self._ceiling = max(self._ceiling, self._limit)  # probed past it: it moved
+        """A request succeeded (the one released last): the limit grows while it is
+        being found, and probes above the level of the last refusal now and then."""
+        adaptive = self._adaptive
+        if adaptive.limit >= self.concurrency and adaptive.ceiling is None:
+            return  # the common case of a guess within the account's limit: nothing to do
+        depth, epoch = self._sent.of(None) or (self._in_flight + 1, adaptive.epoch)
+        adaptive.succeeded(depth, epoch)
+        if adaptive.limit != self._slots:
+            self._slots = adaptive.limit
             self._wake_slot_waiter()
 
     def pause(self, seconds: float) -> None:

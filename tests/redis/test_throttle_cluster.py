@@ -16,6 +16,7 @@ import redis.asyncio as aioredis
 
 import tmapi_async as tm
 from tmapi_async import RedisUnavailableError
+from tmapi_async._adaptive import PROBE_FIRST
 from tmapi_async._redis.connection import open_connection, redact_url
 from tmapi_async._redis.throttle import RedisThrottle
 from tmapi_async._redis.token import TOKENS_KEY, TokenKeys
@@ -379,26 +380,27 @@ async def _settled(throttle: RedisThrottle) -> None:
 
 
 async def test_a_refusal_in_one_process_cuts_the_limit_of_all(redis_url: str) -> None:
-    """A concurrency refusal in one process halves the in-flight limit of every process of the
-    token; successes anywhere raise it back."""
+    """The fifth request in flight refused in one process: the token's limit is 4 in
+    every process; successes of any process count towards the next probe above it."""
     a = RedisThrottle(redis_url, TOKEN, rate=1000, burst=50, concurrency=8)
     b = RedisThrottle(redis_url, TOKEN)
     await a.start()
     await b.start()
     try:
-        ticket = await a.acquire()
-        a.release(ticket)
-        a.congested(ticket)  # a 503 "concurrency limit exceeded"
+        tickets = [await a.acquire() for _ in range(5)]
+        a.release(tickets[4])
+        a.congested(tickets[4])  # a 503 "concurrency limit exceeded", 4 others in flight
+        for ticket in tickets[:4]:
+            a.release(ticket)
         await _settled(a)
         b.release(await b.acquire())
         assert (a.limit, b.limit) == (4, 4)  # b learnt it from its own admission
-        # Refused with nothing else in flight, so the server's limit looked like 1: the
-        # limit probes back up slowly (0.1 per round trip), from successes of any process.
-        for _ in range(300):
+        for _ in range(PROBE_FIRST):
+            b.release(await b.acquire())
             b.succeeded()
         await _settled(b)
         a.release(await a.acquire())
-        assert a.limit == b.limit == 8
+        assert a.limit == b.limit == 5  # one probe above where refusals began
     finally:
         await a.aclose()
         await b.aclose()
@@ -421,6 +423,37 @@ async def test_a_retry_after_in_one_process_holds_the_others(redis_url: str) -> 
         assert await redis_now(redis_url) < pause_until  # b asks while the pause is on
         b.release(await asyncio.wait_for(b.acquire(), WAIT))
         assert await redis_now(redis_url) >= pause_until  # admitted only once it ended
+    finally:
+        await a.aclose()
+        await b.aclose()
+
+
+async def test_processes_waiting_for_the_rate_ask_about_once_a_request(redis_url: str) -> None:
+    """Two throttles of one token at 20/s with six requests waiting in each: each hands its
+    tickets out in order, and Redis is asked about once a request (a place in line each),
+    not by every waiting process for every token."""
+    a = RedisThrottle(redis_url, TOKEN, rate=20, burst=1, concurrency=8)
+    b = RedisThrottle(redis_url, TOKEN)
+    await a.start()
+    await b.start()
+    try:
+        async with aioredis.Redis.from_url(redis_url) as redis:
+            await redis.config_resetstat()
+            admitted: list[tuple[RedisThrottle, int]] = []
+
+            async def one(throttle: RedisThrottle) -> None:
+                ticket = await throttle.acquire()
+                admitted.append((throttle, ticket))
+                throttle.release(ticket)
+
+            tasks = [one(t) for t in (a, b) for _ in range(6)]
+            await asyncio.wait_for(asyncio.gather(*tasks), WAIT)
+            stats = await redis.info("commandstats")
+        asks = sum(stats.get(f"cmdstat_{c}", {}).get("calls", 0) for c in ("evalsha", "eval"))
+        assert asks <= 12 + 6  # 12 admissions; heartbeats and a stray wait at most
+        for throttle in (a, b):
+            tickets = [t for who, t in admitted if who is throttle]
+            assert tickets == sorted(tickets)  # handed out in order
     finally:
         await a.aclose()
         await b.aclose()

@@ -13,6 +13,7 @@ from typing import Any
 import fakeredis
 import pytest
 
+from tmapi_async._adaptive import PROBE_FIRST, PROBE_LAST, START, InFlightLimit
 from tmapi_async._redis.connection import RedisConnection, load_lua, open_connection
 from tmapi_async._redis.token import TokenKeys
 
@@ -36,14 +37,21 @@ class Scripts:
 
     async def acquire(
         self, owner: str = "p1", *, lease: float = 5.0, rate: float = 1.0, burst: int = 3,
-        concurrency: int = 2, jitter: float = 0.0, wanted: int = 1,
+        concurrency: int = 2, jitter: float = 0.0, wanted: int = 1, horizon: float = 0.0,
+        reach: float = 0.0, released: tuple[str, ...] = (),
     ) -> list[Any]:  # fmt: skip
-        args = [owner, lease, rate, burst, concurrency, jitter, wanted]
-        reply = await self.run("acquire", TRIPLE, args)
+        args = [owner, lease, rate, burst, concurrency, jitter, wanted, START, horizon, reach]
+        reply = await self.run("acquire", TRIPLE, [*args, *released])
         return [r.decode() if isinstance(r, bytes) else r for r in reply]
 
     async def set_limits(self, rate: str = "", burst: str = "", concurrency: str = "") -> None:
-        await self.run("limits", [KEYS.state], [rate, burst, concurrency])
+        await self.run("limits", [KEYS.state], [rate, burst, concurrency, START])
+
+    async def adapt(self, kind: str, *answers: tuple[int, int], concurrency: int = 8) -> list[int]:
+        """Tell the adaptive limit of answers (depth, epoch); its {limit, ceiling, epoch}."""
+        args = [kind, concurrency, START, PROBE_FIRST, PROBE_LAST]
+        reply = await self.run("adapt", [KEYS.state], args + [n for a in answers for n in a])
+        return [int(n) for n in reply]
 
     async def state(self) -> dict[str, str]:
         raw = await self.redis.hgetall(KEYS.state)
@@ -144,39 +152,27 @@ async def test_limits_set_last_win_and_an_empty_one_is_kept(scripts: Scripts) ->
     assert reply[2] == 4  # the in-flight limit starts at the concurrency set
 
 
-async def test_a_cut_halves_once_per_cohort_and_growth_returns(scripts: Scripts) -> None:
-    """Refusals halve the limit once per cohort of requests and cap its ceiling; successes grow it
-    back."""
-    await scripts.set_limits("1", "8", "8")
-    tickets = [(await scripts.acquire(concurrency=8, burst=8))[1] for _ in range(4)]
-    adapt = [KEYS.state, KEYS.leases]
-    # Two refusals of the same cohort (sent before any cut): one cut.
-    assert await scripts.run("adapt", adapt, ["cut", 8, tickets[0], f"p1:{tickets[0]}"]) == b"4"
-    assert await scripts.run("adapt", adapt, ["cut", 8, tickets[1], f"p1:{tickets[1]}"]) == b"4"
-    state = await scripts.state()
-    # Refused with 2 others in flight: the server's limit is at most 3.
-    assert float(state["ceiling"]) == 3
-    assert await scripts.redis.zcard(KEYS.leases) == 2  # the refused leases are gone
-    # A request sent after the cut is a new cohort: it cuts again.
-    later = (await scripts.acquire(concurrency=8, burst=8))[1]
-    assert await scripts.run("adapt", adapt, ["cut", 8, later, f"p1:{later}"]) == b"2"
-    # Successes grow it back: at 2, one step short of the ceiling (3), it probes
-    # slowly (0.1 per round trip of successes), and never past the concurrency.
-    assert float(await scripts.run("adapt", adapt, ["grow", 8, 1])) == pytest.approx(2.05)
-    assert float(await scripts.run("adapt", adapt, ["grow", 8, 10_000])) == 8
+async def test_a_refusal_puts_the_limit_below_its_depth_in_every_process(scripts: Scripts) -> None:
+    """Refused at depth 5: the token's limit is 4 (not a half), the ceiling 4 and the
+    epoch moves; a refusal at a greater depth changes nothing; an admission reports them."""
+    await scripts.set_limits("1", "8", "8")  # a new concurrency: epoch 1
+    assert await scripts.adapt("refused", (5, 1)) == [4, 4, 2]
+    assert await scripts.adapt("refused", (7, 1)) == [4, 4, 2]
+    reply = await scripts.acquire(concurrency=8, burst=8)
+    assert (reply[2], reply[8], reply[9]) == (4, 2, 4)  # limit, epoch, ceiling
 
 
 async def test_a_new_concurrency_restarts_the_adaptive_limit(scripts: Scripts) -> None:
-    """A changed concurrency restarts the adaptive limit; the same one again keeps the cut."""
+    """The same concurrency set again keeps what was learnt; a new one starts over, from
+    START or the concurrency if lower, in a new epoch."""
     await scripts.set_limits(concurrency="8")
-    ticket = (await scripts.acquire(concurrency=8))[1]
-    await scripts.run("adapt", [KEYS.state, KEYS.leases], ["cut", 8, ticket, f"p1:{ticket}"])
-    assert (await scripts.state())["limit"] == "4"
-    await scripts.set_limits(concurrency="8")  # the same again: the cut stands
-    assert (await scripts.state())["limit"] == "4"
-    await scripts.set_limits(concurrency="6")
+    assert (await scripts.state())["limit"] == str(START)
+    await scripts.adapt("refused", (4, 0))
+    await scripts.set_limits(concurrency="8")
+    assert (await scripts.state())["limit"] == "3"
+    await scripts.set_limits(concurrency="5")
     state = await scripts.state()
-    assert (state["limit"], state["ceiling"], state["cut_after"]) == ("6", "6", "1")
+    assert (state["limit"], state["ceiling"], state["epoch"]) == ("5", "-1", "3")
 
 
 async def test_renewal_extends_live_leases_and_reports_the_token(scripts: Scripts) -> None:
@@ -194,13 +190,61 @@ async def test_renewal_extends_live_leases_and_reports_the_token(scripts: Script
     assert reply[:4] == [b"AuthenticationError", b"401", b"401", b"no"]
 
 
-async def test_growth_is_one_per_round_trip_below_the_ceiling(scripts: Scripts) -> None:
-    """Below the ceiling the limit grows by about one per round trip of successes."""
-    await scripts.redis.hset(KEYS.state, mapping={"limit": "2", "ceiling": "8"})
-    adapt = [KEYS.state, KEYS.leases]
-    # A round trip at limit L is L successes, each adding 1/L: about one in all.
-    assert 2.85 < float(await scripts.run("adapt", adapt, ["grow", 8, 2])) < 3
-    assert 3.8 < float(await scripts.run("adapt", adapt, ["grow", 8, 3])) < 4
+EVENTS = [  # (refused?, depth, epoch): a slow start, a refusal, probes
+    *[(False, d, 0) for d in (1, 3, 6, 7, 8, 9, 10, 11)],
+    (True, 12, 0), (True, 14, 0), (True, 11, 0), (False, 13, 0),
+    *[(False, 10, 1)] * PROBE_FIRST, (True, 11, 1),
+    *[(False, 10, 1)] * (2 * PROBE_FIRST), (False, 11, 1), (False, 12, 1), (True, 13, 1),
+    (True, 3, 2), (False, 2, 3),
+]  # fmt: skip
+
+
+async def test_lua_and_python_learn_the_same_limit(scripts: Scripts) -> None:
+    """The shared limit's script and InFlightLimit, fed the same answers one at a time,
+    agree on the limit, the ceiling and the epoch after every one."""
+    local = InFlightLimit(16)
+    for refused, depth, epoch in EVENTS:
+        if refused:
+            local.refused(depth, epoch)
+        else:
+            local.succeeded(depth, epoch)
+        kind = "refused" if refused else "succeeded"
+        shared = await scripts.adapt(kind, (depth, epoch), concurrency=16)
+        expected = [local.limit, -1 if local.ceiling is None else local.ceiling, local.epoch]
+        assert shared == expected, (refused, depth, epoch)
+
+
+async def test_successes_told_in_a_batch_count_one_by_one(scripts: Scripts) -> None:
+    """Successes sent together in one call move the limit as the same told one by one."""
+    local = InFlightLimit(16)
+    answers = [(d, 0) for d in (3, 6, 7, 8, 9, 10, 1)]
+    for depth, epoch in answers:
+        local.succeeded(depth, epoch)
+    assert await scripts.adapt("succeeded", *answers, concurrency=16) == [local.limit, -1, 0]
+
+
+async def test_the_rate_is_booked_ahead_within_the_horizon(scripts: Scripts) -> None:
+    """At 10/s with a burst of one and a 0.25 s horizon, one call of five admits three,
+    due now, in 0.1 s and in 0.2 s; the next asks to wait until the fourth is 0.25 s away."""
+    first = await scripts.acquire(rate=10.0, burst=1, concurrency=99, wanted=5, horizon=0.25)
+    assert (first[0], first[7]) == ("ok", 3)
+    assert first[10] <= 0
+    assert float(first[11]) == 1e5
+    second = await scripts.acquire(rate=10.0, burst=1, concurrency=99, wanted=5, horizon=0.25)
+    assert second[0] == "wait"
+    assert 0 < second[1] <= 0.05e6
+
+
+async def test_past_the_horizon_one_request_is_booked_within_the_reach(scripts: Scripts) -> None:
+    """At 1/s, burst one, a 1.5 s reach: the second call of three waiting books one, due in
+    about a second (its place in line); the third is told to wait until the next is within
+    the reach, about half a second."""
+    replies = [await scripts.acquire(concurrency=9, burst=1, wanted=3, reach=1.5) for _ in range(3)]
+    assert [(r[0], r[7]) for r in replies[:2]] == [("ok", 1), ("ok", 1)]
+    assert replies[0][10] <= 0
+    assert 0.9e6 < replies[1][10] <= 1e6
+    assert replies[2][0] == "wait"
+    assert 0.4e6 < replies[2][1] <= 0.5e6
 
 
 async def test_an_admission_carries_the_releases_of_its_process(scripts: Scripts) -> None:
@@ -208,9 +252,8 @@ async def test_an_admission_carries_the_releases_of_its_process(scripts: Scripts
     await scripts.acquire()
     await scripts.acquire()
     assert (await scripts.acquire())[0] == "full"
-    args = ["p1", 5.0, 1.0, 3, 2, 0.0, 1, "p1:1", "p1:2"]  # both released since
-    reply = await scripts.run("acquire", TRIPLE, args)
-    assert reply[0] == b"ok"
+    reply = await scripts.acquire(released=("p1:1", "p1:2"))  # both released since
+    assert reply[0] == "ok"
     assert await scripts.redis.zrange(KEYS.leases, 0, -1) == [b"p1:3"]
 
 
@@ -253,12 +296,11 @@ async def test_a_clock_jumping_forward_moves_half_a_lease_at_most(scripts: Scrip
 
 
 async def test_the_clock_is_kept_by_every_script_that_reads_time(scripts: Scripts) -> None:
-    """Renewals, cuts and pauses read the same clamped clock as admissions."""
+    """Renewals and pauses read the same clamped clock as admissions."""
     kept = await _set_clock(scripts, +3600.0)
     await scripts.run("renew", TRIPLE, [5.0, "p1:1"])
     assert await scripts.redis.zscore(KEYS.leases, "p1:1") == kept + 5e6
     # From here the clock runs on from the kept one at TIME's pace (under a second here).
     await scripts.run("pause", [KEYS.state], [2.0, 5.0])
     assert kept + 2e6 <= float((await scripts.state())["pause_until"]) < kept + 3e6
-    await scripts.run("adapt", [KEYS.state, KEYS.leases], ["cut", 4, 1, "p1:1", 5.0])
     assert kept <= float((await scripts.state())["clock"]) < kept + 1e6

@@ -30,9 +30,10 @@ __all__ = ["Carried", "Leases", "carry"]
 
 _log = logging.getLogger("tmapi_async")
 _CARRIED = 256  # releases an admission carries at most
-# Seconds a release waits for a round trip to carry it before it goes alone: the page's
-# commit follows its release at once, so this is about one commit's round trip.
-_CARRY_WINDOW = 0.005
+# Seconds a release waits for a round trip to carry it (an admission, a worker's page
+# commit) before it goes alone: a command per release was most of what the shared
+# throttle cost a process, and a page's commit follows its release at once.
+_CARRY_WINDOW = 0.002
 _LIVE: weakref.WeakSet[Leases] = weakref.WeakSet()  # started and not closed, this process
 
 
@@ -68,6 +69,7 @@ class Leases:
         self._asked: dict[int, float] = {}  # ticket → when its admission was asked for
         self._outages_seen = 0  # outages of Redis this process's leases were renewed after
         self.freed = asyncio.Event()  #: set when a batch of releases reached Redis
+        self.returned = asyncio.Event()  #: set when a request of ours gave its slot back
         self._to_release: list[str] = []
         self._release_wanted = asyncio.Event()
         self._release_timer: asyncio.TimerHandle | None = None
@@ -141,6 +143,7 @@ class Leases:
     def give_back(self, lease_id: str) -> None:
         """Queue ``lease_id`` for the next round trip to carry, or alone soon after."""
         self._to_release.append(lease_id)
+        self.returned.set()
         if self._release_timer is None and not self._closing.is_set():
             loop = asyncio.get_running_loop()
             self._release_timer = loop.call_later(_CARRY_WINDOW, self._carry_late)
@@ -156,16 +159,21 @@ class Leases:
         batch, self._to_release = self._to_release[:_CARRIED], self._to_release[_CARRIED:]
         return batch
 
-    async def until_freed(self, at_most: float) -> None:
-        """Wait until a release of ours reached Redis (an admission's, a commit's or
-        the releaser's), or a poll of what other processes freed: ``at_most`` seconds
-        after the first "full" answer, twice as long after each further one in a row
-        (up to 16 times), since a slot freed here wakes the wait at once anyway."""
+    @property
+    def pending(self) -> bool:
+        """Some releases have not been sent to Redis yet."""
+        return bool(self._to_release)
+
+    async def until_returned(self, at_most: float) -> None:
+        """Wait until a request of ours gives its slot back, or a poll of what other
+        processes freed: ``at_most`` seconds after the first "full" answer, twice as long
+        after each further one in a row (up to 16 times): a slot given back here wakes
+        the wait at once anyway."""
         wait = at_most * (1 << min(self._full_streak, 4))
         self._full_streak += 1
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(wait):
-                await self.freed.wait()
+                await self.returned.wait()
 
     def carried(self) -> None:
         """A round trip freed releases taken by :meth:`take_releases`."""
@@ -178,7 +186,7 @@ class Leases:
 
     async def _releaser(self) -> None:
         while not self._closing.is_set():
-            await self._release_wanted.wait()
+            await self._release_wanted.wait()  # set once the window passed uncarried
             self._release_wanted.clear()
             await self._flush()
 

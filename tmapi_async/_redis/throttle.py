@@ -6,16 +6,21 @@ Lua script per admission, on Redis's clock:
 
 1. fatal: a 401/403/439 seen by any process stops every process (for ``FATAL_MEMORY``);
 2. pause: a ``Retry-After`` holds the whole token;
-3. in-flight: at most the adaptive limit (``concurrency``, halved on a refusal by any
-   process, regrown by successes of all) of short *leases* in a sorted set scored by
-   expiry. A heartbeat renews this process's leases every ``heartbeat`` seconds, so
-   the slots of a process killed with -9 free themselves within ``lease`` seconds;
+3. in-flight: at most the adaptive limit (the rules of
+   :class:`~tmapi_async._adaptive.InFlightLimit`, kept in Redis and fed by the answers
+   of every process: a refusal anywhere puts it just below the depth it was sent at)
+   of short *leases* in a sorted set scored by expiry. A heartbeat renews this
+   process's leases every ``heartbeat`` seconds, so the slots of a process killed with
+   -9 free themselves within ``lease`` seconds;
 4. rate: GCRA with capacity ``burst`` refilled at ``rate``: any T seconds admit at most
    ``burst + rate * T`` requests, whichever processes send them.
 
 In a process, one task asks Redis for every request waiting there (up to ``_BATCH``
-in one round trip) and hands the tickets out in order. Releases leave the request
-path: the next admission carries them, or a background task sends them in one ``ZREM``.
+in one round trip) and hands the tickets out in order, each at the time the rate
+gives it (booked up to ``_HORIZON`` ahead, or one place in line up to ``_REACH``
+ahead, so that one ask admits a run of requests instead of processes racing for each
+token). Releases leave the request path: the next admission carries them, or a
+background task sends them in one ``ZREM``.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from collections import deque
 from collections.abc import Awaitable, Coroutine
 from typing import TYPE_CHECKING, Any
 
+from .._adaptive import PROBE_FIRST, PROBE_LAST, START, InFlightLimit, SentRequests
 from .._errors import FatalError, RequestBudgetExhausted
 from .._limits import DEFAULT_CONCURRENCY, DEFAULT_RATE, Limits, choose_limits, default_burst
 from .._secret import fingerprint
@@ -60,6 +66,8 @@ _SEND_JITTER = 0.03  # seconds of send jitter the burst keeps back: 10 ms more t
 # local throttle, for the way back from Redis to each process
 _FULL_POLL = 0.01  # seconds between asks while every slot is taken by other processes
 _BATCH = 32  # requests admitted in one round trip at most
+_HORIZON = 0.02  # seconds ahead the rate may be booked (each request waits until its time)
+_REACH = 1.0  # seconds ahead one request may be booked when the rate is taken further
 
 
 class RedisThrottle:
@@ -110,7 +118,14 @@ class RedisThrottle:
         self._rate = limits.rate_or_default
         self._burst = limits.burst_or_default
         self._concurrency = limits.concurrency_or_default
-        self._limit = self._concurrency
+        self._limit = min(self._concurrency, START)
+        self._ceiling = -1  # the adaptive limit's, as Redis last told it (-1: none yet)
+        self._epoch = 0
+        self._sent_at = SentRequests(self._concurrency)  # depth and epoch, by ticket
+        self._answers: list[str] = []  # depth, epoch of successes not yet told to Redis
+        # Admitted, each waiting for its time (loop time, non-decreasing), in order.
+        self._booked: deque[tuple[float, asyncio.Future[int], int]] = deque()
+        self._booked_timer: asyncio.TimerHandle | None = None
         self.max_requests = limits.max_requests
         self.sent = 0  #: requests this process was admitted to send (each is billed)
         self._leases = Leases(
@@ -122,7 +137,6 @@ class RedisThrottle:
         self._waiters: deque[asyncio.Future[int]] = deque()  # acquires, in arrival order
         self._admitter: asyncio.Task[None] | None = None  # asks Redis for them
         self._closing = False
-        self._grows = 0  # successes not yet counted in Redis
         self._background: set[asyncio.Task[Any]] = set()
         self._waiting: set[asyncio.Task[Any]] = set()
         self._resume_at = 0.0
@@ -184,7 +198,9 @@ class RedisThrottle:
                     raise conn.unavailable(error) from None
                 raise
             if any(self._set_limits):
-                await conn.run(self._scripts["limits"], [self.keys.state], self._set_limits)
+                await conn.run(
+                    self._scripts["limits"], [self.keys.state], [*self._set_limits, str(START)]
+                )
             # The first renewal tells the limits in force and whether the token is stopped.
             await self._leases.start(conn, self._scripts["renew"])
         except BaseException:
@@ -203,6 +219,12 @@ class RedisThrottle:
             await asyncio.gather(self._admitter, return_exceptions=True)
         for waiter in self._waiters:
             waiter.cancel()  # closed while acquiring: nothing more is admitted
+        if self._booked_timer is not None:
+            self._booked_timer.cancel()
+        for _, waiter, ticket in self._booked:
+            waiter.cancel()
+            self._leases.release(ticket)
+        self._booked.clear()
         await asyncio.gather(*self._background, return_exceptions=True)
         await self._leases.aclose()
         self._conn = None
@@ -256,37 +278,80 @@ class RedisThrottle:
             if self._resume_at > loop.time():
                 await asyncio.sleep(self._resume_at - loop.time())
                 continue
-            wanted = min(sum(not w.done() for w in self._waiters), _BATCH)
+            wanted = min(len(self._waiters), _BATCH)  # a waiter given up meanwhile is rare
             if self.max_requests is not None:
-                if self.sent >= self.max_requests:
+                admitted = self.sent + len(self._booked)
+                if admitted >= self.max_requests:
                     self.fail(RequestBudgetExhausted(f"max_requests={self.max_requests} spent"))
                     return
-                wanted = min(wanted, self.max_requests - self.sent)
-            self._leases.freed.clear()  # a release from here on wakes a full wait
+                wanted = min(wanted, self.max_requests - admitted)
+            self._leases.returned.clear()  # a release from here on wakes a full wait
             asked = self._leases.clock()
             try:
-                verdict, first, count = await self._admit(wanted)
+                reply = await self._admit(wanted)
             except FatalError:
                 return  # the waiters raise it: _admit stopped the throttle
+            verdict = text(reply[0])
             if verdict == "ok":
-                for ticket in range(first, first + count):
-                    self._leases.take(ticket, asked)
-                    self._hand_out(ticket)
+                self._hand_out_run(reply, asked)
+                if self._booked:
+                    # Booked ahead: ask again when the last booked request is due, for all
+                    # who came meanwhile (one round trip, not one each); with many waiting,
+                    # once more can be booked. Never a second place in line far ahead.
+                    until = self._booked[-1][0]
+                    if len(self._waiters) >= _BATCH:
+                        until -= _HORIZON
+                    await asyncio.sleep(until - loop.time())
             elif verdict == "wait":
-                await asyncio.sleep(first / 1e6)
-            else:  # full: a slot frees here (an event) or in another process (polled)
-                await self._leases.until_freed(_FULL_POLL)
+                await asyncio.sleep(int(reply[1]) / 1e6)
+            elif not self._leases.pending:
+                # Full: a slot frees here (asked again at once, carrying the release: one
+                # round trip, not a ZREM and then an ask) or in another process (polled).
+                await self._leases.until_returned(_FULL_POLL)
 
-    def _hand_out(self, ticket: int) -> None:
+    def _hand_out_run(self, reply: list[Any], asked: float) -> None:
+        """The tickets of an "ok" to the waiters in order, each at its time (see
+        throttle_acquire.lua), noting the depth and epoch each leaves at."""
+        now = asyncio.get_running_loop().time()
+        first, count, epoch = int(reply[1]), int(reply[7]), int(reply[8])
+        depth = int(reply[3]) - count + 1
+        due, interval = int(reply[10]), float(reply[11])
+        last = self._booked[-1][0] if self._booked else now
+        for i, ticket in enumerate(range(first, first + count)):
+            self._leases.take(ticket, asked)
+            self._sent_at.sent(ticket, depth + i, epoch)
+            waiter = self._next_waiter()
+            if waiter is None:
+                self._leases.release(ticket)  # its waiter left meanwhile
+                continue
+            last = max(last, now + (due + i * interval) / 1e6)  # never before an earlier one
+            self._booked.append((last, waiter, ticket))
+        if self._booked_timer is None:
+            self._deliver_due()
+
+    def _next_waiter(self) -> asyncio.Future[int] | None:
         while self._waiters:
             waiter = self._waiters.popleft()
             if not waiter.done():
+                return waiter
+        return None
+
+    def _deliver_due(self) -> None:
+        """Hand out the booked tickets whose time came, in order; wake up for the next."""
+        self._booked_timer = None
+        loop = asyncio.get_running_loop()
+        booked, now = self._booked, loop.time()
+        while booked and booked[0][0] <= now:
+            _, waiter, ticket = booked.popleft()
+            if waiter.done():  # it left while its time came
+                self._leases.release(ticket)
+            else:
                 waiter.set_result(ticket)
                 self.sent += 1
-                return
-        self._leases.release(ticket)  # its waiter left meanwhile
+        if booked:
+            self._booked_timer = loop.call_at(booked[0][0], self._deliver_due)
 
-    async def _admit(self, wanted: int) -> tuple[str, int, int]:
+    async def _admit(self, wanted: int) -> list[Any]:
         conn = self._live_conn()
         keys = [self.keys.state, self.keys.leases, self.keys.fatal]
         args = [
@@ -297,6 +362,9 @@ class RedisThrottle:
             str(DEFAULT_CONCURRENCY),
             repr(_SEND_JITTER),
             str(wanted),
+            str(START),
+            repr(_HORIZON),
+            repr(_REACH),
             *self._leases.take_releases(),
         ]
         # Shielded: if we are cancelled after Redis admitted us, the leases are freed.
@@ -309,12 +377,12 @@ class RedisThrottle:
         except RedisUnavailableError as error:
             self._stop(error)
             raise
-        verdict = text(reply[0])
-        if verdict == "fatal":
+        if text(reply[0]) == "fatal":
             self._stop(fatal_from(reply[1:5]))
             self._raise_if_stopped()
         self._learn(reply[2], reply[4], reply[5], reply[6])
-        return verdict, int(reply[1]), int(reply[7])
+        self._epoch, self._ceiling = int(reply[8]), int(reply[9])
+        return list(reply)
 
     async def _ask(self, conn: RedisConnection, keys: list[str], args: list[str]) -> Any:
         await self._leases.catch_up()  # back from an outage: renew ours before any new
@@ -331,35 +399,40 @@ class RedisThrottle:
     def release(self, ticket: int) -> None:
         """The request of ``ticket`` is off the wire: its lease goes in the next batch."""
         self._leases.release(ticket)
+        self._sent_at.released(ticket)
 
     # -- feedback from answers (to Redis in the background) ----------------------------
 
     def congested(self, ticket: int) -> None:
-        """A request refused for concurrency or rate: halve the token's limit, once per
-        cohort of requests (those sent after the previous cut), in every process."""
-        args = ["cut", str(self._concurrency), str(ticket), self._leases.id(ticket)]
-        args.append(repr(self._leases.lease))
-        self._spawn(self._adapt(args))
+        """A request refused for concurrency or rate: the token's limit, in every
+        process, drops to just below the depth it was sent at."""
+        depth, epoch = self._sent_at.of(ticket) or (len(self._leases.live) + 1, self._epoch)
+        self._spawn(self._adapt("refused", [str(depth), str(epoch)]))
 
     def succeeded(self) -> None:
-        """A request succeeded: grow the token's limit back if it was cut. (No round trip
-        while the limit is whole.)"""
-        if self._limit >= self._concurrency:
+        """A request succeeded (the one released last): told to Redis, in batches, if it
+        can change the token's limit (no round trip for one that cannot: a token at its
+        concurrency that never saw a refusal, a slow start whose limit is not in use)."""
+        depth, epoch = self._sent_at.of(None) or (len(self._leases.live) + 1, self._epoch)
+        ceiling = None if self._ceiling < 0 else self._ceiling
+        if not InFlightLimit.success_counts(depth, self._limit, ceiling, self._concurrency):
             return
-        self._grows += 1
-        if self._grows == 1:
-            self._spawn(self._grow())
+        self._answers += (str(depth), str(epoch))
+        if len(self._answers) == 2:
+            self._spawn(self._tell_successes())
 
-    async def _grow(self) -> None:
-        while self._grows:
-            count, self._grows = self._grows, 0
-            await self._adapt(["grow", str(self._concurrency), str(count)])
+    async def _tell_successes(self) -> None:
+        while self._answers:
+            answers, self._answers = self._answers[: _BATCH * 2], self._answers[_BATCH * 2 :]
+            await self._adapt("succeeded", answers)
 
-    async def _adapt(self, args: list[str]) -> None:
+    async def _adapt(self, kind: str, answers: list[str]) -> None:
+        args = [kind, str(self._concurrency), str(START), str(PROBE_FIRST), str(PROBE_LAST)]
         reply = await self._live_conn().run(
-            self._scripts["adapt"], [self.keys.state, self.keys.leases], args
+            self._scripts["adapt"], [self.keys.state], args + answers
         )
-        self._limit = max(1, min(self._concurrency, int(float(reply))))
+        self._limit = max(1, min(self._concurrency, int(reply[0])))
+        self._ceiling, self._epoch = int(reply[1]), int(reply[2])
 
     def pause(self, seconds: float) -> None:
         """Hold every request of the token, in every process, for ``seconds``."""
@@ -408,7 +481,8 @@ class RedisThrottle:
         self._rate = number(rate, self._rate)
         self._burst = int(number(burst, self._burst))
         self._concurrency = int(number(concurrency, self._concurrency))
-        self._limit = max(1, min(self._concurrency, int(number(limit, self._concurrency))))
+        start = min(self._concurrency, START)  # nothing learnt yet
+        self._limit = max(1, min(self._concurrency, int(number(limit, start))))
 
     def _live_conn(self) -> RedisConnection:
         if self._conn is None:

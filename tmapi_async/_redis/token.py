@@ -3,9 +3,10 @@
 Keys (the braces keep them in one Redis Cluster slot):
 
 - ``tmapi:token:{FP}`` (hash): ``rate``, ``burst``, ``concurrency``: the limits set
-  (absent: the defaults of ``Limits``); ``limit``, ``ceiling``, ``cut_after``: the adaptive
-  in-flight limit; ``tat``: the rate's theoretical arrival time (GCRA, µs of Redis's
-  clock); ``pause_until`` (µs): a ``Retry-After``; ``seq``: the last ticket issued.
+  (absent: the defaults of ``Limits``); ``limit``, ``ceiling`` (-1: no refusal yet),
+  ``epoch``, ``probe_gap``, ``since_probe``: the adaptive in-flight limit; ``tat``: the
+  rate's theoretical arrival time (GCRA, µs of Redis's clock); ``pause_until`` (µs): a
+  ``Retry-After``; ``seq``: the last ticket issued.
 - ``tmapi:token:{FP}:leases`` (sorted set): ``OWNER:TICKET`` of each request in flight,
   scored by the expiry of its lease (µs).
 - ``tmapi:token:{FP}:fatal`` (hash, expires after ``FATAL_MEMORY``): ``kind``, ``code``,
