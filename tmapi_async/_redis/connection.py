@@ -356,18 +356,12 @@ class RedisConnection:
         return self.client.register_script(source)
 
     async def call(
-        self,
-        script: AsyncScript,
-        keys: Sequence[str],
-        args: Sequence[Any],
-        client: Any = None,
-        *,
-        behind: bool = False,
+        self, script: AsyncScript, keys: Sequence[str], args: Sequence[Any], client: Any = None
     ) -> Any:
         """Run ``script`` (in ``client``, a pipeline, if given); redis-py's errors are
         left to the caller, which knows which of them mean what. Rides waiting for this
-        Redis go in the same round trip (``behind``: surely ahead of it)."""
-        return await send_with_rides(self, script, keys, args, client, behind=behind)
+        Redis go in the same round trip."""
+        return await send_with_rides(self, script, keys, args, client)
 
     def ride(self, script: AsyncScript, keys: Sequence[str], args: Sequence[Any]) -> Ride:
         """Run ``script`` with the next round trip to this Redis (or alone, soon):

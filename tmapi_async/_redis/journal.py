@@ -12,9 +12,7 @@ commit script still checks each page (the worker holds its shop, this read of it
 not committed before), so exactly-once holds however the commit travels. A refusal that
 comes back drops the shop; an error stops the engine at its next call. While the hold
 is not fresh, each commit is awaited, and a refusal is known before the next request.
-A shop's finish comes after its pages: the commits on their way are awaited, and those
-still waiting ride ahead of the finish, sent with their source (no Redis can miss them
-and have them sent again after it).
+A shop is finished only once the commits of its pages are answered.
 """
 
 from __future__ import annotations
@@ -174,15 +172,15 @@ class RedisJournal:
             raise self.failure
 
     async def settle(self, shop_url: str | None = None) -> None:
-        """Wait until the riding commits are answered: all of them (those still
-        waiting go now), or those of ``shop_url`` already on their way (those still
-        waiting ride, surely ahead, with the shop's finish)."""
+        """Wait until the riding commits (of ``shop_url``, or all) are answered; those
+        still waiting go now. (Not in the finish's own round trip: a script Redis lost
+        meanwhile would be loaded and sent again after the finish had run.)"""
         if shop_url is None:
             rides = [riding for some in self._riding.values() for riding in some]
-            if any(not riding.sent for riding in rides):
-                await flush(self.queue.conn)
         else:
-            rides = [riding for riding in self._riding.get(shop_url, ()) if riding.sent]
+            rides = list(self._riding.get(shop_url, ()))
+        if any(not riding.sent for riding in rides):
+            await flush(self.queue.conn)
         if rides:
             await asyncio.wait([riding.answer for riding in rides])
 

@@ -482,9 +482,7 @@ class HarvestQueue:
             "1" if dead else "0",
             consumer,
         ]
-        # Behind the commits still riding: a shop ends after its pages.
-        finished = await self.conn.call(self._finish, keys, args, behind=True)
-        return self.answer(shop_url, int(finished))
+        return self.answer(shop_url, int(await self.conn.call(self._finish, keys, args)))
 
     async def dead_letter(self, consumer: str, delivery: Delivery) -> bool:
         """Give up a shop delivered too often without finishing: it is failed."""

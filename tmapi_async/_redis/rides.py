@@ -139,45 +139,33 @@ async def send_with_rides(
     keys: Sequence[Any],
     args: Sequence[Any],
     client: Any = None,
-    *,
-    behind: bool = False,
 ) -> Any:
     """Run ``script``, with the rides waiting for this Redis in the same round trip
-    (ahead of it); its reply, or its error raised. ``behind``: it must run after them
-    (a shop's finish after its pages), so they go with their source (``EVAL``), which
-    no Redis can miss, rather than by SHA1."""
+    (ahead of it); its reply, or its error raised."""
     key = _key(conn)
     if client is not None or not _WAITING.get(key):
         return await script(keys=keys, args=args, client=client)
-    return await _pipeline(conn, _take(key), (script, keys, args), sure=behind)
+    return await _pipeline(conn, _take(key), (script, keys, args))
 
 
 async def _pipeline(
     conn: Connection,
     rides: list[Ride],
     own: tuple[AsyncScript, Sequence[Any], Sequence[Any]] | None,
-    *,
-    sure: bool = False,
 ) -> Any:
-    """Send ``rides`` (then ``own``) in one pipeline; answer each ride; return own's.
-    ``sure``: the rides go with their source, so none can miss and be sent again
-    after ``own``."""
+    """Send ``rides`` (then ``own``) in one pipeline; answer each ride; return own's."""
     from redis.exceptions import NoScriptError
 
     calls = [(one.script, one.keys, one.args) for one in rides]
     if own is not None:
         calls.append(own)
-    by_sha = calls[len(rides) :] if sure else calls
     loaded = _LOADED.setdefault((conn.ride_key, conn.outage.ended), set())
-    missing = {script.sha: script for script, _keys, _args in by_sha if script.sha not in loaded}
+    missing = {script.sha: script for script, _keys, _args in calls if script.sha not in loaded}
     pipe = conn.client.pipeline(transaction=False)
     for script in missing.values():
         pipe.script_load(script.script)
-    for index, (script, keys, args) in enumerate(calls):
-        if sure and index < len(rides):
-            pipe.eval(script.script, len(keys), *keys, *args)
-        else:
-            pipe.evalsha(script.sha, len(keys), *keys, *args)
+    for script, keys, args in calls:
+        pipe.evalsha(script.sha, len(keys), *keys, *args)
     try:
         replies = await pipe.execute(raise_on_error=False)
     except asyncio.CancelledError:
