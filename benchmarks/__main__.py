@@ -1,10 +1,12 @@
-"""``python -m benchmarks [--quick] [--out DIR] [--only SCENARIO ...] [--update-docs]``.
+"""``python -m benchmarks [--quick] [--out DIR] [--only SCENARIO ...] [--update-docs] [--profile]``.
 
 Scenarios: ``throughput`` (with the whole-process race), ``rate``, ``harvest``,
 ``memory``, ``decode``. Prints the tables and writes ``latest.json`` and ``bench-*.png``
 into ``--out`` (default ``benchmark-results/``, not tracked by git). ``--update-docs``
 also refreshes the figures of the documentation: the plots in ``docs/img/`` and the
 generated tables of ``docs/benchmarks.md``. ``--quick`` takes under 3 minutes on 2 cores.
+``--profile`` then runs the throughput contenders under py-spy: where each one's CPU
+goes, per request and by module, and a speedscope file per run in ``--out``.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import time
 from pathlib import Path
 
 from benchmarks._common import ROOT, machine_info
+from benchmarks._profile import add_profile_option
 from benchmarks._report import plots, sections, table, update_page
 from benchmarks._scenarios import FULL, QUICK, SCENARIOS
 
@@ -49,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         help=f"run only these: {', '.join(SCENARIOS)}",
     )
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    add_profile_option(parser, "the throughput contenders")
     parser.add_argument(
         "--update-docs",
         action="store_true",
@@ -99,6 +103,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"figures: {path}")
     if args.update_docs:
         update_docs(results, pngs)
+    if args.profile:
+        from benchmarks._profile import profile_throughput
+
+        print(profile_throughput(plan.shops, args.out / "profile-throughput", runs=args.profile))
     return 0
 
 

@@ -273,3 +273,52 @@ def test_max_pages_must_be_a_positive_integer(bad: object) -> None:
     """A max_pages that is no integer >= 1 is refused before anything is asked."""
     with pytest.raises(tm.InvalidParameterError, match="max_pages"):
         Harvest(FakeSource({}), [], max_pages=bad)  # type: ignore[arg-type]
+
+
+class PeakInFlight:
+    """The most pages a source is asked for at once, counted from now on."""
+
+    def __init__(self, source: FakeSource) -> None:
+        self.most = 0
+        self._out = 0
+        self._fetch = source.fetch_counted
+        source.fetch_counted = self._counting  # type: ignore[method-assign]
+
+    async def _counting(self, query: tm.ShopQuery, page: int) -> Fetched:
+        self._out += 1
+        self.most = max(self.most, self._out)
+        try:
+            return await self._fetch(query, page)
+        finally:
+            self._out -= 1
+
+
+async def test_harvests_sharing_a_source_start_no_more_workers_than_it_admits() -> None:
+    """Many harvests of one source at once (many ``fetch_shop`` calls on one client)
+    keep about ``concurrency`` requests out together, not ``concurrency`` each: a
+    worker past that would only wait for a slot. Each still finishes every page."""
+    names = [f"s{i}" for i in range(6)]
+    source = FakeSource(dict.fromkeys(names, 10 * PAGE_SIZE), concurrency=4)
+    peak = PeakInFlight(source)
+    harvests = [Harvest(source, [url(name)]) for name in names]
+    results = await asyncio.wait_for(asyncio.gather(*(run(h) for h in harvests)), 60)
+    assert [r.status for [r] in results] == ["complete"] * len(names)
+    assert [len(r.items) for [r] in results] == [10 * PAGE_SIZE] * len(names)
+    # At most one worker each beyond the source's own concurrency; alone, each
+    # harvest would run 4 workers: 24 at once.
+    assert peak.most <= source.concurrency + len(names)
+
+
+async def test_a_harvest_closed_early_leaves_its_source_all_its_workers() -> None:
+    """Workers cancelled before they ever ran (the consumer closed the harvest at its
+    first event) are no longer counted against the source: the next harvest on it
+    runs ``concurrency`` requests at once again."""
+    source = FakeSource({"a": 10 * PAGE_SIZE, "b": 10 * PAGE_SIZE}, concurrency=4)
+    events = Harvest(source, [url("a")]).events()
+    first = await anext(events)  # awaited here: the workers it hires have not run yet
+    assert isinstance(first, tm.PageEvent)
+    await events.aclose()  # type: ignore[attr-defined]
+    peak = PeakInFlight(source)
+    [result] = await asyncio.wait_for(run(Harvest(source, [url("b")])), 60)
+    assert result.status == "complete"
+    assert peak.most == source.concurrency

@@ -19,7 +19,7 @@ from tmapi_async import (
     UpstreamError,
 )
 from tmapi_async._models import MAX_TOTAL_COUNT
-from tmapi_async._shop import DEFAULT_MAX_PAGES, DEFAULT_WINDOW, ShopCrawl
+from tmapi_async._shop import DEFAULT_MAX_PAGES, DEFAULT_WINDOW, ShopCrawl, _cover
 
 QUERY = ShopQuery.build("https://demo.1688.com/")
 
@@ -487,3 +487,34 @@ def test_a_first_page_repeating_its_items_is_no_page_of_twice_the_size():
 
     harvested, requests = run(ShopCrawl(QUERY, window=8), answer)
     assert (harvested, requests) == (listing.ids, 3)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 60), st.integers(1, 12)), max_size=40))
+def test_coverage_spans_merge_in_any_order_as_all_at_once(spans):
+    """Spans added one at a time, in any order, end as the same sorted, apart spans as
+    merging them all at once: overlapping and touching spans become one."""
+    covered: list[tuple[int, int]] = []
+    for lo, width in spans:
+        _cover(covered, lo, lo + width)
+    points = sorted({x for lo, width in spans for x in range(lo, lo + width)})
+    expected: list[tuple[int, int]] = []
+    for x in points:
+        if expected and expected[-1][1] == x:
+            expected[-1] = (expected[-1][0], x + 1)
+        else:
+            expected.append((x, x + 1))
+    assert covered == expected
+
+
+def test_an_item_twice_on_a_new_page_is_kept_once_at_its_first_place():
+    """A page repeating one of its own items (all new to the shop) yields each item
+    once, in the order of their first appearance."""
+    crawl = ShopCrawl(QUERY, window=4)
+    crawl.take_pages()
+    ids = ["a", "b", "a", "c", "b"]
+    items = [ShopItem(item_id=i, title=f"#{n}") for n, i in enumerate(ids)]
+    answer = ShopItemsPage(page=1, page_size=20, total_count=5, items=items)
+    fresh = crawl.accept(1, answer)
+    assert [(item.item_id, item.title) for item in fresh] == [("a", "#0"), ("b", "#1"), ("c", "#3")]
+    assert crawl.seen == {"a", "b", "c"}

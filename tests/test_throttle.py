@@ -331,3 +331,47 @@ def test_bucket_keeps_room_for_send_jitter(run_virtual):
     late = [t + 0.02 if i % 2 else t for i, t in enumerate(sorted(times))]  # half sent late
     for window in (0.1, 0.5, 1.0):
         assert peak_in_window(late, window) <= 50 + 1000 * window + 1e-6
+
+
+def test_a_freed_slot_goes_to_the_oldest_waiter_not_to_a_newcomer(run_virtual):
+    """With more tasks than slots, each release hands its slot to the oldest waiter; a
+    task arriving before that waiter has run queues behind the others."""
+
+    async def scenario() -> None:
+        throttle = Throttle(rate=1e6, burst=1000, concurrency=1)
+        order: list[str] = []
+
+        async def request(name: str) -> None:
+            await throttle.acquire()
+            order.append(name)
+            throttle.release()
+
+        await throttle.acquire()
+        waiting = asyncio.create_task(request("b"))
+        await asyncio.sleep(0)  # b waits for the slot
+        throttle.release()  # handed to b, which has not run yet: nobody else waits
+        newcomer = asyncio.create_task(request("d"))
+        await asyncio.gather(waiting, newcomer)
+        assert order == ["b", "d"]
+        assert throttle.in_flight == 0
+
+    run_virtual(scenario())
+
+
+def test_a_waiter_cancelled_before_its_turn_holds_no_one_up(run_virtual):
+    """A request cancelled while waiting leaves the queue: once the slot is free, the
+    next request is admitted at once, not queued behind it."""
+
+    async def scenario() -> None:
+        throttle = Throttle(rate=1e6, burst=1000, concurrency=1)
+        await throttle.acquire()
+        gone = asyncio.create_task(throttle.acquire())
+        await asyncio.sleep(0)
+        gone.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await gone
+        throttle.release()
+        await asyncio.wait_for(throttle.acquire(), timeout=1.0)  # virtual clock: no delay
+        assert throttle.in_flight == 1
+
+    run_virtual(scenario())

@@ -10,7 +10,7 @@ import re
 import traceback
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import aiohttp
 import pytest
@@ -136,6 +136,52 @@ async def test_timeout_raises_transport_error(server: Server, transport_for: obj
         await transport.get(QUERY)
     assert type(info.value) is tm.TransportError
     assert_no_token(info.value)
+
+
+async def test_every_request_past_its_deadline_times_out_and_the_task_goes_on(
+    server: Server, transport_for: object
+) -> None:
+    """Requests that share one deadline timer each time out on their own; a timed-out
+    task is not left cancelling, so it can send again (a retry)."""
+    transport = await transport_for(server.url("hang"), HANG)  # type: ignore[operator]
+
+    async def ask() -> tuple[BaseException, int]:
+        with pytest.raises(tm.TransportError) as info:
+            await transport.get(QUERY)
+        task = asyncio.current_task()
+        assert task is not None
+        return info.value, task.cancelling()
+
+    outcomes = await asyncio.wait_for(asyncio.gather(*(ask() for _ in range(4))), GENEROUS)
+    assert [cancelling for _, cancelling in outcomes] == [0, 0, 0, 0]
+    assert all("0.2" in str(error) for error, _ in outcomes)
+    again, cancelling = await asyncio.wait_for(ask(), GENEROUS)  # the same task sends again
+    assert cancelling == 0
+    assert isinstance(again, tm.TransportError)
+
+
+class _Held(asyncio.Event):
+    """The hanging server's event, which also tells when a request is held on it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reached = asyncio.Event()
+
+    async def wait(self) -> Literal[True]:
+        self.reached.set()
+        return await super().wait()
+
+
+async def test_a_cancel_from_outside_stays_a_cancel(server: Server, transport_for: object) -> None:
+    """Cancelling a task waiting on an answer cancels it: the transport's deadline
+    does not turn someone else's cancel into a timeout."""
+    transport = await transport_for(server.url("hang"))  # type: ignore[operator]
+    server.never = held = _Held()
+    task = asyncio.ensure_future(transport.get(QUERY))
+    await asyncio.wait_for(held.reached.wait(), GENEROUS)  # the server holds the request
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(task, GENEROUS)
 
 
 async def test_refused_raises_transport_error(refused_url: str, transport_for: object) -> None:

@@ -57,3 +57,23 @@ async def test_a_woken_waiter_that_leaves_passes_its_wake_up_on() -> None:
         await tasks[0]
     await asyncio.wait_for(tasks[1], timeout=30)
     assert woke == [1]
+
+
+async def test_a_wake_up_nobody_takes_is_reported_as_unused() -> None:
+    """Woken and leaving with nobody behind it, a waiter calls ``unused`` (a throttle
+    takes back the slot it handed out); with a taker, ``unused`` is not called."""
+    unused: list[None] = []
+    waiters, woke = Waiters(unused=lambda: unused.append(None)), []
+    tasks = await _parked(waiters, 2, woke)
+    waiters.wake(1)
+    tasks[0].cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await tasks[0]
+    await tasks[1]
+    assert unused == []  # the second waiter took it
+    [last] = await _parked(waiters, 1, woke)
+    waiters.wake(1)
+    last.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await last
+    assert unused == [None]

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
-from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from functools import partial
@@ -29,6 +28,7 @@ from ._new_listings import NewListingsCrawl
 from ._progress import HarvestProgress
 from ._protocol import ShopQuery, normalise_shop_url
 from ._shop import ShopCheckpoint, ShopCrawl, ShopResult
+from ._waiters import Waiters
 
 
 class Fetched(NamedTuple):
@@ -81,6 +81,21 @@ class PageEvent:
 
 
 _Event = ShopResult | PageEvent | None  # None: every worker has finished
+
+# Live workers of every harvest running on one source, by id(source) (an entry goes at
+# zero, so an id is never reused while counted). A source serving many harvests at
+# once -- many fetch_shop calls on one client -- admits only `concurrency` requests in
+# flight: a worker past that would only wait in its throttle, a task per page for
+# nothing. So a harvest that has a worker starts no more beyond that count.
+_SOURCE_WORKERS: dict[int, int] = {}
+
+
+def _worker_done(key: int, _task: asyncio.Task[None]) -> None:
+    left = _SOURCE_WORKERS[key] - 1
+    if left:
+        _SOURCE_WORKERS[key] = left
+    else:
+        del _SOURCE_WORKERS[key]
 
 
 ShopSource = Iterable[str | ShopQuery] | AsyncIterable[str | ShopQuery]
@@ -163,13 +178,14 @@ class Harvest:
         self._feeder: asyncio.Task[None] | None = None
         self._tasks: list[asyncio.Task[None]] = []  # the feeder and the workers started
         self._live_workers = 0
+        self._starved = False  # the last hiring stopped at the source's count of workers
         self._alive = 1  # tasks not yet ended: the feeder, then each worker started
         self._feeding = True  # until the feeder has read the whole input (or stopped)
-        self._feeder_waiting: deque[asyncio.Future[None]] = deque()
+        self._feeder_waiting = Waiters()
         self._error: BaseException | None = None
         self._page_events = False
         self._events: asyncio.Queue[_Event] | None = None
-        self._idle: deque[asyncio.Future[None]] = deque()  # workers waiting for work
+        self._idle = Waiters()  # workers waiting for work
         self._loop: asyncio.AbstractEventLoop | None = None
         self._started = False
 
@@ -211,7 +227,7 @@ class Harvest:
         """An abandoned shop with nothing left on the wire: it is no longer open."""
         if self._crawls.pop(crawl.query.shop_url, None) is not None:
             self._open -= 1
-            self._wake(self._feeder_waiting, 1)
+            self._feeder_waiting.wake(1)
             self._wake_if_finished()
 
     def events(self) -> AsyncIterator[ShopResult | PageEvent]:
@@ -254,7 +270,7 @@ class Harvest:
         try:
             while self._error is None:
                 if self._open >= self._max_open or len(self._heap) >= self._max_workers:
-                    await self._wait(self._feeder_waiting)
+                    await self._feeder_waiting.wait()
                     continue
                 try:
                     entry = await anext(self._input)
@@ -308,6 +324,12 @@ class Harvest:
                     if self._page_events:
                         await self._emit(PageEvent(crawl.query.shop_url, page, fresh))
                     self._schedule(crawl)
+                    if self._starved:
+                        # Hiring stopped at the source's count of workers: grow, if other
+                        # harvests of the source have let workers go since, for the
+                        # queued pages no worker will take (this one takes the next).
+                        waiting = self._live_workers - self._busy  # to take work soon
+                        self._start_workers(len(self._heap) - waiting - 1)
                     if crawl.finished:
                         await self._finish(crawl)
                 finally:
@@ -343,12 +365,29 @@ class Harvest:
         Workers start as work appears, up to ``concurrency``: a shop of three pages
         costs three tasks, not ``concurrency`` of them.
         """
-        unassigned = pages - self._wake(self._idle, pages) if self._idle else pages
-        while unassigned > 0 and self._live_workers < self._max_workers:
+        unassigned = pages - self._idle.wake(pages) if self._idle else pages
+        if unassigned > 0:
+            self._start_workers(unassigned)
+
+    def _start_workers(self, wanted: int) -> None:
+        """Start up to ``wanted`` workers, within ``concurrency`` for this harvest and,
+        beyond its first worker, for every harvest of the same source together."""
+        key = id(self._source)
+        shared = _SOURCE_WORKERS.get(key, 0)
+        self._starved = False
+        while wanted > 0 and self._live_workers < self._max_workers:
+            if self._live_workers and shared >= self._max_workers:
+                self._starved = True  # it could only wait for a slot: ours go on
+                break
             self._live_workers += 1
             self._alive += 1
-            self._tasks.append(asyncio.create_task(self._worker()))
-            unassigned -= 1
+            shared += 1
+            task = asyncio.create_task(self._worker())
+            # Counted off when the task is done, even cancelled before it ever ran.
+            task.add_done_callback(partial(_worker_done, key))
+            self._tasks.append(task)
+            wanted -= 1
+        _SOURCE_WORKERS[key] = shared
 
     def _fail(self, error: BaseException) -> None:
         if self._error is None:
@@ -358,31 +397,9 @@ class Harvest:
             feeder.cancel()  # it may be waiting on a shop list that never ends
         self._wake_all()
 
-    async def _wait(self, queue: deque[asyncio.Future[None]]) -> None:
-        assert self._loop is not None
-        waiter = self._loop.create_future()
-        queue.append(waiter)
-        try:
-            await waiter
-        finally:
-            if not waiter.done():
-                waiter.cancel()
-
-    @staticmethod
-    def _wake(queue: deque[asyncio.Future[None]], count: int) -> int:
-        """Wake up to ``count`` waiters (one worker per page of new work, not all of
-        them); return how many were woken."""
-        woken = 0
-        while woken < count and queue:
-            waiter = queue.popleft()
-            if not waiter.done():
-                waiter.set_result(None)
-                woken += 1
-        return woken
-
     def _wake_all(self) -> None:
-        self._wake(self._idle, len(self._idle))
-        self._wake(self._feeder_waiting, 1)
+        self._idle.wake_all()
+        self._feeder_waiting.wake(1)
 
     def _wake_if_finished(self) -> None:
         if self._busy == 0 and not self._feeding and not self._heap:
@@ -398,7 +415,7 @@ class Harvest:
         _, _, page, crawl = heapq.heappop(self._heap)
         self._busy += 1
         if self._feeder_waiting and len(self._heap) < self._max_workers:
-            self._wake(self._feeder_waiting, 1)
+            self._feeder_waiting.wake(1)
         return crawl, page
 
     async def _next_work(self) -> tuple[ShopCrawl, int] | None:
@@ -409,7 +426,7 @@ class Harvest:
                 return work
             if self._busy == 0 and not self._feeding:
                 return None
-            await self._wait(self._idle)
+            await self._idle.wait()
 
     def _schedule(self, crawl: ShopCrawl) -> None:
         pages = crawl.take_pages()
@@ -429,7 +446,7 @@ class Harvest:
             return
         del self._crawls[crawl.query.shop_url]
         self._open -= 1
-        self._wake(self._feeder_waiting, 1)
+        self._feeder_waiting.wake(1)
         result = crawl.result()
         if self._journal is not None:
             try:

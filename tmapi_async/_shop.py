@@ -21,7 +21,9 @@ by ``item_id``.
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Literal
 
 from ._errors import MaxPagesReached, TmapiError
@@ -95,14 +97,22 @@ class ShopCheckpoint:
     item_count: int = 0
 
 
-def _merge(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    merged: list[tuple[int, int]] = []
-    for lo, hi in sorted(spans):
-        if merged and lo <= merged[-1][1]:
-            merged[-1] = (merged[-1][0], max(merged[-1][1], hi))
-        else:
-            merged.append((lo, hi))
-    return merged
+_START, _END = itemgetter(0), itemgetter(1)
+
+
+def _cover(spans: list[tuple[int, int]], lo: int, hi: int) -> None:
+    """Add ``[lo, hi)`` to ``spans`` (sorted, apart), merging the spans it overlaps or
+    touches, in place.
+
+    Pages come back out of order, so up to a window's worth of spans are apart at
+    once: two binary searches and one slice keep a page's cost flat, where sorting
+    every span again cost more than the rest of the page's bookkeeping.
+    """
+    first = bisect_left(spans, lo, key=_END)  # the first span reaching lo
+    last = bisect_right(spans, hi, key=_START)  # past the last span starting by hi
+    if first < last:
+        lo, hi = min(lo, spans[first][0]), max(hi, spans[last - 1][1])
+    spans[first:last] = [(lo, hi)]
 
 
 class ShopCrawl:
@@ -243,8 +253,14 @@ class ShopCrawl:
         self._record(page, total, size)
         fresh, seen = answer.items, self.seen
         ids = [item.item_id for item in fresh]
-        if seen.isdisjoint(ids) and len(set(ids)) == len(ids):
+        before = len(seen)
+        if seen.isdisjoint(ids):
             seen.update(ids)  # the usual page: all new, checked in C
+            if len(seen) - before < len(ids):  # an item twice on this page: keep the first
+                firsts: dict[str, ShopItem] = {}
+                for item in fresh:
+                    firsts.setdefault(item.item_id, item)
+                fresh = list(firsts.values())
         else:
             fresh = []
             for item in answer.items:  # drop repeats of earlier pages and of this one
@@ -315,7 +331,7 @@ class ShopCrawl:
         self.done[page] = max(total, self.done.get(page, 0))
         lo, hi = max(0, total - page * size), max(0, total - (page - 1) * size)
         if lo < hi:
-            self._spans = _merge([*self._spans, (lo, hi)])
+            _cover(self._spans, lo, hi)
 
     def _holes(self) -> list[tuple[int, int]]:
         holes, pos = [], 0

@@ -19,7 +19,6 @@ once, so departures cannot bunch up behind a slot and exceed the window bound.
 from __future__ import annotations
 
 import asyncio
-from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
@@ -28,6 +27,7 @@ from aiolimiter import AsyncLimiter
 from ._adaptive import InFlightLimit, SentRequests
 from ._errors import FatalError, RequestBudgetExhausted
 from ._limits import Limits, choose_limits
+from ._waiters import Waiters
 
 _SEND_JITTER = 0.02  # seconds: how late an admitted request may leave the event loop
 
@@ -136,6 +136,7 @@ class Throttle:
         "_sent",
         "_slot_waiters",
         "_slots",
+        "_slots_handed",
         "_waiting",
         "burst",
         "concurrency",
@@ -177,7 +178,9 @@ class Throttle:
         self._slots = self._adaptive.limit  # kept with it: read on every request
         self._in_flight = 0
         self._sent = SentRequests(concurrency)  # the depth each request left at
-        self._slot_waiters: deque[asyncio.Future[None]] = deque()
+        self._slot_waiters = Waiters(unused=self._slot_unused)
+        # Waiters woken for a free slot that have not run yet: the slot is theirs.
+        self._slots_handed = 0
         self._waiting: set[asyncio.Task[Any]] = set()
         self._resume_at = 0.0
         self._fatal: FatalError | None = None
@@ -210,7 +213,7 @@ class Throttle:
         """
         if self._fatal is not None:
             raise self._fatal
-        if self._in_flight >= self._slots or self._slot_waiters:
+        if self._in_flight + self._slots_handed >= self._slots or self._slot_waiters:
             await self._wait_for_slot()
         self._in_flight += 1
         try:
@@ -251,30 +254,25 @@ class Throttle:
         return self._loop
 
     async def _wait_for_slot(self) -> None:
-        loop = self._loop or self._bind()
-        while self._in_flight >= self._slots:
-            waiter: asyncio.Future[None] = loop.create_future()
-            self._slot_waiters.append(waiter)
-            try:
-                await waiter
-            except BaseException:
-                if waiter.done() and not waiter.cancelled():
-                    self._wake_slot_waiter()  # we were woken but leave: pass it on
-                raise
-            finally:
-                if waiter in self._slot_waiters:
-                    self._slot_waiters.remove(waiter)
+        while True:
+            await self._slot_waiters.wait()
+            self._slots_handed -= 1
             if self._fatal is not None:
                 raise self._fatal
+            if self._in_flight < self._slots:
+                return
+            # The limit was cut since the wake-up: wait for the next free slot.
 
     def _wake_slot_waiter(self) -> None:
-        free = self._slots - self._in_flight
-        for waiter in self._slot_waiters:
-            if free <= 0:
-                break
-            if not waiter.done():
-                waiter.set_result(None)
-                free -= 1
+        # Woken waiters leave the queue, and the slots handed to them count as taken:
+        # a release wakes one waiter and looks at no other (when tasks outnumber slots,
+        # scanning past the woken ones cost more than the request itself).
+        free = self._slots - self._in_flight - self._slots_handed
+        if free > 0 and self._slot_waiters:
+            self._slots_handed += self._slot_waiters.wake(free)
+
+    def _slot_unused(self) -> None:
+        self._slots_handed -= 1  # a woken waiter left and nobody took its slot
 
     async def interruptible(self, wait: Awaitable[object]) -> None:
         """Await ``wait`` (a backoff, say), but raise at once if the client is stopped."""
@@ -312,9 +310,7 @@ class Throttle:
         if self._fatal is not None:
             return
         self._fatal = error
-        for waiter in self._slot_waiters:
-            if not waiter.done():
-                waiter.set_result(None)
+        self._slots_handed += self._slot_waiters.wake(len(self._slot_waiters))
         for task in self._waiting:
             task.cancel()
 

@@ -12,10 +12,11 @@ client inject answers with it, as with httpx's transport of the same name.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import traceback
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Protocol
+from typing import Any, Protocol
 from urllib.parse import quote
 
 import aiohttp
@@ -93,6 +94,66 @@ class MockTransport:
         return answer
 
 
+class Deadlines:
+    """One timer for every request in flight, where aiohttp keeps one per request.
+
+    aiohttp's ``ClientTimeout(total=...)`` schedules a timer per request and cancels it
+    at the answer: a timer handle, a heap push and a cancel each time, for a deadline
+    that almost never comes. Here each request notes its deadline in a dict (in order
+    of start, so of deadline) and one timer, ticking while requests are in flight,
+    cancels the tasks whose deadline has passed: a timeout fires at most one tick late
+    (a quarter of it, a second at most).
+    """
+
+    __slots__ = ("_due", "_expired", "_handle", "_tick", "seconds")
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._tick = min(1.0, seconds / 4)
+        self._due: dict[asyncio.Task[Any], float] = {}  # in flight: task → deadline
+        self._expired: set[asyncio.Task[Any]] = set()
+        self._handle: asyncio.TimerHandle | None = None
+
+    def enter(self, task: asyncio.Task[Any]) -> None:
+        """``task`` sends a request now."""
+        loop = task.get_loop()
+        self._due[task] = loop.time() + self.seconds
+        if self._handle is None:
+            self._handle = loop.call_later(self._tick, self._check, loop)
+
+    def expired(self, task: asyncio.Task[Any]) -> bool:
+        """True when ``task``'s deadline passed and cancelled it."""
+        return task in self._expired
+
+    def leave(self, task: asyncio.Task[Any]) -> None:
+        """``task``'s request is over. A deadline's cancel that ended as another error
+        (aiohttp may wrap it) is taken back, so that it does not linger on the task."""
+        del self._due[task]
+        if self._expired and task in self._expired:
+            self._expired.discard(task)
+            if task.cancelling():
+                task.uncancel()
+
+    def _check(self, loop: asyncio.AbstractEventLoop) -> None:
+        now = loop.time()
+        late = []
+        for task, deadline in self._due.items():
+            if deadline > now:
+                break  # the rest started later: their deadlines are later
+            if task not in self._expired:
+                late.append(task)
+        for task in late:
+            self._expired.add(task)
+            task.cancel()
+        self._handle = loop.call_later(self._tick, self._check, loop) if self._due else None
+
+    def close(self) -> None:
+        """Stop ticking."""
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+
+
 def _mentions(error: BaseException, scrubber: Redactor) -> bool:
     """Whether ``error`` shows the key: in its traceback, or in the request (headers
     included) that aiohttp keeps on a response error, anywhere in its chain."""
@@ -110,6 +171,7 @@ class AiohttpTransport:
     """An aiohttp session bound to one base URL and one token."""
 
     __slots__ = (
+        "_deadlines",
         "_header",
         "_prefix",
         "_quoted_token",
@@ -135,6 +197,7 @@ class AiohttpTransport:
         self._quoted_token = quote(token, safe="")
         self._header = {HEADER: token}
         self._session: aiohttp.ClientSession | None = None
+        self._deadlines = Deadlines(timeout)
 
     def __repr__(self) -> str:
         return f"AiohttpTransport(base_url={self.base_url!r})"
@@ -144,7 +207,9 @@ class AiohttpTransport:
         if self._session is None:
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=self.connections, limit_per_host=0),
-                timeout=aiohttp.ClientTimeout(total=self._timeout),
+                # The whole request's deadline is kept by self._deadlines, not by a
+                # timer per request; aiohttp times only the opening of a connection.
+                timeout=aiohttp.ClientTimeout(total=None, sock_connect=self._timeout),
                 raise_for_status=False,
             )
             # aiohttp silently resends an idempotent request once when a kept-alive
@@ -154,6 +219,7 @@ class AiohttpTransport:
 
     async def close(self) -> None:
         """Close the session and its connections."""
+        self._deadlines.close()
         if self._session is not None:
             session, self._session = self._session, None
             await session.close()
@@ -168,6 +234,10 @@ class AiohttpTransport:
         session = self._session
         if session is None:
             raise RuntimeError("the client is not open: use `async with Client(...)`")
+        task = asyncio.current_task()
+        assert task is not None
+        deadlines = self._deadlines
+        deadlines.enter(task)
         try:
             prefix = self._prefix[auth] if path == ENDPOINT_PATH else self._other(path, auth)
             url = URL(prefix + query, encoded=True)
@@ -179,10 +249,17 @@ class AiohttpTransport:
                 if length > MAX_ANSWER_BYTES:
                     raise _too_large()
                 return response.status, response.headers, await response.read()
-        except TimeoutError as exc:
+        except asyncio.CancelledError:
+            # The deadline's cancel, and no one else's: a timeout, as aiohttp's would be.
+            if not deadlines.expired(task) or task.cancelling() > 1:
+                raise  # someone else's cancel (too)
+            error = self._error(f"no answer within {self._timeout:g} s", TimeoutError())
+        except TimeoutError as exc:  # opening the connection took too long
             error = self._error(f"no answer within {self._timeout:g} s", exc)
         except aiohttp.ClientError as exc:
             error = self._error(f"{type(exc).__name__}: {exc}", exc)
+        finally:
+            deadlines.leave(task)
         # Raised outside the handlers, so that the aiohttp error is no implicit context.
         raise error
 

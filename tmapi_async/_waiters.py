@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
+from collections.abc import Callable
 
 __all__ = ["Waiters"]
 
@@ -18,13 +19,15 @@ class Waiters:
     """Tasks parked in arrival order; ``wake(n)`` lets the first ``n`` go on.
 
     A waiter that was woken but leaves anyway (cancelled in the same loop turn) passes
-    its wake-up on, so no wake-up is lost to a task that will not use it.
+    its wake-up on, so no wake-up is lost to a task that will not use it; when nobody
+    is left to take it, ``unused`` is called (a throttle gives the slot it handed back).
     """
 
-    __slots__ = ("_queue",)
+    __slots__ = ("_queue", "_unused")
 
-    def __init__(self) -> None:
+    def __init__(self, unused: Callable[[], None] | None = None) -> None:
         self._queue: deque[asyncio.Future[None]] = deque()
+        self._unused = unused
 
     def __len__(self) -> int:
         return len(self._queue)
@@ -37,7 +40,9 @@ class Waiters:
             await waiter
         except BaseException:
             if waiter.done() and not waiter.cancelled():
-                self.wake(1)  # woken, but leaving: pass it on
+                # Woken, but leaving: pass it on.
+                if not self.wake(1) and self._unused is not None:
+                    self._unused()
             else:
                 waiter.cancel()
                 with contextlib.suppress(ValueError):

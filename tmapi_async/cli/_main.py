@@ -11,6 +11,8 @@ from collections.abc import Callable, Sequence
 from typing import Any, NoReturn, Protocol, cast
 
 from ._exit import EXIT_CODES_HELP, ExitCode
+from ._loop import HELP as LOOP_HELP
+from ._loop import LOOPS, take_loop_option, use_loop
 from ._output import UsageError, err, secrets
 
 __all__ = ["COMMANDS", "build_parser", "main"]
@@ -86,6 +88,8 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    # Taken out of the arguments by main() wherever it stands: listed here for --help.
+    parser.add_argument("--loop", choices=LOOPS, help=LOOP_HELP)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     # The top level has only flags without values: the first word is the command.
     wanted = None if argv is None else next((a for a in argv if not a.startswith("-")), None)
@@ -115,6 +119,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run ``tmapi-async``; returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
     _collect_secrets(argv)
+    argv, loop = take_loop_option(argv)
     parser = build_parser(argv)
     args, rest = parser.parse_known_args(argv)
     if rest and not getattr(args, "passthrough", False):
@@ -122,6 +127,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.rest = rest
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
+        use_loop(loop)
         return handler(args)
     except UsageError as exc:
         err(f"tmapi-async {args.command}: error: {exc}")
