@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import math
 import os
@@ -309,6 +310,13 @@ async def execute_pipeline(pipe: Any) -> list[Any]:
     return list(await pipe.execute())
 
 
+# A full or read-only disk under the export or the state file is an OSError too, as a
+# broken socket is: it must reach the user as what it is, not as "Redis unavailable".
+_DISK_ERRNOS = frozenset(
+    {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO, errno.EISDIR, errno.ENOTDIR}
+)
+
+
 def _redis_errors() -> tuple[type[BaseException], ...]:
     from redis.exceptions import ConnectionError, ResponseError, TimeoutError
 
@@ -376,6 +384,8 @@ class RedisConnection:
         try:
             yield
         except self._errors as error:
+            if not self.is_redis_error(error):
+                raise
             raise self.unavailable(error) from None
 
     async def run(self, script: AsyncScript, keys: Sequence[str], args: Sequence[Any]) -> Any:
@@ -391,6 +401,8 @@ class RedisConnection:
 
     def is_redis_error(self, error: BaseException) -> bool:
         """Whether ``error`` came from talking to Redis (and is worth translating)."""
+        if isinstance(error, OSError) and error.errno in _DISK_ERRNOS:
+            return False
         return isinstance(error, self._errors)
 
     async def ping(self) -> None:
