@@ -22,6 +22,9 @@ Contenders:
   no limit and no retry (what a first attempt looks like).
 * ``sequential``: one request at a time.
 * ``memory``: ``Client.harvest`` streaming every page to a JSON Lines file, sampling RSS.
+* ``redis-worker``: a ``tmapi-async worker`` run in this process (``--redis URL``), as
+  the command builds it, until every harvest in that Redis is finished; it counts its
+  round trips to Redis (every command, script and pipeline any of its connections sends).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import argparse
 import asyncio
 import itertools
 import math
+import sys
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
@@ -388,6 +392,96 @@ async def run_memory(args: argparse.Namespace, shops: list[str]) -> dict[str, An
     return {**tally, "rss_start_mb": start_rss, "samples": samples, "sampled_peak_mb": peak}
 
 
+def count_round_trips(ignore: Any = None) -> dict[str, int]:
+    """Count every round trip redis-py's asyncio clients make from now on (a command, a
+    script, a pipeline: one each), but those of the client ``ignore``; returns the tally."""
+    from redis.asyncio.client import Pipeline, Redis
+
+    tally = {"round_trips": 0}
+    command, execute = Redis.execute_command, Pipeline.execute
+    names = _script_names()
+
+    def count(name: str) -> None:
+        tally["round_trips"] += 1
+        tally[name] = tally.get(name, 0) + 1
+
+    async def counted_command(self: Any, *args: Any, **options: Any) -> Any:
+        if self is not ignore:
+            name = str(args[0]).upper()
+            count(names.get(str(args[1]), "script") if name == "EVALSHA" else name)
+        return await command(self, *args, **options)
+
+    async def counted_execute(self: Any, *args: Any, **options: Any) -> Any:
+        count("pipeline")
+        return await execute(self, *args, **options)
+
+    Redis.execute_command = counted_command  # type: ignore[method-assign]
+    Pipeline.execute = counted_execute  # type: ignore[method-assign]
+    return tally
+
+
+def _script_names() -> dict[str, str]:
+    """SHA1 → name of every Lua script the package ships (to tell round trips apart)."""
+    import hashlib
+    from importlib import resources
+
+    from tmapi_async._redis.connection import load_lua
+
+    folder = resources.files("tmapi_async._redis") / "lua"
+    return {
+        hashlib.sha1(load_lua(name).encode()).hexdigest(): name
+        for name in (entry.name.removesuffix(".lua") for entry in folder.iterdir())
+    }
+
+
+async def run_redis_worker(args: argparse.Namespace, _shops: list[str]) -> dict[str, Any]:
+    """A worker, as ``tmapi-async worker --concurrency N`` builds it, serving ``--redis``
+    until a harvest was submitted there and every harvest is finished."""
+    from redis.asyncio import Redis
+
+    from tmapi_async._redis.connection import open_connection
+    from tmapi_async._redis.worker import OwnershipGate, RedisWorker
+    from tmapi_async.cli._tokens import worker_client
+
+    watcher = Redis.from_url(args.redis)  # its looks are not the worker's round trips
+    tally = count_round_trips(ignore=watcher)
+    conn = await open_connection(args.redis)
+    gate = OwnershipGate()
+    client = worker_client(TOKEN, args.redis, cap=args.concurrency, gate=gate, base_url=args.url)
+
+    def tell(line: str) -> None:
+        if line.endswith(" ready"):  # the parent starts the harvest on this line
+            print(line, file=sys.stderr, flush=True)
+
+    worker = RedisWorker(conn, client, gate=gate, on_event=tell)
+
+    async def until_finished() -> None:
+        while True:
+            await asyncio.sleep(0.5)  # a benchmark's look (its CPU is the worker's: rarely)
+            hids = await watcher.smembers("tmapi:harvests")
+            states = [await watcher.hget(f"tmapi:h:{hid.decode()}", "state") for hid in hids]
+            if states and all(state == b"finished" for state in states):
+                worker.stop()
+                return
+
+    try:
+        async with client:
+            watching = asyncio.create_task(until_finished())
+            await worker.run()
+            await watching
+    finally:
+        await conn.aclose()
+        await watcher.aclose()
+    return {
+        "requests": client.requests,
+        "items": 0,
+        "errors": 0,
+        "shops": worker.shops_done,
+        "round_trips": tally.pop("round_trips"),
+        "round_trips_by_kind": tally,
+    }
+
+
 CONTENDERS: dict[
     str, Callable[[argparse.Namespace, list[str]], Coroutine[Any, Any, dict[str, Any]]]
 ] = {
@@ -402,6 +496,7 @@ CONTENDERS: dict[
     "naive": run_naive,
     "sequential": run_sequential,
     "memory": run_memory,
+    "redis-worker": run_redis_worker,
 }
 
 
@@ -416,6 +511,7 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=0.0)
     parser.add_argument("--requests", type=int, default=0)
     parser.add_argument("--output", default="")
+    parser.add_argument("--redis", default="", help="redis-worker: the Redis URL")
     parser.add_argument("--profile", default="", help="write a cProfile of the run here")
     args = parser.parse_args()
     shops = shop_urls(args.shops)
@@ -427,11 +523,16 @@ def main() -> None:
     contender = CONTENDERS[args.contender]
     if args.contender == "lib-harvest-metrics":
         import prometheus_client  # noqa: F401  (once per process: not a cost per request)
+    if args.contender == "redis-worker":  # the same: a worker imports these once
+        import redis.asyncio  # noqa: F401
+
+        import tmapi_async._redis.worker
+        import tmapi_async.cli._tokens  # noqa: F401
     profiler = None
     if args.profile:
         import cProfile
 
-        profiler = cProfile.Profile()
+        profiler = cProfile.Profile(time.process_time)  # CPU, not waiting
     with asyncio.Runner(loop_factory=factory) as runner:
         cpu0, t0 = self_cpu(), time.perf_counter()
         if profiler is not None:

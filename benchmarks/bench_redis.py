@@ -1,11 +1,18 @@
 """Scale-out benchmarks on Redis: ``python -m benchmarks.bench_redis [SCENARIO ...]``.
 
-``workers``: throughput of a harvest served by 1, 2 and 4 ``tmapi-async worker``
-processes on a latency-bound simulator (50-100 ms an answer, per-worker concurrency 8,
-account limits far above what the workers send): answers per second at the server,
-from its first request to its last (process start-up is not counted). Each worker count
-runs ``rounds`` times, alternated; the figure is the median of the ratios to one worker
-paired by round.
+``workers``, on a latency-bound simulator (50-100 ms an answer, per-worker concurrency
+8, account limits far above what the workers send):
+
+* what a page costs a worker: one worker run in a benchmark process that counts its
+  round trips to Redis (every command, script and pipeline) and its CPU, against a
+  plain local ``Client.harvest`` of the same shops on the same simulator, run in the
+  same round: round trips per page, and the worker's CPU per request over the local
+  harvest's (medians of the rounds);
+* throughput of a harvest served by 1, 2 and 4 ``tmapi-async worker`` processes:
+  answers per second at the server, from its first request to its last (process
+  start-up is not counted). Each worker count runs ``rounds`` times, alternated; the
+  figure is the median of the ratios to one worker paired by round, with the load
+  average of the machine (shared machines make every figure noisy).
 
 Each scenario starts its own ``redis-server`` (persistence off) on a free port and the
 simulator in a process of its own, and prints a table and one JSON line.
@@ -28,7 +35,16 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from benchmarks._common import PYTHON, ROOT, TOKEN, Simulator, child_env, median, shop_urls
+from benchmarks._common import (
+    PYTHON,
+    ROOT,
+    TOKEN,
+    Simulator,
+    child_env,
+    median,
+    run_child,
+    shop_urls,
+)
 
 WORKER_CONCURRENCY = 8
 LATENCY_MS = "50..100"
@@ -105,6 +121,74 @@ def _cpu(before: resource.struct_rusage, after: resource.struct_rusage) -> float
     return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
+def _coordinate(url: str, sim: Simulator, shops: Path) -> float:
+    """Run the harvest of ``shops`` through ``url`` (its workers started already): a
+    coordinator that starts none; return its wall time."""
+    with tempfile.TemporaryDirectory(prefix="bench-redis-out-") as out:
+        env = {**child_env(), "TMAPI_TOKEN": TOKEN, "TMAPI_BASE_URL": sim.url}
+        command = [
+            PYTHON, "-m", "tmapi_async", "harvest", str(shops),
+            "--output", str(Path(out) / "items.jsonl"), "--redis", url, "--workers", "0",
+            "--rate", "100000", "--burst", "10000", "--concurrency", "1000", "-q",
+        ]  # fmt: skip
+        start = time.perf_counter()
+        done = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True)
+        wall = time.perf_counter() - start
+        if done.returncode != 0:
+            raise RuntimeError(f"harvest exited {done.returncode}: {done.stderr[-2000:]}")
+    return wall
+
+
+def _worker_cost(url: str, sim: Simulator, shops: Path) -> dict[str, Any]:
+    """One worker in a counting benchmark process serves a harvest of ``shops``."""
+    _flush(url)
+    sim.ask("reset")
+    command = [
+        PYTHON, "-m", "benchmarks._workers", "redis-worker", "--url", sim.url,
+        "--redis", url, "--concurrency", str(WORKER_CONCURRENCY),
+    ]  # fmt: skip
+    child = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=child_env(), cwd=ROOT,
+    )  # fmt: skip
+    assert child.stderr is not None
+    for line in child.stderr:  # wait for the line that says it serves
+        if line.rstrip().endswith(" ready"):
+            break
+    else:
+        raise RuntimeError(f"the worker exited {child.wait()} before it was ready")
+    _coordinate(url, sim, shops)
+    stdout, stderr = child.communicate(timeout=_WAIT)
+    reports = [line for line in stdout.splitlines() if line.startswith("{")]
+    if child.returncode != 0 or not reports:
+        raise RuntimeError(f"the worker exited {child.returncode}: {stderr[-2000:]}")
+    report: dict[str, Any] = json.loads(reports[-1])
+    requests = max(1, report["requests"])
+    return {
+        "requests": report["requests"],
+        "round_trips": report["round_trips"],
+        "round_trips_per_page": report["round_trips"] / requests,
+        "round_trips_by_kind": report["round_trips_by_kind"],
+        "cpu_ms_per_request": 1000 * report["cpu"] / requests,
+    }
+
+
+def _local_cost(sim: Simulator, shops: int) -> dict[str, Any]:
+    """A plain local ``Client.harvest`` of the same shops, with the same concurrency."""
+    sim.ask("reset")
+    run = run_child([
+        PYTHON, "-m", "benchmarks._workers", "lib-harvest", "--url", sim.url,
+        "--shops", str(shops), "--concurrency", str(WORKER_CONCURRENCY),
+    ])  # fmt: skip
+    if run.returncode != 0 or not run.report:
+        raise RuntimeError(f"the local harvest failed: {run.stderr[-2000:]}")
+    requests = max(1, run.report["requests"])
+    return {
+        "requests": run.report["requests"],
+        "cpu_ms_per_request": 1000 * run.report["cpu"] / requests,
+    }
+
+
 def _one_run(url: str, sim: Simulator, shops: Path, count: int) -> dict[str, Any]:
     """One harvest with ``count`` workers (started and ready first); the server's view."""
     _flush(url)
@@ -112,20 +196,9 @@ def _one_run(url: str, sim: Simulator, shops: Path, count: int) -> dict[str, Any
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     workers = [_start_worker(url, sim.url) for _ in range(count)]
     try:
-        with tempfile.TemporaryDirectory(prefix="bench-redis-out-") as out:
-            env = {**child_env(), "TMAPI_TOKEN": TOKEN, "TMAPI_BASE_URL": sim.url}
-            command = [
-                PYTHON, "-m", "tmapi_async", "harvest", str(shops),
-                "--output", str(Path(out) / "items.jsonl"), "--redis", url, "--workers", "0",
-                "--rate", "100000", "--burst", "10000", "--concurrency", "1000", "-q",
-            ]  # fmt: skip
-            start = time.perf_counter()
-            done = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True)
-            wall = time.perf_counter() - start
-            # Children's CPU counts only once they are waited for: the coordinator now.
-            coordinated = resource.getrusage(resource.RUSAGE_CHILDREN)
-            if done.returncode != 0:
-                raise RuntimeError(f"harvest exited {done.returncode}: {done.stderr[-2000:]}")
+        wall = _coordinate(url, sim, shops)
+        # Children's CPU counts only once they are waited for: the coordinator now.
+        coordinated = resource.getrusage(resource.RUSAGE_CHILDREN)
     finally:
         for worker in workers:
             _stop(worker)
@@ -150,8 +223,10 @@ def _one_run(url: str, sim: Simulator, shops: Path, count: int) -> dict[str, Any
 def workers_scaling(
     *, shops: int = 160, rounds: int = 3, counts: tuple[int, ...] = (1, 2, 4)
 ) -> dict[str, Any]:
-    """Scenario (a): answers/s of 1, 2, 4 workers; speed-ups paired by round."""
+    """Scenario (a): what a page costs a worker; answers/s of 1, 2, 4 workers (speed-ups
+    paired by round)."""
     runs: list[dict[str, Any]] = []
+    costs: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="bench-redis-shops-") as workdir:
         shop_file = Path(workdir) / "shops.txt"
         shop_file.write_text("".join(f"{url}\n" for url in shop_urls(shops)))
@@ -159,6 +234,24 @@ def workers_scaling(
             "--shops", str(shops), "--items-per-shop", "100..200",
             "--latency-ms", LATENCY_MS, logged=True,
         ) as sim:  # fmt: skip
+            for round_ in range(rounds):
+                worker, local = _worker_cost(url, sim, shop_file), _local_cost(sim, shops)
+                cost = {
+                    "round": round_,
+                    "round_trips_per_page": worker["round_trips_per_page"],
+                    "worker_cpu_ms_per_request": worker["cpu_ms_per_request"],
+                    "local_cpu_ms_per_request": local["cpu_ms_per_request"],
+                    "cpu_ratio": worker["cpu_ms_per_request"] / local["cpu_ms_per_request"],
+                    "loadavg": os.getloadavg()[0],
+                }
+                costs.append(cost)
+                print(
+                    f"  round {round_ + 1}: a worker: {cost['round_trips_per_page']:.2f} Redis "
+                    f"round trips a page, CPU {cost['worker_cpu_ms_per_request']:.2f} ms a "
+                    f"request vs {cost['local_cpu_ms_per_request']:.2f} ms for a local "
+                    f"harvest ({cost['cpu_ratio']:.2f}x); load {cost['loadavg']:.1f}",
+                    file=sys.stderr,
+                )
             for round_ in range(rounds):
                 order = counts[round_ % len(counts) :] + counts[: round_ % len(counts)]
                 for count in order:
@@ -183,6 +276,12 @@ def workers_scaling(
     per_s = {count: median([r[count] for r in by_round.values()]) for count in counts}
     return {
         "scenario": "workers",
+        "round_trips_per_page": median([c["round_trips_per_page"] for c in costs]),
+        "cpu_ratio": median([c["cpu_ratio"] for c in costs]),
+        "worker_cpu_ms_per_request": median([c["worker_cpu_ms_per_request"] for c in costs]),
+        "local_cpu_ms_per_request": median([c["local_cpu_ms_per_request"] for c in costs]),
+        "loadavg": median([run["loadavg"] for run in runs]),
+        "costs": costs,
         "shops": shops,
         "latency_ms": LATENCY_MS,
         "worker_concurrency": WORKER_CONCURRENCY,
@@ -194,9 +293,16 @@ def workers_scaling(
 
 
 def _print_workers(result: dict[str, Any]) -> None:
+    print(
+        f"a worker: {result['round_trips_per_page']:.2f} Redis round trips a page; CPU "
+        f"{result['worker_cpu_ms_per_request']:.2f} ms a request, "
+        f"{result['cpu_ratio']:.2f}x a local harvest's "
+        f"({result['local_cpu_ms_per_request']:.2f} ms)"
+    )
     print(f"workers  answers/s  speed-up  ({result['shops']} shops, {result['rounds']} rounds)")
     for count, per_s in result["per_s"].items():
         print(f"{count:>7}  {per_s:>9.0f}  {result['speedup'][count]:>7.2f}x")
+    print(f"load average (1 min) during the runs: {result['loadavg']:.1f}")
 
 
 SCENARIOS: dict[str, tuple[Callable[..., dict[str, Any]], Callable[[dict[str, Any]], None]]] = {

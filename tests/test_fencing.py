@@ -13,7 +13,8 @@ from test_harvest import FakeSource, MemoryJournal, run, url
 
 import tmapi_async as tm
 from tmapi_async import Harvest, Throttle
-from tmapi_async._redis.worker import CappedAdmission, OwnershipGate
+from tmapi_async._admission import CappedAdmission
+from tmapi_async._redis.worker import OwnershipGate
 
 
 class RefusingJournal(MemoryJournal):

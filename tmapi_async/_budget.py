@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from ._admission import AdmissionWrapper
 from ._errors import FatalError, RequestBudgetExhausted
-from ._throttle import Admission, AdmissionWrapper
+from ._throttle import Admission
 
 __all__ = ["Budgeted", "SharedBudget"]
 

@@ -31,10 +31,11 @@ from _cluster import (
 from redis.asyncio import Redis
 
 from tmapi_async import Client
+from tmapi_async._admission import CappedAdmission
 from tmapi_async._redis.connection import open_connection
 from tmapi_async._redis.queue import SHOP_GROUP, HarvestQueue
 from tmapi_async._redis.throttle import RedisThrottle
-from tmapi_async._redis.worker import CappedAdmission, OwnershipGate, RedisWorker
+from tmapi_async._redis.worker import OwnershipGate, RedisWorker
 from tmapi_async.testing import SimulatedTmapi, fingerprint
 
 TOKEN = "tok-" + secrets.token_hex(16)

@@ -13,12 +13,13 @@ import pytest
 from redis.asyncio import Redis
 
 from tmapi_async import Client, Limits, ShopResult
+from tmapi_async._admission import CappedAdmission
 from tmapi_async._errors import InvalidParameterError
 from tmapi_async._redis.connection import open_connection
 from tmapi_async._redis.coordinator import RedisHarvest, RedisHarvestError
 from tmapi_async._redis.queue import HarvestQueue
 from tmapi_async._redis.throttle import RedisThrottle
-from tmapi_async._redis.worker import CappedAdmission, OwnershipGate, RedisWorker
+from tmapi_async._redis.worker import OwnershipGate, RedisWorker
 from tmapi_async._secret import fingerprint
 from tmapi_async.cli.status import status_lines
 from tmapi_async.export import ExportJournal

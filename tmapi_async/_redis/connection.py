@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import math
 import os
@@ -29,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
 from .._errors import RedisUnavailableError
+from .rides import Ride, ride, send_with_rides
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -255,6 +257,31 @@ def _outage_retry(outage: Outage) -> Any:
                        (ConnectionError, TimeoutError, ConnectionResetError))  # fmt: skip
 
 
+def _connection_class() -> Any:
+    """redis-py's TCP connection, each send bounded by ``asyncio.timeout``: redis-py's
+    own ``asyncio.wait_for`` makes a task and a timer per command on Python 3.11 (three
+    a page for a worker, a tenth of its CPU); same bound, same errors."""
+    from redis.asyncio.connection import Connection
+    from redis.exceptions import TimeoutError as SendTimeout
+
+    class TimedSends(Connection):
+        async def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+            timeout = self.socket_timeout
+            if not timeout:
+                return await super().send_packed_command(command, check_health)
+            self.socket_timeout = None  # one command at a time uses a connection
+            try:
+                async with asyncio.timeout(timeout):
+                    await super().send_packed_command(command, check_health)
+            except TimeoutError:
+                await self.disconnect(nowait=True)
+                raise SendTimeout("Timeout writing to socket") from None
+            finally:
+                self.socket_timeout = timeout
+
+    return TimedSends
+
+
 def load_lua(name: str) -> str:
     """The source of ``lua/<name>.lua`` shipped with this package; a line
     ``--#include other`` is replaced by the source of ``lua/other.lua``."""
@@ -283,6 +310,13 @@ async def execute_pipeline(pipe: Any) -> list[Any]:
     return list(await pipe.execute())
 
 
+# A full or read-only disk under the export or the state file is an OSError too, as a
+# broken socket is: it must reach the user as what it is, not as "Redis unavailable".
+_DISK_ERRNOS = frozenset(
+    {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO, errno.EISDIR, errno.ENOTDIR}
+)
+
+
 def _redis_errors() -> tuple[type[BaseException], ...]:
     from redis.exceptions import ConnectionError, ResponseError, TimeoutError
 
@@ -305,9 +339,42 @@ class RedisConnection:
         self.outage = outage or Outage(url)  #: how long Redis has been away, if it is
         self._errors = _redis_errors()
 
+    @classmethod
+    def around(cls, client: Redis) -> RedisConnection:
+        """The seam around a redis-py client opened elsewhere (its URL rebuilt from the
+        pool's settings, without a password, for messages)."""
+        settings = client.connection_pool.connection_kwargs
+        if "path" in settings:
+            url = f"unix://{settings['path']}"
+        else:
+            url = f"redis://{settings.get('host', 'localhost')}:{settings.get('port', 6379)}"
+        return cls(f"{url}/{settings.get('db', 0)}", client)
+
+    def same_redis(self, other: RedisConnection) -> bool:
+        """Whether ``other`` was opened to the same URL (so to the same Redis)."""
+        return self._url == other._url
+
+    @property
+    def ride_key(self) -> str:
+        """What connections to the same Redis share: their rides (see ``rides``)."""
+        return self._url
+
     def script(self, source: str) -> AsyncScript:
         """Register a Lua script; calling it runs EVALSHA (loading it when missing)."""
         return self.client.register_script(source)
+
+    async def call(
+        self, script: AsyncScript, keys: Sequence[str], args: Sequence[Any], client: Any = None
+    ) -> Any:
+        """Run ``script`` (in ``client``, a pipeline, if given); redis-py's errors are
+        left to the caller, which knows which of them mean what. Rides waiting for this
+        Redis go in the same round trip."""
+        return await send_with_rides(self, script, keys, args, client)
+
+    def ride(self, script: AsyncScript, keys: Sequence[str], args: Sequence[Any]) -> Ride:
+        """Run ``script`` with the next round trip to this Redis (or alone, soon):
+        ``ride(...).answer`` is its reply (redis-py's errors left to the caller)."""
+        return ride(self, script, keys, args)
 
     @contextlib.contextmanager
     def boundary(self) -> Iterator[None]:
@@ -317,12 +384,14 @@ class RedisConnection:
         try:
             yield
         except self._errors as error:
+            if not self.is_redis_error(error):
+                raise
             raise self.unavailable(error) from None
 
     async def run(self, script: AsyncScript, keys: Sequence[str], args: Sequence[Any]) -> Any:
         """Run ``script``; any failure to do so raises :class:`RedisUnavailableError`."""
         with self.boundary():
-            return await script(keys=keys, args=args)
+            return await send_with_rides(self, script, keys, args)
 
     def unavailable(self, cause: BaseException | str) -> RedisUnavailableError:
         """The error naming this Redis (without its password) and what went wrong."""
@@ -332,6 +401,8 @@ class RedisConnection:
 
     def is_redis_error(self, error: BaseException) -> bool:
         """Whether ``error`` came from talking to Redis (and is worth translating)."""
+        if isinstance(error, OSError) and error.errno in _DISK_ERRNOS:
+            return False
         return isinstance(error, self._errors)
 
     async def ping(self) -> None:
@@ -380,6 +451,8 @@ async def open_connection(
             socket_timeout=command_timeout,
             retry=_outage_retry(outage),
             health_check_interval=30,
+            # (a rediss:// or unix:// URL brings its own class: the URL's wins)
+            connection_class=_connection_class(),
         )
     except ValueError as error:
         raise unavailable(url, f"not a Redis URL ({error})") from None

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from .._errors import CorruptRecord, HarvestEnded, HarvestNotFound, InvalidParameterError
 from .._listing import Listing
+from . import scripts
 from .gate import DEFAULT_MAX_BACKLOG, GatedSource, HarvestGate, Verdict, decide, dropped
 from .queue import PREFIX, SHOP_GROUP, HarvestQueue, _text
 
@@ -61,30 +62,6 @@ ATTACH_TTL: Final = 10  #: seconds the attached marker outlives a coordinator's 
 SILENT: Final = 600  #: seconds after which a silent worker or consumer is pruned
 _FORGOTTEN_TOLD: Final = 86400  # seconds a forget is remembered for a coordinator to learn
 PRUNE_EVERY: Final = 60.0  #: seconds between two prunings by a worker
-
-#: KEYS: harvest hash, open set. ARGV: pause | resume | cancel, harvest id.
-#: Returns {state before, state after} ('' before: no such harvest).
-_CONTROL: Final = """
-local state = redis.call('HGET', KEYS[1], 'state')
-if not state then return {'', ''} end
-local new = state
-if ARGV[1] == 'pause' and state == 'open' then new = 'paused'
-elseif ARGV[1] == 'resume' and state == 'paused' then new = 'open'
-elseif ARGV[1] == 'cancel' and (state == 'open' or state == 'paused') then
-  new = 'cancelled'
-  redis.call('SREM', KEYS[2], ARGV[2])
-end
-if new ~= state then redis.call('HSET', KEYS[1], 'state', new) end
-return {state, new}
-"""
-
-#: KEYS: harvest hash, attached marker. ARGV: seconds. Renews the marker of an attached
-#: coordinator (not for a harvest whose keys were deleted); returns the harvest's state.
-_ATTACH: Final = """
-local state = redis.call('HGET', KEYS[1], 'state')
-if state then redis.call('SET', KEYS[2], '1', 'EX', ARGV[1]) end
-return state
-"""
 
 
 def open_key(prefix: str = PREFIX) -> str:
@@ -128,7 +105,8 @@ async def configure(queue: HarvestQueue, *, keep: float, max_backlog: int | None
 async def attach(queue: HarvestQueue) -> str | None:
     """Renew the coordinator's attached marker; return the harvest's state (``None``:
     its keys are gone)."""
-    state = await queue.redis.eval(_ATTACH, 2, queue.meta_key, attached_key(queue), ATTACH_TTL)
+    keys = [queue.meta_key, attached_key(queue)]
+    state = await queue.conn.call(queue.conn.script(scripts.ATTACH), keys, [ATTACH_TTL])
     return None if state is None else _text(state)
 
 
@@ -186,7 +164,8 @@ async def control(redis: Redis, hid: str, action: str, prefix: str = PREFIX) -> 
     """``pause``, ``resume`` or ``cancel`` a harvest; its state before and after
     (the same when the action does not apply to it; ``('', '')``: no such harvest)."""
     queue = HarvestQueue(redis, hid, prefix=prefix)
-    before, after = await redis.eval(_CONTROL, 2, queue.meta_key, open_key(prefix), action, hid)
+    keys = [queue.meta_key, open_key(prefix)]
+    before, after = await queue.conn.call(queue.conn.script(scripts.CONTROL), keys, [action, hid])
     return _text(before), _text(after)
 
 

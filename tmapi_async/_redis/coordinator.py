@@ -25,9 +25,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, Protocol
 
 import msgspec
 
@@ -63,7 +63,6 @@ from .worker import alive, read_workers
 
 if TYPE_CHECKING:
     from ..export import ExportJournal
-    from .local_workers import LocalWorkers
 
 _SUBMIT_BATCH: Final = 200  # shops per submit round trip
 _READ_BATCH: Final = 500  # results per read
@@ -81,15 +80,14 @@ class _OpenShop:
     complete: bool = False
 
 
-@dataclass(slots=True)
-class ClusterView:
-    """What the coordinator last learned of the cluster."""
+class Workers(Protocol):
+    """Worker processes a harvest starts and stops with it (``harvest --workers N``)."""
 
-    workers_alive: int = -1  # unknown until the first look
-    requests: int = 0
-    queued: int = 0
-    in_progress: int = 0
-    log: list[str] = field(default_factory=list)
+    async def start(self) -> None:
+        """Start them."""
+
+    async def stop(self) -> None:
+        """Stop them (they hand their shops back)."""
 
 
 class RedisHarvest:
@@ -125,7 +123,7 @@ class RedisHarvest:
         listing: Listing | None = None,
         params: Mapping[str, object] | None = None,
         max_pages: int | None = None,
-        workers: LocalWorkers | None = None,
+        workers: Workers | None = None,
         token: str | None = None,
         limits: Limits | None = None,
         on_event: Callable[[str], None] | None = None,
@@ -153,7 +151,7 @@ class RedisHarvest:
         self._outage = Outage(url, redis_outage)  # the connection's, once it is open
         self.hid = journal.harvest_id
         self.progress = HarvestProgress()
-        self.cluster = ClusterView()
+        self._workers_alive = -1  # unknown until the first look
         self._stopping = asyncio.Event()
         self._results: asyncio.Queue[ShopResult] = asyncio.Queue()
         self._shops: dict[str, _OpenShop] = {}
@@ -207,7 +205,7 @@ class RedisHarvest:
         self.on_event(line)
 
     async def _run_on(self, conn: RedisConnection) -> AsyncIterator[ShopResult]:
-        self.queue = HarvestQueue(conn.client, self.hid)
+        self.queue = HarvestQueue(conn, self.hid)
         if self._limits is not None:
             await _set_limits(self._url, *self._limits, redis_outage=self._redis_outage)
         await self._check_record()
@@ -479,7 +477,7 @@ class RedisHarvest:
         await self._results.put(result)
 
     async def _look(self) -> bool:
-        """Refresh the cluster view; True when every submitted shop is finished.
+        """Look at the harvest and its workers; True when every submitted shop is finished.
 
         Raises:
             HarvestGone: the harvest's record is gone, or was made again (another epoch).
@@ -490,16 +488,12 @@ class RedisHarvest:
         await check(self.queue)  # renews the attached marker; stops on a cancel
         counts = await self.queue.counts()
         now, workers = await read_workers(self.queue.redis)
-        live = [about for beat, about in workers.values() if alive(now, beat)]
-        view = self.cluster
-        if len(live) != view.workers_alive:
+        live = sum(1 for beat, _about in workers.values() if alive(now, beat))
+        if live != self._workers_alive:
             alone = not live and self._workers is None
             hint = " (start some: tmapi-async worker --redis URL)" if alone else ""
-            self.on_event(f"workers alive: {len(live)}{hint}")
-        view.workers_alive = len(live)
-        view.requests = sum(int(about.get("sent", 0)) for about in live)
-        view.queued, view.in_progress = counts.queued, counts.in_progress
-        # Workers serve every harvest: their counts of requests are not this harvest's.
+            self.on_event(f"workers alive: {live}{hint}")
+        self._workers_alive = live
         return self._submitted_all and (counts.finished or counts.submitted == 0)
 
 

@@ -14,8 +14,10 @@ Pure asyncio: no Redis here, so the logic is tested without one.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Container
 from typing import TYPE_CHECKING, Final, Literal
 
+from .._admission import REQUEST_SHOP
 from .._errors import FatalError, HarvestStopped
 
 if TYPE_CHECKING:
@@ -102,6 +104,9 @@ class GatedSource:
         self.budget: int | None = None
         self.told: Verdict = "open"  #: the verdict the worker last told
         self.quiet_told = False  #: the worker said nothing of this harvest is in flight
+        #: the shops the engine holds (shop URLs): a request for one no longer held is
+        #: not sent after a wait for the worker's hold (None: not checked)
+        self.held: Container[str] | None = None
 
     @property
     def concurrency(self) -> int:
@@ -136,6 +141,8 @@ class GatedSource:
         if self.budget is not None:
             self.budget -= 1
         self.in_flight += 1
+        if self.held is not None:
+            REQUEST_SHOP.set((query.shop_url, self.held))
         try:
             return await self._client.fetch_counted(query, page)
         finally:

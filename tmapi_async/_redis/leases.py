@@ -3,7 +3,10 @@
 A lease is ``OWNER:TICKET`` in the token's sorted set, scored by its expiry. The
 heartbeat renews every live lease of this process each ``heartbeat`` seconds; a process
 killed with -9 stops renewing, and its slots free themselves within ``lease`` seconds.
-Releases leave the request path: a background task gives them back in one ``ZREM``.
+
+Releases leave the request path and ride on the next round trip to the same Redis: the
+next admission, or the next commit of a worker's pages (:func:`carry`). Only those no
+round trip took within ``_CARRY_WINDOW`` go on their own, in one ``ZREM``.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import contextlib
 import logging
 import secrets
 import time
+import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -22,11 +26,15 @@ from .token import TokenKeys
 if TYPE_CHECKING:
     from redis.commands.core import AsyncScript
 
-__all__ = ["Leases"]
+__all__ = ["Carried", "Leases", "carry"]
 
 _log = logging.getLogger("tmapi_async")
 _CARRIED = 256  # releases an admission carries at most
-_GATHER = 0.002  # seconds of releases sent together
+# Seconds a release waits for a round trip to carry it (an admission, a worker's page
+# commit) before it goes alone: a command per release was most of what the shared
+# throttle cost a process, and a page's commit follows its release at once.
+_CARRY_WINDOW = 0.002
+_LIVE: weakref.WeakSet[Leases] = weakref.WeakSet()  # started and not closed, this process
 
 
 class Leases:
@@ -64,10 +72,17 @@ class Leases:
         self.returned = asyncio.Event()  #: set when a request of ours gave its slot back
         self._to_release: list[str] = []
         self._release_wanted = asyncio.Event()
+        self._release_timer: asyncio.TimerHandle | None = None
+        self._full_streak = 0  # "full" answers in a row: the poll of other processes backs off
         self._closing = asyncio.Event()
         self._conn: RedisConnection | None = None
         self._renew_script: AsyncScript | None = None
         self._tasks: list[asyncio.Task[None]] = []
+
+    @property
+    def key(self) -> str:
+        """The token's sorted set of leases."""
+        return self._keys.leases
 
     def id(self, ticket: int) -> str:
         """The lease of ``ticket`` in the token's sorted set."""
@@ -81,10 +96,14 @@ class Leases:
             asyncio.create_task(self._heartbeat(), name="tmapi-heartbeat"),
             asyncio.create_task(self._releaser(), name="tmapi-release"),
         ]
+        _LIVE.add(self)
 
     async def aclose(self) -> None:
         """Stop renewing and give back every lease, waiting until Redis has them."""
         # Not cancelled: redis-py may swallow a cancel that lands mid-command.
+        _LIVE.discard(self)
+        if self._release_timer is not None:
+            self._release_timer.cancel()
         self._closing.set()
         self._release_wanted.set()
         await asyncio.gather(*self._tasks)
@@ -96,6 +115,7 @@ class Leases:
     def take(self, ticket: int, asked: float) -> None:
         """``ticket`` was admitted by a call that left at ``asked`` (:attr:`clock`)."""
         self.live.add(ticket)
+        self._full_streak = 0
         if self._conn is not None:  # sent again after an outage: it left after it failed
             asked = max(asked, self._conn.outage.last_failed)
         self._asked[ticket] = asked
@@ -121,10 +141,17 @@ class Leases:
             self.give_back(self.id(ticket))
 
     def give_back(self, lease_id: str) -> None:
-        """Queue ``lease_id`` for the next batch of releases."""
+        """Queue ``lease_id`` for the next round trip to carry, or alone soon after."""
         self._to_release.append(lease_id)
-        self._release_wanted.set()
         self.returned.set()
+        if self._release_timer is None and not self._closing.is_set():
+            loop = asyncio.get_running_loop()
+            self._release_timer = loop.call_later(_CARRY_WINDOW, self._carry_late)
+
+    def _carry_late(self) -> None:
+        self._release_timer = None
+        if self._to_release:  # no round trip took them: they go alone
+            self._release_wanted.set()
 
     def take_releases(self) -> list[str]:
         """Releases not yet sent, for the next admission to carry to Redis (a bounded
@@ -137,26 +164,29 @@ class Leases:
         """Some releases have not been sent to Redis yet."""
         return bool(self._to_release)
 
-    async def until_freed(self, at_most: float) -> None:
-        """Wait until a release of ours reached Redis, or ``at_most`` seconds."""
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(at_most):
-                await self.freed.wait()
-
     async def until_returned(self, at_most: float) -> None:
-        """Wait until a request of ours gives its slot back, or ``at_most`` seconds."""
+        """Wait until a request of ours gives its slot back, or a poll of what other
+        processes freed: ``at_most`` seconds after the first "full" answer, twice as long
+        after each further one in a row (up to 16 times): a slot given back here wakes
+        the wait at once anyway."""
+        wait = at_most * (1 << min(self._full_streak, 4))
+        self._full_streak += 1
         with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(at_most):
+            async with asyncio.timeout(wait):
                 await self.returned.wait()
+
+    def carried(self) -> None:
+        """A round trip freed releases taken by :meth:`take_releases`."""
+        self.freed.set()
+
+    def not_carried(self, lease_ids: list[str]) -> None:
+        """The round trip that took ``lease_ids`` failed: they go again."""
+        for lease_id in lease_ids:
+            self.give_back(lease_id)
 
     async def _releaser(self) -> None:
         while not self._closing.is_set():
-            await self._release_wanted.wait()
-            # Gather the releases of a few ms in one ZREM (or let an admission carry them):
-            # a command per release was most of what the shared throttle cost a process.
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(_GATHER):
-                    await self._closing.wait()
+            await self._release_wanted.wait()  # set once the window passed uncarried
             self._release_wanted.clear()
             await self._flush()
 
@@ -209,3 +239,38 @@ class Leases:
         for ticket in live:
             if ticket not in self.live:
                 self.give_back(self.id(ticket))
+
+
+class Carried:
+    """Releases one round trip takes to Redis, from every token's leases there."""
+
+    __slots__ = ("batches",)
+
+    def __init__(self, batches: list[tuple[Leases, list[str]]]) -> None:
+        self.batches = batches
+
+    def keys_and_ids(self) -> list[tuple[str, list[str]]]:
+        """(leases key, lease ids) of each token."""
+        return [(leases.key, ids) for leases, ids in self.batches]
+
+    def done(self) -> None:
+        """They reached Redis: wake whoever waits for a freed slot."""
+        for leases, _ids in self.batches:
+            leases.carried()
+
+    def failed(self) -> None:
+        """The round trip failed: they go again."""
+        for leases, ids in self.batches:
+            leases.not_carried(ids)
+
+
+def carry(conn: RedisConnection) -> Carried:
+    """The releases waiting in this process for the Redis of ``conn``, taken for a
+    round trip to it to carry (see :class:`Carried`)."""
+    batches = []
+    for leases in list(_LIVE):
+        if leases._conn is not None and leases._conn.same_redis(conn):
+            ids = leases.take_releases()
+            if ids:
+                batches.append((leases, ids))
+    return Carried(batches)

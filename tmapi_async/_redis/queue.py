@@ -18,10 +18,11 @@ Keys of one harvest (``H`` is its id, random, kept in the coordinator's state fi
     tmapi:workers                  hash     worker id -> "<redis time> <JSON>"
 
 A worker holds a shop (a pending message) by renewing it every heartbeat; another
-takes it over once it stayed idle for three heartbeats. Each page is committed by one
-script (:data:`~.scripts.COMMIT_PAGE`): idempotent per (shop, page, read), and fenced:
-it commits only for the worker that holds the shop's message now, so a late commit
-from a worker that lost its shop is refused (:class:`ShopTakenOver`). No script
+takes it over once it stayed idle for three heartbeats. Pages are committed by one
+script (:data:`~.scripts.COMMIT_PAGES`, several pages a call): each page idempotent per
+(shop, page, read), and fenced: it commits only for the worker that holds the shop's
+message now, so a late commit from a worker that lost its shop is refused
+(:class:`ShopTakenOver`). No script
 recreates a harvest whose record is gone (Redis lost its data, or it was forgotten):
 they refuse, and the caller learns it (:class:`HarvestGone`). No key or value holds a
 token.
@@ -32,7 +33,6 @@ from __future__ import annotations
 import hashlib
 import secrets
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 from .._errors import (
@@ -46,10 +46,21 @@ from .._errors import (
 from .._listing import Listing, listing_given
 from .._shop import ShopCheckpoint, ShopStatus
 from . import scripts
-from .connection import execute_pipeline
+from .connection import RedisConnection, execute_pipeline
+from .records import Delivery as Delivery
+from .records import HarvestCounts as HarvestCounts
+from .records import PageCommit as PageCommit
+from .records import PageCommitted as PageCommitted
+from .records import Result as Result
+from .records import ShopFinished as ShopFinished
+from .records import _int, read_result, shop_status
+from .records import _text as _text  # (read by the modules next to it)
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
+
+    from .leases import Carried
+    from .rides import Ride
 
 PREFIX: Final = "tmapi"
 SHOP_GROUP: Final = "workers"
@@ -85,83 +96,16 @@ def _holds(record: str, listing: Listing) -> bool:
         return False
 
 
-def _text(value: object) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def _int(value: object, default: int = 0) -> int:
-    return default if value is None else int(_text(value))
-
-
-@dataclass(frozen=True, slots=True)
-class Delivery:
-    """A shop message given to a worker."""
-
-    message_id: str
-    shop_url: str
-    deliveries: int = 1  #: how many times it was given out, this time included
-
-
-@dataclass(frozen=True, slots=True)
-class PageCommitted:
-    """A page a worker committed: its new items are ``items`` (msgspec JSON)."""
-
-    entry_id: str
-    shop_url: str
-    page: int
-    read: int  #: 1 for the page's first answer, 2 for a refetch after drift, ...
-    total_count: int
-    page_size: int
-    items: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class ShopFinished:
-    """A shop's final status, written after every page it committed."""
-
-    entry_id: str
-    shop_url: str
-    status: ShopStatus
-    error: str  #: the shop's error as :func:`~tmapi_async._errors.error_record` wrote it
-    total_count: int
-    pages: int
-    requests: int
-    item_count: int
-
-
-Result = PageCommitted | ShopFinished
-
-
-@dataclass(frozen=True, slots=True)
-class HarvestCounts:
-    """Where a harvest stands, from its counters and its pending list."""
-
-    submitted: int
-    done: int
-    complete: int
-    partial: int
-    failed: int
-    pages: int
-    items: int
-    in_progress: int  #: shops given to a worker and not finished
-
-    @property
-    def queued(self) -> int:
-        """Shops waiting for a worker."""
-        return max(0, self.submitted - self.done - self.in_progress)
-
-    @property
-    def finished(self) -> bool:
-        """Every shop submitted has a final status."""
-        return self.submitted > 0 and self.done >= self.submitted
-
-
 class HarvestQueue:
-    """One harvest's keys and the scripts that move its shops and results."""
+    """One harvest's keys and the scripts that move its shops and results.
+
+    ``conn`` is the connection (or, for a caller holding only a redis-py client, that
+    client, wrapped in the seam here).
+    """
 
     def __init__(
         self,
-        redis: Redis,
+        conn: RedisConnection | Redis,
         hid: str,
         *,
         prefix: str = PREFIX,
@@ -169,7 +113,8 @@ class HarvestQueue:
     ) -> None:
         if max_deliveries < 1:
             raise ValueError(f"max_deliveries must be >= 1, got {max_deliveries!r}")
-        self.redis = redis
+        self.conn = conn if isinstance(conn, RedisConnection) else RedisConnection.around(conn)
+        self.redis = self.conn.client
         self.hid = hid
         self.prefix = prefix
         self.max_deliveries = max_deliveries
@@ -180,12 +125,14 @@ class HarvestQueue:
         self.results_key = f"{base}:results"
         self.counts_key = f"{base}:counts"
         self.dead_key = f"{base}:dead"
-        self._submit = redis.register_script(scripts.SUBMIT)
-        self._commit = redis.register_script(scripts.COMMIT_PAGE)
-        self._finish = redis.register_script(scripts.FINISH_SHOP)
-        self._heartbeat = redis.register_script(scripts.HEARTBEAT)
-        self._take_over = redis.register_script(scripts.TAKE_OVER)
-        self._hand_back = redis.register_script(scripts.HAND_BACK)
+        script = self.conn.script
+        self._submit = script(scripts.SUBMIT)
+        self._commit = script(scripts.COMMIT_PAGES)
+        self._finish = script(scripts.FINISH_SHOP)
+        self._heartbeat = script(scripts.HEARTBEAT)
+        self._take_over = script(scripts.TAKE_OVER)
+        self._take = script(scripts.TAKE)
+        self._hand_back = script(scripts.HAND_BACK)
 
     def shop_key(self, shop_url: str) -> str:
         """The hash of one shop's committed pages and final status."""
@@ -274,7 +221,7 @@ class HarvestQueue:
         pipe = self.redis.pipeline(transaction=False)
         for url in shop_urls:
             keys = [self.members_key, self.shop_key(url), self.shops_key, self.counts_key]
-            await self._submit(keys=[*keys, self.dead_key, self.meta_key], args=[url], client=pipe)
+            await self.conn.call(self._submit, [*keys, self.dead_key, self.meta_key], [url], pipe)
         answers = [int(answer) for answer in await execute_pipeline(pipe)]
         if -2 in answers:
             raise HarvestGone(f"harvest {self.hid} has no record in Redis")
@@ -330,6 +277,26 @@ class HarvestQueue:
                 deliveries.append(Delivery(_text(message_id), _text(shop)))
         return deliveries
 
+    async def take_shops(self, consumer: str, *, count: int = 1) -> list[Delivery]:
+        """New shops for ``consumer``, each with its shop hash, in one round trip; none
+        waits (nothing new: ``[]``).
+
+        Raises:
+            HarvestGone: the harvest's stream is gone.
+        """
+        try:
+            args = [SHOP_GROUP, consumer, count]
+            answer = await self.conn.call(self._take, [self.shops_key], args)
+        except Exception as error:
+            raise _gone_if_nogroup(error, self.hid) from None
+        deliveries = []
+        for message_id, url, flat in answer:
+            fields = None
+            if flat is not None:
+                fields = {_text(k): _text(v) for k, v in zip(flat[::2], flat[1::2], strict=True)}
+            deliveries.append(Delivery(_text(message_id), _text(url), fields=fields))
+        return deliveries
+
     async def take_over(
         self,
         consumer: str,
@@ -347,9 +314,10 @@ class HarvestQueue:
         frozen or restarted), take nothing over for ``min_idle_ms`` (0: no such check).
         """
         try:
-            answer = await self._take_over(
-                keys=[self.shops_key, pulse_key(self.prefix)],
-                args=[SHOP_GROUP, consumer, min_idle_ms, count, cursor, pulse_gap_ms],
+            answer = await self.conn.call(
+                self._take_over,
+                [self.shops_key, pulse_key(self.prefix)],
+                [SHOP_GROUP, consumer, min_idle_ms, count, cursor, pulse_gap_ms],
             )
         except Exception as error:
             raise _gone_if_nogroup(error, self.hid) from None
@@ -362,7 +330,7 @@ class HarvestQueue:
         ids = list(message_ids)
         if not ids:
             return []
-        lost = await self._heartbeat(keys=[self.shops_key], args=[SHOP_GROUP, consumer, *ids])
+        lost = await self.conn.call(self._heartbeat, [self.shops_key], [SHOP_GROUP, consumer, *ids])
         return [_text(mid) for mid in lost]
 
     async def hand_back(self, consumer: str, message_ids: Iterable[str]) -> int:
@@ -370,7 +338,8 @@ class HarvestQueue:
         ids = list(message_ids)
         if not ids:
             return 0
-        return int(await self._hand_back(keys=[self.shops_key], args=[SHOP_GROUP, consumer, *ids]))
+        args = [SHOP_GROUP, consumer, *ids]
+        return int(await self.conn.call(self._hand_back, [self.shops_key], args))
 
     # -- workers: pages and shops ----------------------------------------------------------
 
@@ -389,7 +358,7 @@ class HarvestQueue:
         return ShopCheckpoint(
             pages=pages,
             page_size=int(fields.get("size", "0")),
-            status=_status(fields.get("status")),
+            status=shop_status(fields.get("status")),
             error=str(error_from_record(fields["error"])) if fields.get("error") else None,
         )
 
@@ -421,30 +390,49 @@ class HarvestQueue:
             ShopTakenOver: the consumer no longer holds the message.
             HarvestGone: the harvest has no record.
         """
-        keys = [
-            self.shop_key(shop_url),
-            self.results_key,
-            self.counts_key,
-            self.shops_key,
-            self.meta_key,
-        ]
         consumer, message_id = held
-        args: list[str | int | bytes] = [
-            shop_url,
-            page,
-            read,
-            total_count,
-            page_size,
-            items,
-            item_count,
-            message_id,
-            SHOP_GROUP,
-            consumer,
-        ]
-        return self._fenced(shop_url, int(await self._commit(keys=keys, args=args)))
+        commit = PageCommit(
+            shop_url, page, read, total_count, page_size, items, item_count, message_id
+        )
+        (answer,) = await self.commit_pages(consumer, [commit])
+        return self.answer(shop_url, answer)
 
-    def _fenced(self, shop_url: str, answer: int) -> bool:
-        """A fenced script's answer: True or False, or the refusal raised."""
+    async def commit_pages(
+        self, consumer: str, pages: Sequence[PageCommit], carried: Carried | None = None
+    ) -> list[int]:
+        """Commit ``pages`` for ``consumer`` in one script, each checked on its own; free
+        the leases ``carried`` in the same round trip. One answer a page, as
+        :meth:`answer` reads it (1 committed, 0 committed before, -1 taken over, -2 no
+        harvest record)."""
+        keys, args = self._commit_call(consumer, pages, carried)
+        return [int(answer) for answer in await self.conn.call(self._commit, keys, args)]
+
+    def commit_pages_later(
+        self, consumer: str, pages: Sequence[PageCommit], carried: Carried | None = None
+    ) -> Ride:
+        """:meth:`commit_pages` on the next round trip to this Redis (or alone, soon):
+        its ``answer`` is the script's reply (a list of answers, one a page)."""
+        keys, args = self._commit_call(consumer, pages, carried)
+        return self.conn.ride(self._commit, keys, args)
+
+    def _commit_call(
+        self, consumer: str, pages: Sequence[PageCommit], carried: Carried | None
+    ) -> tuple[list[str], list[str | int | bytes]]:
+        keys = [self.results_key, self.counts_key, self.shops_key, self.meta_key]
+        keys += [self.shop_key(commit.shop_url) for commit in pages]
+        releases = carried.keys_and_ids() if carried is not None else []
+        args: list[str | int | bytes] = [SHOP_GROUP, consumer, len(pages), len(releases)]
+        for c in pages:
+            args += [c.shop_url, c.page, c.read, c.total_count, c.page_size, c.items,
+                     c.item_count, c.message_id]  # fmt: skip
+        for leases_key, ids in releases:
+            keys.append(leases_key)
+            args += [len(ids), *ids]
+        return keys, args
+
+    def answer(self, shop_url: str, answer: int) -> bool:
+        """A fenced script's answer for ``shop_url``: True (done) or False (done
+        before), or the refusal raised (:class:`ShopTakenOver`, :class:`HarvestGone`)."""
         if answer == -1:
             raise ShopTakenOver(f"{shop_url} was taken over by another worker")
         if answer == -2:
@@ -494,7 +482,7 @@ class HarvestQueue:
             "1" if dead else "0",
             consumer,
         ]
-        return self._fenced(shop_url, int(await self._finish(keys=keys, args=args)))
+        return self.answer(shop_url, int(await self.conn.call(self._finish, keys, args)))
 
     async def dead_letter(self, consumer: str, delivery: Delivery) -> bool:
         """Give up a shop delivered too often without finishing: it is failed."""
@@ -533,7 +521,7 @@ class HarvestQueue:
         for _stream, messages in answer or ():
             for entry_id, fields in messages:
                 if fields:
-                    results.append(_result(_text(entry_id), fields))
+                    results.append(read_result(_text(entry_id), fields))
         return results
 
     async def last_result_id(self) -> str:
@@ -553,38 +541,3 @@ class HarvestQueue:
             pipe.xack(self.results_key, RESULT_GROUP, *entry_ids)
             pipe.xdel(self.results_key, *entry_ids)
             await pipe.execute()
-
-
-def _status(text: str | None) -> ShopStatus | None:
-    statuses: dict[str | None, ShopStatus] = {
-        "complete": "complete",
-        "partial": "partial",
-        "failed": "failed",
-    }
-    return statuses.get(text)
-
-
-def _result(entry_id: str, raw: Mapping[Any, Any]) -> Result:
-    fields = {_text(k): v for k, v in raw.items()}
-    shop = _text(fields["shop"])
-    if _text(fields["kind"]) == "page":
-        items = fields["items"]
-        return PageCommitted(
-            entry_id=entry_id,
-            shop_url=shop,
-            page=_int(fields["page"]),
-            read=_int(fields["read"]),
-            total_count=_int(fields["total"]),
-            page_size=_int(fields["size"]),
-            items=items if isinstance(items, bytes) else str(items).encode(),
-        )
-    return ShopFinished(
-        entry_id=entry_id,
-        shop_url=shop,
-        status=_status(_text(fields["status"])) or "failed",
-        error=_text(fields.get("error", b"")),
-        total_count=_int(fields.get("total")),
-        pages=_int(fields.get("pages")),
-        requests=_int(fields.get("requests")),
-        item_count=_int(fields.get("items")),
-    )

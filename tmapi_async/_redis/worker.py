@@ -2,7 +2,7 @@
 
 For each open harvest the worker runs a :class:`~tmapi_async._harvest.Harvest` over
 an async iterable of the shops it takes from the harvest's stream, with a
-:class:`RedisJournal`: pages resume from and commit to Redis, a finished shop is
+:class:`~.journal.RedisJournal`: pages resume from and commit to Redis, a finished shop is
 recorded and acknowledged there. A heartbeat renews the shops the worker holds (and
 its entry in the workers hash); shops idle for three heartbeats are another worker's
 to take. A stop lets the requests already sent finish and commit, then hands the
@@ -19,16 +19,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import os
 import secrets
 import socket
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any, Final
 
-import msgspec
-
+# Re-exported: the names a worker's client is built with.
+from .._admission import POOL_WITHOUT_CAP as POOL_WITHOUT_CAP
+from .._admission import CappedAdmission as CappedAdmission
 from .._errors import (
     CorruptRecord,
     FatalError,
@@ -36,20 +38,16 @@ from .._errors import (
     HarvestStopped,
     InvalidParameterError,
     RedisUnavailableError,
-    ShopTakenOver,
-    error_record,
 )
 from .._harvest import Harvest
-from .._models import ShopItem, ShopItemsPage
-from .._shop import ShopCheckpoint, ShopResult
-from .._throttle import AdmissionWrapper
+from .._shop import ShopResult
 from .control import WorkerControls
+from .journal import RedisJournal
 from .queue import PREFIX, HarvestQueue, _text, opened_key, pulse_key
 from .scripts import WORKER_BEAT
 
 if TYPE_CHECKING:
     from .._reader import ShopReader
-    from .._throttle import Admission
     from .connection import RedisConnection
 
 _log = logging.getLogger("tmapi_async.redis.worker")
@@ -58,12 +56,10 @@ HEARTBEAT: Final = 1.0  #: seconds between renewals of the shops a worker holds
 TAKE_OVER_AFTER: Final = 3  #: heartbeats a shop may miss before another worker takes it
 STOP_GRACE: Final = 8.0  #: seconds a stopping worker waits for requests already sent
 CANCEL_GRACE: Final = 1.0  #: seconds then given to what was cancelled to end
-POOL_WITHOUT_CAP: Final = 100  #: connections of a worker without --concurrency (aiohttp's)
 # Shops claimed per scan step (each looks at up to 10): a claimed shop must be worked on
 # at once, or it would sit unrenewed and be taken over again.
 _TAKE_OVER_COUNT: Final = 1
 _OPENED_READ: Final = 100  # "opened" entries read at once
-_encode_items = msgspec.json.Encoder().encode
 
 
 def workers_key(prefix: str = PREFIX) -> str:
@@ -103,158 +99,6 @@ class OwnershipGate:
         while not self.fresh():
             self._renewed.clear()
             await self._renewed.wait()
-
-
-class CappedAdmission(AdmissionWrapper):
-    """The shared throttle, with at most ``cap`` requests of this process in flight,
-    each sent only while the worker's hold on its shops is fresh (``gate``).
-
-    ``worker --concurrency`` caps the worker's own tasks, not the token's limit: the
-    token's limit stays in Redis, shared by every process (one throttle, not two).
-    """
-
-    def __init__(
-        self, inner: Admission, cap: int | None, gate: OwnershipGate | None = None
-    ) -> None:
-        super().__init__(inner)
-        self._cap = cap
-        self._gate = gate
-        self._slots: asyncio.Semaphore | None = None
-
-    @property
-    def limit(self) -> int:
-        return min(self._inner.limit, self.concurrency)
-
-    @property
-    def connections(self) -> int:
-        """The worker's connection pool: its cap (``--concurrency``), else as many as
-        the token's limit in Redis may come to allow (it is known only once started)."""
-        return POOL_WITHOUT_CAP if self._cap is None else self._cap
-
-    @property
-    def concurrency(self) -> int:
-        token_limit = self._inner.concurrency
-        return token_limit if self._cap is None else min(self._cap, token_limit)
-
-    async def acquire(self) -> int:
-        if self._slots is None:
-            self._slots = asyncio.Semaphore(self.concurrency)
-        await self._inner.interruptible(self._slots.acquire())
-        try:
-            ticket = await self._inner.acquire()
-        except BaseException:
-            self._slots.release()
-            raise
-        if self._gate is not None and not self._gate.fresh():
-            # Checked after the admission, the last wait before the request leaves.
-            try:
-                await self._inner.interruptible(self._gate.wait())
-            except BaseException:
-                self.release(ticket)
-                raise
-        return ticket
-
-    def release(self, ticket: int) -> None:
-        self._inner.release(ticket)
-        if self._slots is not None:
-            self._slots.release()
-
-
-class RedisJournal:
-    """The :class:`~tmapi_async._journal.Journal` of one harvest in one worker."""
-
-    def __init__(self, queue: HarvestQueue, page_size: int, consumer: str) -> None:
-        self.queue = queue
-        self.consumer = consumer
-        self._page_size = page_size
-        self.message_ids: dict[str, str] = {}  #: shop URL → its message, while open here
-        self.held: set[str] = set()  #: messages this worker holds (renews)
-        self._reads: dict[str, dict[int, int]] = {}  # shop URL → page → reads committed
-        # Commits under way per shop: the engine may finish a shop while another of its
-        # pages is still being committed, and a finished shop accepts no more pages.
-        self._committing: dict[str, int] = {}
-        self._committed = asyncio.Condition()
-        self.gone = False  #: the harvest was forgotten: commit nothing more
-
-    async def open_shop(self, shop_url: str) -> ShopCheckpoint | None:
-        fields = await self.queue.shop_fields(shop_url)
-        if fields.get("status"):  # finished elsewhere (a message delivered twice)
-            await self._acknowledge(shop_url)
-            return ShopCheckpoint(status="complete")
-        reads = self.queue.reads_of(fields)
-        self._reads[shop_url] = reads
-        if not reads:
-            return None
-        return ShopCheckpoint(
-            pages={page: int(fields.get(f"t{page}", "0")) for page in reads},
-            page_size=int(fields.get("size", "0")) or self._page_size,
-        )
-
-    async def record_page(
-        self, shop_url: str, page: int, answer: ShopItemsPage, new_items: Sequence[ShopItem]
-    ) -> None:
-        if self.gone:
-            return
-        message_id = self.message_ids.get(shop_url)
-        if message_id is None:
-            raise ShopTakenOver(f"{shop_url} is no longer held here")
-        reads = self._reads.setdefault(shop_url, {})
-        read = reads[page] = reads.get(page, 0) + 1  # a refetch after drift commits anew
-        self._committing[shop_url] = self._committing.get(shop_url, 0) + 1
-        try:
-            await self.queue.commit_page(
-                shop_url,
-                page,
-                held=(self.consumer, message_id),
-                read=read,
-                total_count=answer.total_count,
-                page_size=answer.page_size or self._page_size,
-                items=_encode_items(new_items),
-                item_count=len(new_items),
-            )
-        finally:
-            async with self._committed:
-                self._committing[shop_url] -= 1
-                self._committed.notify_all()
-
-    async def record_shop(self, result: ShopResult) -> None:
-        if self.gone:
-            return
-        async with self._committed:
-            await self._committed.wait_for(lambda: not self._committing.get(result.shop_url))
-        self._committing.pop(result.shop_url, None)
-        self._reads.pop(result.shop_url, None)
-        message_id = self.message_ids.pop(result.shop_url, None)
-        if message_id is None:
-            raise ShopTakenOver(f"{result.shop_url} is no longer held here")
-        self.held.discard(message_id)
-        await self.queue.finish_shop(
-            result.shop_url,
-            (self.consumer, message_id),
-            status=result.status,
-            error="" if result.error is None else error_record(result.error),
-            total_count=result.total_count,
-            pages=result.pages,
-            requests=result.requests,
-            item_count=result.item_count,
-        )
-
-    def lost(self, message_ids: Sequence[str]) -> list[str]:
-        """Forget the shops of ``message_ids`` (another worker holds them now); return
-        their URLs, for the engine to drop."""
-        gone = set(message_ids)
-        self.held -= gone
-        urls = [url for url, mid in self.message_ids.items() if mid in gone]
-        for url in urls:
-            del self.message_ids[url]
-            self._reads.pop(url, None)
-        return urls
-
-    async def _acknowledge(self, shop_url: str) -> None:
-        message_id = self.message_ids.pop(shop_url, None)
-        if message_id is not None:
-            self.held.discard(message_id)
-            await self.queue.redis.xack(self.queue.shops_key, "workers", message_id)
 
 
 class RedisWorker:
@@ -299,7 +143,7 @@ class RedisWorker:
         self._on_shop = on_shop
         self._stopping = asyncio.Event()
         self._engines: dict[str, tuple[Harvest, RedisJournal, asyncio.Task[None]]] = {}
-        self._beat = self._redis.register_script(WORKER_BEAT)
+        self._beat = conn.script(WORKER_BEAT)
         self._opened = "0-0"  # the last entry of the "opened" stream seen
         self._control = WorkerControls(self._redis, prefix, self._tell)
         self.fatal: FatalError | None = None
@@ -372,15 +216,17 @@ class RedisWorker:
             if hid in self._engines:
                 continue
             queue = HarvestQueue(
-                self._redis, hid, prefix=self._prefix, max_deliveries=self._max_deliveries
+                self._conn, hid, prefix=self._prefix, max_deliveries=self._max_deliveries
             )
             if await queue.state() != "open" or (await queue.counts()).finished:
                 continue
             try:  # a corrupt record fails its harvest, not the worker
                 listing, max_pages = await self._control.listing(queue)
-                journal = RedisJournal(queue, listing.page_size, self.worker_id)
+                journal = RedisJournal(queue, listing.page_size, self.worker_id, fence=self.gate)
+                source = self._control.source(hid, self._client)
+                source.held = journal.message_ids
                 harvest = Harvest(
-                    self._control.source(hid, self._client),
+                    source,
                     self._shops(journal),
                     journal=journal,
                     keep_items=False,
@@ -389,6 +235,7 @@ class RedisWorker:
                     listing=listing,
                     max_pages=max_pages,
                 )
+                journal.on_lost = functools.partial(self._lost, harvest)
             except (CorruptRecord, InvalidParameterError) as error:
                 self._control.ended(hid)
                 await self._control.fail(queue, error)
@@ -450,7 +297,14 @@ class RedisWorker:
             if late:  # bounded: a Redis read that ignores its cancel must not hold the exit
                 await asyncio.wait(late, timeout=CANCEL_GRACE)
 
+    def _lost(self, harvest: Harvest, url: str) -> None:
+        """Another worker holds the shop of ``url`` now: stop working on it at once."""
+        harvest.abandon(url)
+        self._tell(f"dropped {url}: no longer held here (taken over, or gone)")
+
     async def _hand_back(self, journal: RedisJournal) -> None:
+        with contextlib.suppress(Exception):
+            await journal.settle()  # the commits still riding go before the hand-back
         held = list(journal.held)
         journal.held.clear()
         if held:
@@ -490,8 +344,10 @@ class RedisWorker:
                 )
                 if cursor == "0-0" and not batch:
                     next_scan = loop.time() + self._heartbeat  # scanned it all: rest
-            else:
-                batch = await queue.read_shops(me, count=1, block_ms=int(self._heartbeat * 1000))
+            else:  # a new shop with its hash in one round trip, else wait for one
+                batch = await queue.take_shops(me) or await queue.read_shops(
+                    me, count=1, block_ms=int(self._heartbeat * 1000)
+                )
                 if not batch and (await queue.counts()).finished:
                     return
             for delivery in batch:
@@ -504,6 +360,8 @@ class RedisWorker:
                 seen.add(delivery.shop_url)
                 journal.message_ids[delivery.shop_url] = delivery.message_id
                 journal.held.add(delivery.message_id)
+                if delivery.fields is not None:
+                    journal.fields[delivery.shop_url] = delivery.fields
                 yield delivery.shop_url
 
     # -- heartbeat -----------------------------------------------------------------------
@@ -527,9 +385,10 @@ class RedisWorker:
             "sent": self._client.requests,
         }
         hold_ms = int(TAKE_OVER_AFTER * self._heartbeat * 1000)
-        await self._beat(
-            keys=[workers_key(self._prefix), pulse_key(self._prefix)],
-            args=[self.worker_id, json.dumps(about), self._pulse_gap_ms, hold_ms],
+        await self._conn.call(
+            self._beat,
+            [workers_key(self._prefix), pulse_key(self._prefix)],
+            [self.worker_id, json.dumps(about), self._pulse_gap_ms, hold_ms],
         )
         now = asyncio.get_running_loop().time()
         for hid, reason in await self._control.refresh(list(self._engines), now):
@@ -537,8 +396,7 @@ class RedisWorker:
         for harvest, journal, _task in list(self._engines.values()):
             lost = await journal.queue.heartbeat(self.worker_id, list(journal.held))
             for url in journal.lost(lost):  # another worker has it now: stop at once
-                harvest.abandon(url)
-                self._tell(f"dropped {url}: no longer held here (taken over, or gone)")
+                self._lost(harvest, url)
         self.gate.confirmed()
 
 

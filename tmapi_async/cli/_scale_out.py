@@ -126,7 +126,7 @@ def scale_out_job(
     :class:`~tmapi_async._redis.coordinator.RedisHarvest`), with ``workers`` local
     worker processes and the other options of ``harvest --redis``."""
     from .._redis.coordinator import RedisHarvest
-    from .._redis.local_workers import LocalWorkers
+    from ._local_workers import LocalWorkers
 
     # The auth mode, not a scheme found out: each worker finds out its own.
     env = {"TMAPI_TOKEN": client.token, "TMAPI_REDIS_URL": redis, "TMAPI_AUTH": client.auth}

@@ -70,10 +70,10 @@ def worker_client(
     through Redis by every process of the token, with at most ``cap`` requests of this
     worker in flight per token, each sent only while ``gate`` (the worker's
     :class:`~tmapi_async._redis.worker.OwnershipGate`) is fresh."""
+    from .._admission import CappedAdmission
     from .._client import Client
     from .._pool import TokenPool, split_tokens
     from .._redis.throttle import RedisThrottle
-    from .._redis.worker import CappedAdmission
 
     def admission(one: str) -> Any:
         return CappedAdmission(RedisThrottle(redis_url, one, redis_outage=redis_outage), cap, gate)
