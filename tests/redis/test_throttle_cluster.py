@@ -121,6 +121,32 @@ async def test_close_gives_back_every_lease(redis_url: str) -> None:
         assert await r.zcard(keys.leases) == 0
 
 
+async def test_closing_during_an_ask_gives_back_what_redis_granted(redis_url: str) -> None:
+    """Closed while its ask is on the way to Redis, the throttle lets the ask finish and
+    gives its grant back: the waiting acquire is cancelled, no request is counted, and
+    no lease is left in Redis although Redis admitted one."""
+    keys = TokenKeys(fingerprint(TOKEN))
+    throttle = RedisThrottle(redis_url, TOKEN, rate=100, concurrency=4)
+    await throttle.start()
+    admit = throttle._admit
+    closing: list[asyncio.Task[None]] = []
+
+    async def close_during(wanted: int) -> Any:
+        # The close runs as soon as this ask waits for Redis, before the reply is read.
+        closing.append(asyncio.create_task(throttle.aclose()))
+        return await admit(wanted)
+
+    throttle._admit = close_during  # type: ignore[method-assign]
+    waiting = asyncio.create_task(throttle.acquire())
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(waiting, WAIT)
+    await asyncio.wait_for(closing[0], WAIT)
+    assert throttle.sent == 0
+    async with aioredis.Redis.from_url(redis_url) as r:
+        assert await r.hget(keys.state, "seq") == b"1"  # Redis did admit it
+        assert await r.zcard(keys.leases) == 0
+
+
 async def test_a_fatal_answer_in_one_process_stops_the_others(redis_url: str) -> None:
     """A fatal answer in one process ends another's backoff and refuses its next request, and that
     of a process started later."""

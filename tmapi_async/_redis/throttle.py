@@ -15,12 +15,14 @@ Lua script per admission, on Redis's clock:
 4. rate: GCRA with capacity ``burst`` refilled at ``rate``: any T seconds admit at most
    ``burst + rate * T`` requests, whichever processes send them.
 
-In a process, one task asks Redis for every request waiting there (up to ``_BATCH``
-in one round trip) and hands the tickets out in order, each at the time the rate
-gives it (booked up to ``_HORIZON`` ahead, or one place in line up to ``_REACH``
+In a process, one long-lived task asks Redis for every request waiting there (up to
+``_BATCH`` in one round trip) and hands the tickets out in order, each at the time the
+rate gives it (booked up to ``_HORIZON`` ahead, or one place in line up to ``_REACH``
 ahead, so that one ask admits a run of requests instead of processes racing for each
-token). Releases leave the request path: the next admission carries them, or a
-background task sends them in one ``ZREM``.
+token). A request waits on one future; the asking task is never cancelled mid-ask
+(it is the one place that learns what Redis granted), so an ask needs no task or
+shield of its own. Releases leave the request path: the next admission carries them,
+or a background task sends them in one ``ZREM``.
 """
 
 from __future__ import annotations
@@ -68,6 +70,7 @@ _FULL_POLL = 0.01  # seconds between asks while every slot is taken by other pro
 _BATCH = 32  # requests admitted in one round trip at most
 _HORIZON = 0.02  # seconds ahead the rate may be booked (each request waits until its time)
 _REACH = 1.0  # seconds ahead one request may be booked when the rate is taken further
+_HORIZON_ARG, _REACH_ARG = repr(_HORIZON).encode(), repr(_REACH).encode()
 
 
 class RedisThrottle:
@@ -136,6 +139,10 @@ class RedisThrottle:
         self._scripts: dict[str, AsyncScript] = {}
         self._waiters: deque[asyncio.Future[int]] = deque()  # acquires, in arrival order
         self._admitter: asyncio.Task[None] | None = None  # asks Redis for them
+        self._idle: asyncio.Future[None] | None = None  # the admitter's wait for a waiter
+        self._asking = False  # the admitter awaits Redis's reply (never cancelled then)
+        self._acquire_keys = [self.keys.state, self.keys.leases, self.keys.fatal]
+        self._fixed_args: list[bytes] = []  # the acquire script's arguments that never change
         self._closing = False
         self._background: set[asyncio.Task[Any]] = set()
         self._waiting: set[asyncio.Task[Any]] = set()
@@ -214,11 +221,13 @@ class RedisThrottle:
         if conn is None:
             return
         self._closing = True
-        if self._admitter is not None:
-            self._admitter.cancel()  # its shielded admission frees what it was granted
-            await asyncio.gather(self._admitter, return_exceptions=True)
         for waiter in self._waiters:
             waiter.cancel()  # closed while acquiring: nothing more is admitted
+        if self._admitter is not None:
+            # Mid-ask, it is let finish: what Redis granted goes back (no waiter is left).
+            if not self._asking:
+                self._admitter.cancel()
+            await asyncio.gather(self._admitter, return_exceptions=True)
         if self._booked_timer is not None:
             self._booked_timer.cancel()
         for _, waiter, ticket in self._booked:
@@ -254,7 +263,12 @@ class RedisThrottle:
             raise RuntimeError("the throttle is not started: await throttle.start() first")
         granted: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._waiters.append(granted)
-        if self._admitter is None or self._admitter.done():
+        idle = self._idle
+        if idle is not None:
+            self._idle = None
+            if not idle.done():
+                idle.set_result(None)
+        if self._admitter is None or self._admitter.done():  # first use (or it failed)
             self._admitter = asyncio.create_task(self._admit_waiters(), name="tmapi-admit")
         try:
             await self.interruptible(granted)
@@ -273,8 +287,12 @@ class RedisThrottle:
         while True:
             while self._waiters and self._waiters[0].done():
                 self._waiters.popleft()  # given up (cancelled) while waiting
-            if not self._waiters or self._fatal is not None or self._closing:
+            if self._fatal is not None or self._closing:
                 return
+            if not self._waiters:  # idle until a request waits (no task per busy spell)
+                self._idle = loop.create_future()
+                await self._idle
+                continue
             if self._resume_at > loop.time():
                 await asyncio.sleep(self._resume_at - loop.time())
                 continue
@@ -287,10 +305,13 @@ class RedisThrottle:
                 wanted = min(wanted, self.max_requests - admitted)
             self._leases.returned.clear()  # a release from here on wakes a full wait
             asked = self._leases.clock()
+            self._asking = True
             try:
                 reply = await self._admit(wanted)
             except FatalError:
                 return  # the waiters raise it: _admit stopped the throttle
+            finally:
+                self._asking = False
             verdict = text(reply[0])
             if verdict == "ok":
                 self._hand_out_run(reply, asked)
@@ -353,27 +374,27 @@ class RedisThrottle:
 
     async def _admit(self, wanted: int) -> list[Any]:
         conn = self._live_conn()
-        keys = [self.keys.state, self.keys.leases, self.keys.fatal]
-        args = [
-            self._leases.owner,
-            repr(self._leases.lease),
-            repr(DEFAULT_RATE),
-            str(default_burst(DEFAULT_RATE)),
-            str(DEFAULT_CONCURRENCY),
-            repr(_SEND_JITTER),
-            str(wanted),
-            str(START),
-            repr(_HORIZON),
-            repr(_REACH),
+        if not self._fixed_args:  # encoded once: redis-py encodes each str anew per call
+            self._fixed_args = [
+                str(arg).encode()
+                for arg in (
+                    self._leases.owner, repr(self._leases.lease), repr(DEFAULT_RATE),
+                    default_burst(DEFAULT_RATE), DEFAULT_CONCURRENCY, repr(_SEND_JITTER),
+                )
+            ]  # fmt: skip
+        args: list[bytes | str] = [
+            *self._fixed_args,
+            b"%d" % wanted,
+            b"%d" % START,
+            _HORIZON_ARG,
+            _REACH_ARG,
             *self._leases.take_releases(),
         ]
-        # Shielded: if we are cancelled after Redis admitted us, the leases are freed.
-        call = asyncio.ensure_future(self._ask(conn, keys, args))
         try:
-            reply = await asyncio.shield(call)
-        except asyncio.CancelledError:
-            call.add_done_callback(self._free_unused)
-            raise
+            # Not cancelled mid-ask (the admitter is not, then): what Redis grants is
+            # always handed out, or given back.
+            await self._leases.catch_up()  # back from an outage: renew ours before any new
+            reply = await conn.run(self._scripts["acquire"], self._acquire_keys, args)
         except RedisUnavailableError as error:
             self._stop(error)
             raise
@@ -383,18 +404,6 @@ class RedisThrottle:
         self._learn(reply[2], reply[4], reply[5], reply[6])
         self._epoch, self._ceiling = int(reply[8]), int(reply[9])
         return list(reply)
-
-    async def _ask(self, conn: RedisConnection, keys: list[str], args: list[str]) -> Any:
-        await self._leases.catch_up()  # back from an outage: renew ours before any new
-        return await conn.run(self._scripts["acquire"], keys, args)
-
-    def _free_unused(self, call: asyncio.Future[Any]) -> None:
-        if call.cancelled() or call.exception() is not None:
-            return
-        reply = call.result()
-        if text(reply[0]) == "ok":
-            for ticket in range(int(reply[1]), int(reply[1]) + int(reply[7])):
-                self._leases.give_back(self._leases.id(ticket))
 
     def release(self, ticket: int) -> None:
         """The request of ``ticket`` is off the wire: its lease goes in the next batch."""
